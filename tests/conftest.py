@@ -1,0 +1,16 @@
+"""Fixtures shared by every test tier."""
+
+from pathlib import Path
+
+import pytest
+
+from mtg_ray.paths import benchmarks_dir
+
+
+@pytest.fixture(scope="session")
+def benchmarks() -> Path:
+    """The benchmark folder; missing data is a setup error, not a skip."""
+    path = benchmarks_dir()
+    if not (path / "math500.jsonl").is_file():
+        pytest.fail(f"benchmark data not found at {path}: set MTG_RAY_BENCHMARKS")
+    return path
