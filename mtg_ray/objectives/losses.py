@@ -1,0 +1,94 @@
+"""The registered objectives: SFT, DFT, importance-sampled SFT, and DR+DFT.
+
+Every objective has one signature:
+    fn(logprobs (B,T), mask (B,T), behaviour_logprobs (B,T), has_behaviour (B,), cfg)
+        -> ObjectiveOutput
+and returns a surrogate whose gradient is -sum_t sg(w_t) grad log pi_theta(y_t), token-mean over
+all response tokens of the batch (the reduction of the authors' trainer).
+"""
+
+from dataclasses import dataclass, replace
+
+import torch
+from torch import Tensor
+
+from mtg_ray.objectives.config import ObjectiveConfig
+from mtg_ray.objectives.importance import importance_weights, masked_mean
+from mtg_ray.objectives.registry import register_objective
+
+
+@dataclass(frozen=True)
+class ObjectiveOutput:
+    """loss: scalar. token_weights, log_ratio, clipped: (B,T), detached."""
+
+    loss: Tensor
+    token_weights: Tensor
+    log_ratio: Tensor
+    clipped: Tensor
+
+
+def weighted_nll(logprobs: Tensor, weights: Tensor, mask: Tensor) -> Tensor:
+    """-mean over masked tokens of weights * logprobs; padding never touches the graph."""
+    mask = mask.bool()
+    safe = torch.where(mask, logprobs, torch.zeros_like(logprobs))
+    return -masked_mean(weights * safe, mask)
+
+
+def _dft_weights(logprobs: Tensor, mask: Tensor) -> Tensor:
+    safe = torch.where(mask.bool(), logprobs.detach(), torch.zeros_like(logprobs))
+    return torch.exp(safe)
+
+
+def _plain(logprobs: Tensor, mask: Tensor, weights: Tensor) -> ObjectiveOutput:
+    zeros = torch.zeros_like(logprobs).detach()
+    return ObjectiveOutput(
+        loss=weighted_nll(logprobs, weights, mask),
+        token_weights=weights.detach(),
+        log_ratio=zeros,
+        clipped=torch.zeros_like(mask, dtype=torch.bool),
+    )
+
+
+@register_objective("sft")
+def sft(logprobs, mask, behaviour_logprobs, has_behaviour, cfg: ObjectiveConfig):
+    """Token-mean cross-entropy."""
+    return _plain(logprobs, mask, torch.ones_like(logprobs))
+
+
+@register_objective("dft")
+def dft(logprobs, mask, behaviour_logprobs, has_behaviour, cfg: ObjectiveConfig):
+    """DFT (arXiv 2508.05629): cross-entropy times the detached token probability."""
+    return _plain(logprobs, mask, _dft_weights(logprobs, mask))
+
+
+@register_objective("is")
+def importance_sampled(
+    logprobs: Tensor,
+    mask: Tensor,
+    behaviour_logprobs: Tensor,
+    has_behaviour: Tensor,
+    cfg: ObjectiveConfig,
+) -> ObjectiveOutput:
+    """SFT weighted by truncated pi_theta / pi_behaviour; expert rows weighted per
+    cfg.expert_weight (1, or DFT's detached probability)."""
+    weights, log_ratio, clipped = importance_weights(
+        logprobs, behaviour_logprobs, mask, has_behaviour, cfg
+    )
+    if cfg.expert_weight == "dft":
+        expert_rows = (~has_behaviour.bool()).unsqueeze(1).expand_as(weights)
+        weights = torch.where(expert_rows, _dft_weights(logprobs, mask), weights)
+    return ObjectiveOutput(
+        loss=weighted_nll(logprobs, weights, mask),
+        token_weights=weights,
+        log_ratio=log_ratio,
+        clipped=clipped,
+    )
+
+
+@register_objective("dr_dft")
+def dr_dft(logprobs, mask, behaviour_logprobs, has_behaviour, cfg: ObjectiveConfig):
+    """DR+DFT as ../shared/docs/paper.md reads the paper: importance weights for rewritten
+    (self/guided) records, DFT's detached probability for expert records, whose behaviour
+    policy is unknown."""
+    cfg = replace(cfg, expert_weight="dft")
+    return importance_sampled(logprobs, mask, behaviour_logprobs, has_behaviour, cfg)
