@@ -19,7 +19,7 @@ fi
 [[ -x .venv/bin/python ]] || "${PYTHON:-python3}" -m venv .venv
 pip=(.venv/bin/python -m pip --disable-pip-version-check)
 # Warnings about unreadable local index folders are noise from this machine's pip config.
-quiet() { "$@" 2>&1 | grep -v "is ignored: it is neither a file nor a directory" || true; }
+quiet() { "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }; }
 
 echo "setup: installing mtg-ray[$extra,dev] into .venv"
 if [[ $extra == cpu ]]; then
