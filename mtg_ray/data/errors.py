@@ -4,7 +4,12 @@ from os import PathLike
 
 
 class DataError(ValueError):
-    """Bad input data. `row` is 0-based (a parquet row or a jsonl line); `field` is dotted."""
+    """Bad input data, reported as `"{path}: row {row}, field '{field}': {problem}"`.
+
+    `row` is 0-based (a parquet row, a jsonl line or a record's position) and `field` is a dotted
+    name (`extra_info.question`); either is None, and left out of the message, when the problem is
+    not about one row or one field (a missing file, a missing column).
+    """
 
     def __init__(
         self,
@@ -14,9 +19,13 @@ class DataError(ValueError):
         field: str | None = None,
     ) -> None:
         self.path, self.row, self.field, self.problem = str(path), row, field, problem
-        where = [self.path]
+        where = []
         if row is not None:
             where.append(f"row {row}")
         if field is not None:
             where.append(f"field '{field}'")
-        super().__init__(f"{', '.join(where)}: {problem}")
+        super().__init__(": ".join([self.path, *([", ".join(where)] if where else []), problem]))
+
+    def __reduce__(self) -> tuple[type["DataError"], tuple[str, str, int | None, str | None]]:
+        """Pickle by constructor arguments, so the error survives a trip between processes."""
+        return type(self), (self.path, self.problem, self.row, self.field)

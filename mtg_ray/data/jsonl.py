@@ -3,17 +3,20 @@
 import json
 import os
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 from mtg_ray.data.errors import DataError
 
 
 def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, Any]]]:
-    """Yield (0-based line, object) for each non-blank line."""
-    if not Path(path).is_file():
-        raise DataError(path, "file not found")
-    with open(path, "rb") as f:
+    """Yield (0-based line, object) for each non-blank line; the file is opened read-only."""
+    try:
+        f = open(path, "rb")
+    except FileNotFoundError as e:
+        raise DataError(path, "file not found") from e
+    except OSError as e:
+        raise DataError(path, f"cannot open ({e.strerror})") from e
+    with f:
         for line_no, raw in enumerate(f):
             try:
                 line = raw.decode("utf-8")
@@ -34,12 +37,19 @@ def iter_jsonl(path: str | os.PathLike[str]) -> Iterator[tuple[int, dict[str, An
             yield line_no, obj
 
 
-def require_text(obj: dict[str, Any], key: str, path: str | os.PathLike[str], row: int) -> str:
-    """obj[key] as non-empty text (numbers are accepted and turned into text)."""
+def require_text(
+    obj: dict[str, Any],
+    key: str,
+    path: str | os.PathLike[str],
+    row: int,
+    numbers_ok: bool = False,
+) -> str:
+    """obj[key] as non-empty text; with `numbers_ok`, a JSON number is accepted as its text."""
     if key not in obj:
         raise DataError(path, "missing field", row=row, field=key)
     value = obj[key]
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
+    numeric = isinstance(value, int | float) and not isinstance(value, bool)
+    if not (isinstance(value, str) or (numbers_ok and numeric)):
         raise DataError(path, f"expected text, got {type(value).__name__}", row=row, field=key)
     text = str(value)
     if not text.strip():

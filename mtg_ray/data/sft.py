@@ -2,7 +2,8 @@
 
 verl rows carry the question and the solution inside the `extra_info` struct (keys set by the
 trainer's `prompt_key`/`response_key`, `question`/`answer` by default) and, when known, the
-reference answer in `reward_model.ground_truth`.
+reference answer in `reward_model.ground_truth`. Other columns (`data_source`, `prompt`,
+`ability`) are not needed and are ignored.
 """
 
 import os
@@ -13,7 +14,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mtg_ray.data.errors import DataError
-from mtg_ray.data.records import Problem
+from mtg_ray.data.problem import Problem
 
 
 def _text(value: Any, path: Path, row: int, field: str) -> str:
@@ -26,11 +27,40 @@ def _text(value: Any, path: Path, row: int, field: str) -> str:
     return value
 
 
+def _struct_column(table: pa.Table, name: str, path: Path, required: bool) -> list[dict] | None:
+    """The rows of a struct column as dicts (None where absent and not required)."""
+    if name not in table.column_names:
+        if required:
+            raise DataError(path, "missing column", field=name)
+        return None
+    typ = table.schema.field(name).type
+    if not pa.types.is_struct(typ):
+        raise DataError(path, f"expected a struct column, got {typ}", field=name)
+    return table.column(name).to_pylist()
+
+
+def _ground_truth(reward: dict | None, path: Path, row: int) -> str | None:
+    """reward_model.ground_truth as text, or None when absent or empty."""
+    truth = (reward or {}).get("ground_truth")
+    if truth is None:
+        return None
+    if isinstance(truth, bool) or not isinstance(truth, str | int | float):
+        problem = f"expected text, got {type(truth).__name__}"
+        raise DataError(path, problem, row=row, field="reward_model.ground_truth")
+    text = str(truth).strip()
+    return text or None
+
+
 def read_sft_parquet(
     path: str | os.PathLike[str], prompt_key: str = "question", response_key: str = "answer"
 ) -> list[Problem]:
-    """Problems (question, expert solution, reference answer) from a verl SFT parquet file."""
-    from mtg_ray.grading import extract_answer
+    """Problems from a verl SFT parquet file: question = extra_info[prompt_key], expert solution
+    = extra_info[response_key], reference answer = reward_model.ground_truth when present and
+    non-empty, else the final \\boxed{} answer of the expert solution.
+
+    problem_id is extra_info.index when present, else "{file stem}-{row}".
+    """
+    from mtg_ray.grading import extract_answer  # lazy: grading is a heavier import
 
     file = Path(path)
     if not file.is_file():
@@ -39,18 +69,12 @@ def read_sft_parquet(
         table = pq.read_table(file)
     except (pa.ArrowException, OSError) as e:
         raise DataError(file, f"not a readable parquet file ({e})") from e
-    if "extra_info" not in table.column_names:
-        raise DataError(file, "missing column", field="extra_info")
+    extras = _struct_column(table, "extra_info", file, required=True)
+    rewards = _struct_column(table, "reward_model", file, required=False)
     extra_type = table.schema.field("extra_info").type
-    if not pa.types.is_struct(extra_type):
-        raise DataError(file, f"expected a struct, got {extra_type}", field="extra_info")
     for key in (prompt_key, response_key):
         if extra_type.get_field_index(key) < 0:
             raise DataError(file, "missing key", field=f"extra_info.{key}")
-    extras = table.column("extra_info").to_pylist()
-    rewards = (
-        table.column("reward_model").to_pylist() if "reward_model" in table.column_names else None
-    )
 
     problems = []
     for row, extra in enumerate(extras):
@@ -58,8 +82,7 @@ def read_sft_parquet(
             raise DataError(file, "missing value", row=row, field="extra_info")
         question = _text(extra.get(prompt_key), file, row, f"extra_info.{prompt_key}")
         solution = _text(extra.get(response_key), file, row, f"extra_info.{response_key}")
-        truth = (rewards[row] or {}).get("ground_truth") if rewards else None
-        answer = str(truth).strip() if truth is not None and str(truth).strip() else None
+        answer = _ground_truth(rewards[row], file, row) if rewards else None
         if answer is None:
             answer = extract_answer(solution)
         if not answer:

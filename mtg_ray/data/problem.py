@@ -1,0 +1,19 @@
+"""The unit the readers produce: a question with its reference answer (and expert solution)."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """A problem to solve.
+
+    `reference_answer` is what the grader compares a response's final answer with;
+    `expert_solution` is the human demonstration (training data; some benchmarks have one too);
+    `dataset` names where it came from (a benchmark name, or the training file's stem).
+    """
+
+    problem_id: str
+    question: str
+    reference_answer: str
+    expert_solution: str | None = None
+    dataset: str = ""
