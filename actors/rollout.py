@@ -1,0 +1,269 @@
+"""The vLLM rollout group: N engine actors behind one object, kept in sync with the learner.
+
+`RolloutEngine` is a plain class holding one `vllm.LLM`; `RolloutGroup` makes it a Ray actor
+with resources from `RolloutConfig` (one placement-group bundle per engine), spreads requests over
+the engines, restarts a dead engine from the latest weights, and pushes new weights through
+vLLM's weight-transfer API (our gloo backend on CPU).
+"""
+
+import logging
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import ray
+from ray.exceptions import RayActorError
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from torch import Tensor
+
+from mtg_ray.rollout import RolloutConfig, Sample, SamplingConfig, merge_in_order, split_evenly
+from mtg_ray.weight_sync import BucketMeta, bucket_meta, iter_buckets, unpack
+
+log = logging.getLogger(__name__)
+
+
+class RolloutEngine:
+    """One vLLM engine. Every sample carries the policy version of the weights that made it."""
+
+    def __init__(self, cfg: RolloutConfig, index: int) -> None:
+        os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # engine in this actor's process
+        from vllm import LLM
+        from vllm.platforms import current_platform
+
+        kwargs: dict[str, Any] = dict(
+            model=cfg.model,
+            dtype=cfg.dtype,
+            max_model_len=cfg.max_model_len,
+            enforce_eager=cfg.enforce_eager,
+            seed=cfg.seed + index,
+            logprobs_mode="processed_logprobs",
+            weight_transfer_config={"backend": cfg.weight_backend},
+        )
+        if current_platform.is_cpu():
+            kwargs["kv_cache_memory_bytes"] = cfg.kv_cache_bytes
+        else:
+            kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
+            kwargs["tensor_parallel_size"] = cfg.tensor_parallel_size
+            if cfg.tensor_parallel_size > 1:
+                kwargs["distributed_executor_backend"] = "ray"
+        self.llm = LLM(**kwargs)
+        self.version = 0
+
+    def ready(self) -> int:
+        return self.version
+
+    def generate(self, prompts: list[list[int]], sampling: SamplingConfig) -> list[list[Sample]]:
+        from vllm import SamplingParams
+
+        params = SamplingParams(
+            n=sampling.n,
+            temperature=sampling.temperature,
+            top_p=sampling.top_p,
+            max_tokens=sampling.max_tokens,
+            seed=sampling.seed,
+            stop=list(sampling.stop) or None,
+            logprobs=0,
+        )
+        outputs = self.llm.generate(
+            [{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False
+        )
+        return [
+            [
+                Sample(
+                    text=c.text,
+                    token_ids=tuple(c.token_ids),
+                    logprobs=tuple(
+                        lp[tok].logprob for tok, lp in zip(c.token_ids, c.logprobs, strict=True)
+                    ),
+                    finish_reason=str(c.finish_reason),
+                    policy_version=self.version,
+                )
+                for c in out.outputs
+            ]
+            for out in outputs
+        ]
+
+    def score(self, pairs: list[tuple[list[int], list[int]]]) -> list[list[float]]:
+        """log pi(response_t | prompt, response_<t) under the current weights."""
+        from vllm import SamplingParams
+
+        params = SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=1.0)
+        outputs = self.llm.generate(
+            [{"prompt_token_ids": list(p) + list(r)} for p, r in pairs], params, use_tqdm=False
+        )
+        scores = []
+        for (prompt, response), out in zip(pairs, outputs, strict=True):
+            ids = list(prompt) + list(response)
+            per_pos = out.prompt_logprobs
+            scores.append([per_pos[t][ids[t]].logprob for t in range(len(prompt), len(ids))])
+        return scores
+
+    def init_weight_sync(self, host: str, port: int, rank_offset: int, world_size: int) -> None:
+        info = dict(
+            master_address=host, master_port=port, rank_offset=rank_offset, world_size=world_size
+        )
+        self.llm.collective_rpc("init_weight_transfer_engine", args=(info,))
+
+    def start_weight_update(self) -> None:
+        self.llm.collective_rpc("start_weight_update")
+
+    def update_weights(self, meta: dict[str, Any]) -> None:
+        self.llm.collective_rpc("update_weights", args=(meta,))
+
+    def finish_weight_update(self, version: int) -> None:
+        self.llm.collective_rpc("finish_weight_update")
+        self.llm.reset_prefix_cache()  # cached KV was computed with the old weights
+        self.version = version
+
+
+@dataclass(frozen=True)
+class SyncStats:
+    seconds: float
+    bytes: int
+    buckets: int
+    version: int
+
+
+class RolloutGroup:
+    """N `RolloutEngine` actors; requests are split evenly and merged back in order."""
+
+    def __init__(self, cfg: RolloutConfig) -> None:
+        self.cfg = cfg
+        on_gpu = cfg.weight_backend == "nccl"
+        bundle = (
+            {"GPU": cfg.tensor_parallel_size, "CPU": cfg.cpus_per_engine}
+            if on_gpu
+            else {"CPU": cfg.cpus_per_engine}
+        )
+        self.pg = placement_group([bundle] * cfg.num_engines, strategy="PACK")
+        ray.get(self.pg.ready())
+        self.engines = [self._start(i) for i in range(cfg.num_engines)]
+        ray.get([e.ready.remote() for e in self.engines])
+        self.version = 0
+        self.restarts = 0
+        self._snapshot: list[tuple[BucketMeta, Any]] = []
+
+    def _start(self, index: int) -> Any:
+        cfg = self.cfg
+        threads = str(cfg.cpus_per_engine)
+        env = {"OMP_NUM_THREADS": threads, "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+        actor = ray.remote(RolloutEngine).options(
+            num_cpus=cfg.cpus_per_engine,
+            num_gpus=cfg.tensor_parallel_size
+            if cfg.weight_backend == "nccl" and cfg.tensor_parallel_size == 1
+            else 0,
+            scheduling_strategy=PlacementGroupSchedulingStrategy(
+                self.pg, placement_group_bundle_index=index
+            ),
+            runtime_env={"env_vars": env},
+        )
+        return actor.remote(cfg, index)
+
+    # ---- requests -------------------------------------------------------------------------
+
+    def generate(self, prompts: list[list[int]], sampling: SamplingConfig) -> list[list[Sample]]:
+        """`sampling.n` samples per prompt, in prompt order."""
+        return self._map("generate", prompts, sampling)
+
+    def score(self, prompts: list[list[int]], responses: list[list[int]]) -> list[list[float]]:
+        """Per-token log-probs of each response under the engines' current weights."""
+        return self._map("score", list(zip(prompts, responses, strict=True)))
+
+    def _map(self, method: str, items: list[Any], *args: Any) -> list[Any]:
+        parts = split_evenly(len(items), len(self.engines))
+        results: list[Any] = [None] * len(parts)
+        attempts = [0] * len(parts)
+
+        def submit(i: int) -> Any:
+            return getattr(self.engines[i], method).remote([items[j] for j in parts[i]], *args)
+
+        pending = {submit(i): i for i, part in enumerate(parts) if len(part)}
+        for i, part in enumerate(parts):
+            if not len(part):
+                results[i] = []
+        while pending:
+            done, _ = ray.wait(list(pending), num_returns=1)
+            i = pending.pop(done[0])
+            try:
+                results[i] = ray.get(done[0])
+            except RayActorError as err:
+                attempts[i] += 1
+                if attempts[i] > self.cfg.max_retries:
+                    raise RuntimeError(f"rollout engine {i} failed {attempts[i]} times") from err
+                log.warning("rollout engine %d died (%s); restarting", i, err)
+                self._restart(i)
+                pending[submit(i)] = i
+        return merge_in_order(parts, results, len(items))
+
+    def _restart(self, index: int) -> None:
+        ray.kill(self.engines[index], no_restart=True)
+        self.engines[index] = self._start(index)
+        ray.get(self.engines[index].ready.remote())
+        self.restarts += 1
+        if self._snapshot:
+            named = (pair for meta, ref in self._snapshot for pair in unpack(ray.get(ref), meta))
+            self._push([self.engines[index]], named, self.version, keep=False)
+
+    # ---- weights --------------------------------------------------------------------------
+
+    def update_weights(
+        self, named: Iterable[tuple[str, Tensor]], version: int | None = None
+    ) -> SyncStats:
+        """Push (name, tensor) pairs to every engine in buckets; bumps the policy version.
+
+        Call it in the process that holds the weights (the learner's rank 0): it becomes rank 0
+        of the transfer group. Tensors are pulled one bucket at a time.
+        """
+        version = self.version + 1 if version is None else version
+        stats = self._push(self.engines, named, version, keep=self.cfg.keep_weights_for_recovery)
+        self.version = version
+        return stats
+
+    def _push(
+        self, engines: list[Any], named: Iterable[tuple[str, Tensor]], version: int, keep: bool
+    ) -> SyncStats:
+        from mtg_ray.weight_sync.sender import GlooSender, free_port
+
+        if self.cfg.weight_backend != "gloo":
+            raise NotImplementedError("weight sync is implemented for the gloo backend only")
+        start = time.perf_counter()
+        host = (
+            ray.util.get_node_ip_address() if self.cfg.sync_host == "auto" else self.cfg.sync_host
+        )
+        sender = GlooSender(host, free_port(host), 1 + len(engines))
+        joins = [
+            e.init_weight_sync.remote(host, sender.port, 1 + i, sender.world_size)
+            for i, e in enumerate(engines)
+        ]
+        sender.connect()
+        ray.get(joins)
+        ray.get([e.start_weight_update.remote() for e in engines])
+        snapshot, nbytes, nbuckets = [], 0, 0
+        for bucket in iter_buckets(named, self.cfg.bucket_bytes):
+            meta = bucket_meta(bucket)
+            receives = [e.update_weights.remote(asdict(meta)) for e in engines]
+            buf = sender.send(bucket)
+            ray.get(receives)
+            if keep:
+                snapshot.append((meta, ray.put(buf)))
+            nbytes += buf.numel()
+            nbuckets += 1
+        ray.get([e.finish_weight_update.remote(version) for e in engines])
+        if keep:
+            self._snapshot = snapshot
+        return SyncStats(time.perf_counter() - start, nbytes, nbuckets, version)
+
+    def versions(self) -> list[int]:
+        return ray.get([e.ready.remote() for e in self.engines])
+
+    def shutdown(self) -> None:
+        for e in self.engines:
+            ray.kill(e, no_restart=True)
+        remove_placement_group(self.pg)
+
+
+def iter_state_dict(state: dict[str, Tensor]) -> Iterator[tuple[str, Tensor]]:
+    yield from state.items()

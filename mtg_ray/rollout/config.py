@@ -1,0 +1,58 @@
+"""Rollout configuration: the engines of the rollout group and how requests are sampled."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class RolloutConfig:
+    """The vLLM rollout group.
+
+    model: HF folder the engines start from. num_engines: vLLM engines (one Ray actor each).
+    tensor_parallel_size: GPUs per engine (GPU only). cpus_per_engine: CPU bundle per engine
+    (also its thread count on CPU). kv_cache_bytes: KV-cache budget per engine on CPU;
+    gpu_memory_utilization on GPU. dtype: engine dtype (float32 on CPU, bfloat16 on GPU).
+    max_model_len: context length. seed: engine i samples with seed + i when a request has none.
+    max_retries: restarts of a failed engine before a batch fails. bucket_bytes: size of one
+    weight-sync bucket. weight_backend: gloo (CPU) | nccl (GPU). keep_weights_for_recovery:
+    keep the last synced weights in the object store so a restarted engine gets them back.
+    sync_host: address the weight sender listens on for the engines' rendezvous (127.0.0.1 on
+    one machine; the learner node's address, or "auto" for Ray's node address, on a cluster).
+    """
+
+    model: str = ""
+    num_engines: int = 1
+    tensor_parallel_size: int = 1
+    cpus_per_engine: int = 1
+    kv_cache_bytes: int = 256 << 20
+    gpu_memory_utilization: float = 0.5
+    dtype: str = "float32"
+    max_model_len: int = 1024
+    seed: int = 0
+    enforce_eager: bool = True
+    max_retries: int = 2
+    bucket_bytes: int = 64 << 20
+    weight_backend: str = "gloo"
+    keep_weights_for_recovery: bool = True
+    sync_host: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        if self.num_engines < 1:
+            raise ValueError(f"rollout.num_engines must be >= 1, got {self.num_engines}")
+        if self.weight_backend not in ("gloo", "nccl"):
+            raise ValueError(
+                f"rollout.weight_backend must be gloo or nccl, got {self.weight_backend!r}"
+            )
+        if self.bucket_bytes <= 0:
+            raise ValueError(f"rollout.bucket_bytes must be > 0, got {self.bucket_bytes}")
+
+
+@dataclass(frozen=True)
+class SamplingConfig:
+    """Sampling of one request: n samples, temperature, top_p, max_tokens, seed (None: engine's)."""
+
+    n: int = 1
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 256
+    seed: int | None = None
+    stop: tuple[str, ...] = ()

@@ -1,0 +1,110 @@
+"""A gloo weight-transfer backend for vLLM's weight-transfer API, for CPU engines.
+
+vLLM's built-in backends (NCCL, CUDA IPC) need GPUs. This one plugs into the same API
+(`WeightTransferEngineFactory`, the worker's `init_weight_transfer_engine` /
+`start_weight_update` / `update_weights` / `finish_weight_update`) and moves each bucket with one
+gloo broadcast from the trainer (rank 0) to every engine worker. Weights arrive in checkpoint
+format and load through vLLM's layerwise reload, as the NCCL backend does.
+"""
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import torch
+from torch import Tensor
+from vllm.distributed.utils import stateless_init_torch_distributed_process_group
+from vllm.distributed.weight_transfer.base import (
+    WeightTransferEngine,
+    WeightTransferInitInfo,
+    WeightTransferUpdateInfo,
+)
+from vllm.distributed.weight_transfer.factory import WeightTransferEngineFactory
+
+from mtg_ray.weight_sync.buckets import BucketMeta, unpack
+
+BACKEND = "gloo"
+TIMEOUT = timedelta(minutes=10)
+
+
+@dataclass
+class GlooInitInfo(WeightTransferInitInfo):
+    """Rendezvous of the transfer group: trainer is rank 0, engine workers follow."""
+
+    master_address: str
+    master_port: int
+    rank_offset: int
+    world_size: int
+
+
+@dataclass
+class GlooUpdateInfo(WeightTransferUpdateInfo):
+    """One bucket: the tensors packed into the broadcast buffer, in order."""
+
+    names: list[str]
+    dtype_names: list[str]
+    shapes: list[list[int]]
+
+
+def broadcast(group: Any, tensor: Tensor) -> None:
+    """Broadcast from group rank 0 on a stateless group (ranks are group-local)."""
+    group.broadcast(tensor, 0).wait()
+
+
+def join_group(address: str, port: int, rank: int, world_size: int) -> Any:
+    return stateless_init_torch_distributed_process_group(
+        address, port, rank, world_size, backend="gloo", timeout=TIMEOUT
+    )
+
+
+class GlooWeightTransferEngine(WeightTransferEngine[GlooInitInfo, GlooUpdateInfo]):
+    """Worker side: receives each bucket by broadcast and loads it into the model."""
+
+    init_info_cls = GlooInitInfo
+    update_info_cls = GlooUpdateInfo
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.group: Any = None
+
+    def init_transfer_engine(self, init_info: GlooInitInfo) -> None:
+        rank = init_info.rank_offset + self.parallel_config.rank
+        self.group = join_group(
+            init_info.master_address, init_info.master_port, rank, init_info.world_size
+        )
+
+    def start_weight_update(self) -> None:
+        from vllm.model_executor.model_loader.reload import initialize_layerwise_reload
+
+        initialize_layerwise_reload(self.model)
+
+    def finish_weight_update(self) -> None:
+        from vllm.model_executor.model_loader.reload import finalize_layerwise_reload
+
+        finalize_layerwise_reload(self.model, self.model_config)
+
+    def update_weights(self, update_info: dict[str, Any]) -> None:
+        # The base class ends with torch.accelerator.synchronize(), which raises on a CPU-only
+        # host; gloo is synchronous, so there is nothing to wait for.
+        self.receive_weights(self.parse_update_info(update_info))
+        if torch.accelerator.is_available():
+            torch.accelerator.synchronize()
+
+    def receive_weights(self, update_info: GlooUpdateInfo) -> None:
+        if self.group is None:
+            raise RuntimeError("gloo weight transfer not initialised: call init first")
+        meta = BucketMeta(update_info.names, update_info.dtype_names, update_info.shapes)
+        buf = torch.empty(meta.nbytes, dtype=torch.uint8)
+        broadcast(self.group, buf)
+        self.model.load_weights(unpack(buf, meta))
+
+    def shutdown(self) -> None:
+        self.group = None
+
+
+def register() -> None:
+    """Make `weight_transfer_config={"backend": "gloo"}` available (idempotent)."""
+    try:
+        WeightTransferEngineFactory.register_engine(BACKEND, GlooWeightTransferEngine)
+    except ValueError:  # already registered in this process
+        pass

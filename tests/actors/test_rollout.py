@@ -1,0 +1,99 @@
+"""The rollout group with real vLLM engines in real Ray actors, on CPU."""
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import ray
+import torch
+from transformers import AutoModelForCausalLM
+
+from actors.rollout import RolloutGroup
+from mtg_ray.rollout import RolloutConfig, SamplingConfig
+
+PROMPTS = [[5 + i, 20 + i, 30 + (i % 7), 40] for i in range(12)]
+
+
+@pytest.fixture(scope="module")
+def group(ray_session, tiny_models: tuple[Path, Path]) -> Iterator[RolloutGroup]:
+    cfg = RolloutConfig(
+        model=str(tiny_models[0]), num_engines=2, max_model_len=256, bucket_bytes=64 << 10
+    )
+    g = RolloutGroup(cfg)
+    yield g
+    g.shutdown()
+
+
+def hf_logprobs(model_dir: Path, prompt: list[int], response: list[int]) -> list[float]:
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32)
+    ids = torch.tensor([prompt + response])
+    with torch.no_grad():
+        logp = torch.log_softmax(model(ids).logits[0, :-1].float(), -1)
+    picked = logp.gather(-1, ids[0, 1:, None])[:, 0]
+    return picked[len(prompt) - 1 :].tolist()
+
+
+def test_generation_returns_every_request_once_in_order(group: RolloutGroup) -> None:
+    greedy = SamplingConfig(n=1, temperature=0.0, max_tokens=8)
+    together = group.generate(PROMPTS, greedy)
+    alone = [group.generate([p], greedy)[0] for p in PROMPTS[:3]]
+    assert len(together) == len(PROMPTS)
+    assert [s[0].token_ids for s in together[:3]] == [s[0].token_ids for s in alone]
+
+    sampled = group.generate(PROMPTS, SamplingConfig(n=3, temperature=1.0, max_tokens=16, seed=7))
+    assert [len(s) for s in sampled] == [3] * len(PROMPTS)
+    for samples in sampled:
+        for s in samples:
+            assert len(s.token_ids) == len(s.logprobs) > 0
+            assert all(lp <= 0.0 for lp in s.logprobs)
+            assert s.finish_reason in ("length", "stop") and s.policy_version == 0
+
+
+def test_weight_push_matches_hf_and_bumps_version(group: RolloutGroup, tiny_models) -> None:
+    model_a, model_b = tiny_models
+    prompt, response = [7, 8, 9, 10], [11, 12, 13, 14, 15, 16]
+    before = group.score([prompt] * 2, [response] * 2)
+    torch.testing.assert_close(
+        torch.tensor(before[0]),
+        torch.tensor(hf_logprobs(model_a, prompt, response)),
+        atol=1e-4,
+        rtol=0,
+    )
+
+    state = AutoModelForCausalLM.from_pretrained(model_b, dtype=torch.float32).state_dict()
+    stats = group.update_weights(state.items())
+    assert stats.version == 1 and stats.buckets > 1  # streamed, not one giant copy
+    assert group.versions() == [1, 1]
+
+    after = group.score([prompt] * 2, [response] * 2)  # one request per engine
+    expected = torch.tensor(hf_logprobs(model_b, prompt, response))
+    for row in after:
+        torch.testing.assert_close(torch.tensor(row), expected, atol=1e-4, rtol=0)
+    assert max(abs(a - b) for a, b in zip(after[0], before[0], strict=True)) > 1e-2
+    samples = group.generate(PROMPTS[:2], SamplingConfig(max_tokens=4))
+    assert {s.policy_version for ss in samples for s in ss} == {1}
+
+
+def test_killing_an_engine_mid_batch_still_completes(group: RolloutGroup, tiny_models) -> None:
+    sampling = SamplingConfig(n=4, temperature=1.0, max_tokens=128, seed=3)
+    result: dict[str, object] = {}
+
+    def run() -> None:
+        result["out"] = group.generate(PROMPTS * 40, sampling)
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    time.sleep(0.5)
+    assert thread.is_alive()  # the batch is in flight when the engine dies
+    ray.kill(group.engines[0], no_restart=True)
+    thread.join(timeout=300)
+    out = result["out"]
+    assert len(out) == len(PROMPTS) * 40 and all(len(s) == 4 for s in out)
+    assert group.restarts == 1
+    # The replacement engine came back with the latest weights, not the initial ones.
+    assert group.versions() == [group.version] * 2
+    prompt, response = [7, 8, 9, 10], [11, 12, 13, 14, 15, 16]
+    first, second = group.score([prompt] * 2, [response] * 2)
+    torch.testing.assert_close(torch.tensor(first), torch.tensor(second), atol=1e-5, rtol=0)

@@ -1,0 +1,29 @@
+import pytest
+
+from mtg_ray.rollout import RolloutConfig, merge_in_order, split_evenly
+
+
+@pytest.mark.parametrize(("n", "k"), [(0, 1), (1, 3), (7, 2), (8, 4), (100, 7)])
+def test_split_covers_every_item_once(n: int, k: int) -> None:
+    parts = split_evenly(n, k)
+    assert len(parts) == k
+    assert [i for p in parts for i in p] == list(range(n))
+    assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_merge_restores_order_and_rejects_loss_or_duplicates() -> None:
+    parts = split_evenly(5, 2)  # [0,1,2] [3,4]
+    assert merge_in_order(parts, [["a", "b", "c"], ["d", "e"]], 5) == list("abcde")
+    with pytest.raises(ValueError, match="got 2 answers"):
+        merge_in_order(parts, [["a", "b"], ["d", "e"]], 5)
+    with pytest.raises(ValueError, match="twice"):
+        merge_in_order([range(0, 2), range(1, 3)], [["a", "b"], ["c", "d"]], 3)
+    with pytest.raises(ValueError, match="never answered"):
+        merge_in_order([range(0, 2)], [["a", "b"]], 3)
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ValueError, match="num_engines"):
+        RolloutConfig(num_engines=0)
+    with pytest.raises(ValueError, match="weight_backend"):
+        RolloutConfig(weight_backend="tcp")
