@@ -9,11 +9,12 @@ vLLM's weight-transfer API (our gloo backend on CPU).
 import logging
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import ray
+import torch
 from ray.exceptions import RayActorError
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
@@ -65,6 +66,7 @@ class RolloutEngine:
             max_tokens=sampling.max_tokens,
             seed=sampling.seed,
             stop=list(sampling.stop) or None,
+            ignore_eos=sampling.ignore_eos,
             logprobs=0,
         )
         outputs = self.llm.generate(
@@ -145,6 +147,7 @@ class RolloutGroup:
         self.version = 0
         self.restarts = 0
         self._snapshot: list[tuple[BucketMeta, Any]] = []
+        self._sender: Any = None  # transfer group to all engines, kept across syncs
 
     def _start(self, index: int) -> Any:
         cfg = self.cfg
@@ -201,10 +204,15 @@ class RolloutGroup:
     def _restart(self, index: int) -> None:
         ray.kill(self.engines[index], no_restart=True)
         self.engines[index] = self._start(index)
+        self._sender = None  # the transfer group lost a member
         ray.get(self.engines[index].ready.remote())
         self.restarts += 1
         if self._snapshot:
-            named = (pair for meta, ref in self._snapshot for pair in unpack(ray.get(ref), meta))
+            named = (
+                pair
+                for meta, ref in self._snapshot
+                for pair in unpack(torch.from_numpy(ray.get(ref).copy()), meta)
+            )
             self._push([self.engines[index]], named, self.version, keep=False)
 
     # ---- weights --------------------------------------------------------------------------
@@ -247,8 +255,8 @@ class RolloutGroup:
             receives = [e.update_weights.remote(asdict(meta)) for e in engines]
             buf = sender.send(bucket)
             ray.get(receives)
-            if keep:
-                snapshot.append((meta, ray.put(buf)))
+            if keep:  # numpy goes into the object store with one copy, no pickling
+                snapshot.append((meta, ray.put(buf.numpy())))
             nbytes += buf.numel()
             nbuckets += 1
         ray.get([e.finish_weight_update.remote(version) for e in engines])
@@ -263,7 +271,3 @@ class RolloutGroup:
         for e in self.engines:
             ray.kill(e, no_restart=True)
         remove_placement_group(self.pg)
-
-
-def iter_state_dict(state: dict[str, Tensor]) -> Iterator[tuple[str, Tensor]]:
-    yield from state.items()

@@ -48,7 +48,8 @@ class RolloutConfig:
 
 @dataclass(frozen=True)
 class SamplingConfig:
-    """Sampling of one request: n samples, temperature, top_p, max_tokens, seed (None: engine's)."""
+    """Sampling of one request: n samples, temperature, top_p, max_tokens, seed (None: the
+    engine's), stop strings, and ignore_eos (always generate max_tokens, for benchmarks)."""
 
     n: int = 1
     temperature: float = 1.0
@@ -56,3 +57,4 @@ class SamplingConfig:
     max_tokens: int = 256
     seed: int | None = None
     stop: tuple[str, ...] = ()
+    ignore_eos: bool = False

@@ -66,10 +66,16 @@ def bucket_meta(bucket: list[tuple[str, Tensor]]) -> BucketMeta:
     )
 
 
-def pack(bucket: list[tuple[str, Tensor]]) -> Tensor:
-    """One contiguous uint8 buffer holding every tensor's bytes, in order, aligned."""
+def pack(bucket: list[tuple[str, Tensor]], out: Tensor | None = None) -> Tensor:
+    """One contiguous uint8 buffer holding every tensor's bytes, in order, aligned.
+
+    `out`, if large enough, is reused (its first bytes are returned), sparing a fresh
+    allocation's page faults on every sync."""
     spans, total = _layout(bucket_meta(bucket))
-    buf = torch.empty(total, dtype=torch.uint8)
+    if out is not None and out.numel() >= total:
+        buf = out[:total]
+    else:
+        buf = torch.empty(total, dtype=torch.uint8)
     for (_, t), (offset, n) in zip(bucket, spans, strict=True):
         buf[offset : offset + n].copy_(t.detach().contiguous().view(-1).view(torch.uint8))
     return buf

@@ -21,14 +21,17 @@ class GlooSender:
     def __init__(self, host: str, port: int, world_size: int) -> None:
         self.host, self.port, self.world_size = host, port, world_size
         self.group: Any = None
+        self._buffer: Tensor | None = None
 
     def connect(self) -> None:
         """Blocks until every engine worker has joined (they are told to join concurrently)."""
         self.group = join_group(self.host, self.port, 0, self.world_size)
 
     def send(self, bucket: list[tuple[str, Tensor]]) -> Tensor:
-        """Broadcast one bucket; returns the packed buffer (reusable as a snapshot)."""
-        buf = pack(bucket)
+        """Broadcast one bucket; returns the packed buffer, valid until the next send."""
+        buf = pack(bucket, out=self._buffer)
+        if self._buffer is None or buf.numel() > self._buffer.numel():
+            self._buffer = buf
         broadcast(self.group, buf)
         return buf
 
