@@ -17,17 +17,8 @@ import torch
 from transformers import AutoModelForCausalLM
 
 from actors.rollout import RolloutGroup
-from mtg_ray.models import TinyModelConfig, build_tiny_model
+from mtg_ray.models import BENCH_MODEL, build_tiny_model
 from mtg_ray.rollout import RolloutConfig, SamplingConfig
-
-MODEL = TinyModelConfig(
-    hidden_size=512,
-    intermediate_size=1536,
-    num_hidden_layers=4,
-    num_attention_heads=8,
-    num_key_value_heads=2,
-    seed=0,
-)
 
 
 def hf_tokens_per_s(model_dir: Path, prompts: list[list[int]], max_tokens: int) -> float:
@@ -70,7 +61,7 @@ def main() -> None:
     torch.set_num_threads(2)
     ray.init(num_cpus=8, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
     with tempfile.TemporaryDirectory() as tmp:
-        model_dir = build_tiny_model(Path(tmp) / "model", MODEL)
+        model_dir = build_tiny_model(Path(tmp) / "model", BENCH_MODEL)
         n_params = sum(
             p.numel() for p in AutoModelForCausalLM.from_pretrained(model_dir).parameters()
         )

@@ -1,0 +1,102 @@
+"""Turning training records into padded tensors: the learner's only view of the data.
+
+A record is trained as one sequence prompt + response; only response positions count in the
+loss. Behaviour log-probs are aligned to the same positions, so the live log-probs of the forward
+pass and the stored ones meet token by token.
+"""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from mtg_ray.data import Record
+from mtg_ray.objectives import IGNORE_INDEX
+
+
+@dataclass(frozen=True)
+class Batch:
+    """Tensors of B records, padded on the right to length L.
+
+    input_ids, attention_mask: (B, L). labels: (B, L-1), the next token at each position,
+    IGNORE_INDEX outside responses. mask: (B, L-1) response positions. behaviour_logprobs:
+    (B, L-1), 0 where absent. has_behaviour: (B,). sources: per record. truncated: records whose
+    response was cut to fit max_length.
+    """
+
+    input_ids: Tensor
+    attention_mask: Tensor
+    labels: Tensor
+    mask: Tensor
+    behaviour_logprobs: Tensor
+    has_behaviour: Tensor
+    sources: tuple[str, ...]
+    truncated: int
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.attention_mask.sum())
+
+    @property
+    def num_response_tokens(self) -> int:
+        return int(self.mask.sum())
+
+
+def collate(records: Sequence[Record], pad_id: int, max_length: int) -> Batch:
+    """Pad `records` into a Batch; a response that does not fit is cut at max_length."""
+    if not records:
+        raise ValueError("cannot collate an empty list of records")
+    seqs, spans, truncated = [], [], 0
+    for rec in records:
+        prompt, response = list(rec.prompt_token_ids), list(rec.response_token_ids)
+        if len(prompt) >= max_length:
+            raise ValueError(
+                f"record {rec.problem_id!r}: prompt of {len(prompt)} tokens does not fit "
+                f"learner.max_length={max_length}"
+            )
+        keep = min(len(response), max_length - len(prompt))
+        truncated += keep < len(response)
+        seqs.append(prompt + response[:keep])
+        spans.append((len(prompt), keep))
+    length = max(len(s) for s in seqs)
+    bsz = len(records)
+    input_ids = torch.full((bsz, length), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((bsz, length), dtype=torch.long)
+    labels = torch.full((bsz, length - 1), IGNORE_INDEX, dtype=torch.long)
+    behaviour = torch.zeros((bsz, length - 1), dtype=torch.float32)
+    has_behaviour = torch.zeros(bsz, dtype=torch.bool)
+    for i, (rec, seq, (start, keep)) in enumerate(zip(records, seqs, spans, strict=True)):
+        input_ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
+        attention_mask[i, : len(seq)] = 1
+        # position t predicts token t+1: response token j sits at label index start - 1 + j
+        labels[i, start - 1 : start - 1 + keep] = input_ids[i, start : start + keep]
+        if rec.behaviour_logprobs is not None:
+            has_behaviour[i] = True
+            behaviour[i, start - 1 : start - 1 + keep] = torch.tensor(
+                rec.behaviour_logprobs[:keep], dtype=torch.float32
+            )
+    return Batch(
+        input_ids=input_ids,
+        attention_mask=attention_mask,
+        labels=labels,
+        mask=labels != IGNORE_INDEX,
+        behaviour_logprobs=behaviour,
+        has_behaviour=has_behaviour,
+        sources=tuple(r.source for r in records),
+        truncated=truncated,
+    )
+
+
+def shard(records: Sequence[Record], num_shards: int) -> list[list[Record]]:
+    """Round-robin split into equal shards (len(records) must be a multiple of num_shards)."""
+    if len(records) % num_shards:
+        raise ValueError(f"{len(records)} records do not split over {num_shards} learner ranks")
+    return [list(records[r::num_shards]) for r in range(num_shards)]
+
+
+def micro_batches(records: Sequence[Record], micro_batch_size: int) -> list[list[Record]]:
+    """Consecutive chunks of micro_batch_size records."""
+    return [
+        list(records[i : i + micro_batch_size]) for i in range(0, len(records), micro_batch_size)
+    ]

@@ -1,0 +1,95 @@
+"""LearnerConfig: the DeepSpeed learner group; mirrored by configs/learner/*.yaml."""
+
+from dataclasses import dataclass
+
+ZERO_STAGES = (0, 1, 2, 3)
+DTYPES = ("auto", "float32", "bfloat16")
+BACKENDS = ("gloo", "nccl")
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """The learner group and its optimisation.
+
+    model: HF folder the learner starts from. num_workers: DeepSpeed ranks (one Ray actor each).
+    cpus_per_worker / gpus_per_worker: each rank's placement-group bundle. backend: gloo (CPU)
+    | nccl (GPU). zero_stage: DeepSpeed ZeRO stage. dtype: auto = bfloat16 on GPU, float32 on
+    CPU. train_batch_size: records per optimizer step (all ranks together); micro_batch_size:
+    records per forward on one rank; gradient accumulation is their ratio. lr, warmup_ratio,
+    min_lr_ratio, total_steps: linear warmup then cosine decay to min_lr_ratio * lr over
+    total_steps. weight_decay, betas, eps: AdamW. grad_clip: max global gradient norm.
+    max_length: prompt + response tokens; longer responses are cut. gradient_checkpointing:
+    recompute activations in backward. seed: parameter-free randomness (dropout, shuffles).
+    """
+
+    model: str = ""
+    num_workers: int = 1
+    cpus_per_worker: int = 1
+    gpus_per_worker: int = 0
+    backend: str = "gloo"
+    zero_stage: int = 2
+    dtype: str = "auto"
+    train_batch_size: int = 8
+    micro_batch_size: int = 4
+    lr: float = 5e-5
+    warmup_ratio: float = 0.1
+    min_lr_ratio: float = 0.0
+    total_steps: int = 100
+    weight_decay: float = 0.0
+    betas: tuple[float, float] = (0.9, 0.95)
+    eps: float = 1e-8
+    grad_clip: float = 1.0
+    max_length: int = 2048
+    gradient_checkpointing: bool = False
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.num_workers < 1:
+            raise ValueError(f"learner.num_workers must be >= 1, got {self.num_workers}")
+        if self.zero_stage not in ZERO_STAGES:
+            raise ValueError(f"learner.zero_stage must be one of {ZERO_STAGES}")
+        if self.dtype not in DTYPES:
+            raise ValueError(f"learner.dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.backend not in BACKENDS:
+            raise ValueError(f"learner.backend must be one of {BACKENDS}, got {self.backend!r}")
+        per_step = self.micro_batch_size * self.num_workers
+        if self.micro_batch_size < 1 or self.train_batch_size % per_step:
+            raise ValueError(
+                f"learner.train_batch_size ({self.train_batch_size}) must be a multiple of "
+                f"learner.micro_batch_size * learner.num_workers ({per_step})"
+            )
+        if not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError(f"learner.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        if self.total_steps < 1:
+            raise ValueError(f"learner.total_steps must be >= 1, got {self.total_steps}")
+
+    @property
+    def gradient_accumulation_steps(self) -> int:
+        return self.train_batch_size // (self.micro_batch_size * self.num_workers)
+
+    @property
+    def torch_dtype(self) -> str:
+        if self.dtype != "auto":
+            return self.dtype
+        return "bfloat16" if self.backend == "nccl" else "float32"
+
+
+def deepspeed_config(cfg: LearnerConfig) -> dict:
+    """The DeepSpeed JSON config for `cfg` (optimizer and scheduler are passed as objects)."""
+    ds: dict = {
+        "train_batch_size": cfg.train_batch_size,
+        "train_micro_batch_size_per_gpu": cfg.micro_batch_size,
+        "gradient_accumulation_steps": cfg.gradient_accumulation_steps,
+        "gradient_clipping": cfg.grad_clip,
+        "zero_optimization": {"stage": cfg.zero_stage},
+        "zero_allow_untested_optimizer": True,
+        "steps_per_print": 1 << 30,
+        "wall_clock_breakdown": False,
+    }
+    if cfg.zero_stage == 3:
+        ds["zero_optimization"].update(
+            stage3_param_persistence_threshold=0, stage3_prefetch_bucket_size=0
+        )
+    if cfg.torch_dtype == "bfloat16":
+        ds["bf16"] = {"enabled": True}
+    return ds

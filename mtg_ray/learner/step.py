@@ -1,0 +1,53 @@
+"""One forward pass: live log-probs, the objective, and the importance-weight evidence.
+
+The importance ratio is taken from the same forward pass as the loss (no second forward): the
+live token log-probs feed both the objective and the per-record diagnostics.
+"""
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from mtg_ray.learner.batch import Batch
+from mtg_ray.objectives import ObjectiveConfig, compute_objective, token_logprobs
+
+
+@dataclass(frozen=True)
+class ForwardOutput:
+    """loss: token-mean objective over the batch's response tokens (differentiable).
+
+    log_ratio: (B,) mean over response tokens of log pi_theta - log pi_behaviour (NaN for
+    records without behaviour log-probs). logprob_mean: (B,) mean live token log-prob.
+    clipped_tokens: tokens whose weight was truncated. response_tokens: tokens in the loss.
+    """
+
+    loss: Tensor
+    log_ratio: Tensor
+    logprob_mean: Tensor
+    clipped_tokens: int
+    response_tokens: int
+
+
+def forward_objective(model: nn.Module, batch: Batch, cfg: ObjectiveConfig) -> ForwardOutput:
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    logprobs = token_logprobs(logits[:, :-1], batch.labels)
+    out = compute_objective(
+        cfg, logprobs, batch.mask, batch.behaviour_logprobs, batch.has_behaviour
+    )
+    with torch.no_grad():
+        mask = batch.mask.float()
+        count = mask.sum(-1).clamp(min=1.0)
+        lp = logprobs.detach().float()
+        diff = (lp - batch.behaviour_logprobs) * mask
+        log_ratio = torch.where(
+            batch.has_behaviour, diff.sum(-1) / count, torch.full_like(count, float("nan"))
+        )
+        logprob_mean = (lp * mask).sum(-1) / count
+    return ForwardOutput(
+        loss=out.loss,
+        log_ratio=log_ratio,
+        logprob_mean=logprob_mean,
+        clipped_tokens=int((out.clipped & batch.mask).sum()),
+        response_tokens=batch.num_response_tokens,
+    )

@@ -1,0 +1,59 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+
+from mtg_ray.learner import collate, forward_objective, importance_metrics
+from mtg_ray.learner.export import param_groups
+from mtg_ray.models import build_tiny_model
+from mtg_ray.objectives import ObjectiveConfig
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    return AutoModelForCausalLM.from_pretrained(
+        build_tiny_model(tmp_path_factory.mktemp("m")), dtype=torch.float32
+    )
+
+
+def test_one_forward_gives_loss_and_log_ratios(model, record) -> None:
+    batch = collate(
+        [record([5, 6, 7], [8, 9, 10], [-4.0, -5.0, -6.0]), record([5, 6], [11, 12], None)],
+        pad_id=0,
+        max_length=16,
+    )
+    out = forward_objective(model, batch, ObjectiveConfig(name="is", is_clip=1.5))
+    with torch.no_grad():
+        full = torch.log_softmax(model(input_ids=batch.input_ids).logits[:, :-1], -1)
+    live = [full[0, 2 + j, t].item() for j, t in enumerate([8, 9, 10])]
+    expected = np.mean(np.array(live) - [-4.0, -5.0, -6.0])
+    assert out.log_ratio[0].item() == pytest.approx(expected, rel=1e-5)
+    assert math.isnan(out.log_ratio[1].item())
+    assert out.logprob_mean[0].item() == pytest.approx(np.mean(live), rel=1e-5)
+    assert out.response_tokens == 5
+    ratios = np.exp(np.array(live) - [-4.0, -5.0, -6.0])
+    assert out.clipped_tokens == int((ratios > 1.5).sum())
+    assert out.loss.requires_grad and torch.isfinite(out.loss)
+    out.loss.backward()
+    assert model.lm_head.weight.grad is not None
+
+
+def test_importance_metrics_skip_expert_records() -> None:
+    m = importance_metrics(["self", "expert", "guided"], [0.0, float("nan"), math.log(3.0)], 2.0)
+    assert m["is/self/mean"] == 1.0 and m["is/guided/max"] == pytest.approx(3.0)
+    assert m["is/all/count"] == 2 and m["is/all/clipped_fraction"] == 0.5
+    assert not any(k.startswith("is/expert/") for k in m)
+    assert importance_metrics(["expert"], [float("nan")], 2.0) == {}
+
+
+def test_param_groups_respect_the_bucket_size(model) -> None:
+    sizes = {n: p.numel() * 4 for n, p in model.named_parameters()}
+    bucket = 3 * max(sizes.values()) // 2
+    groups = param_groups(model, bucket)
+    assert [n for g in groups for n, _ in g] == list(sizes)
+    for g in groups:
+        assert len(g) == 1 or sum(sizes[n] for n, _ in g) <= bucket
+    assert len(param_groups(model, 1)) == len(sizes)
+    assert np.isclose(sum(sizes.values()), sum(sizes[n] for g in groups for n, _ in g))
