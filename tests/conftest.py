@@ -14,3 +14,11 @@ def benchmarks() -> Path:
     if not (path / "math500.jsonl").is_file():
         pytest.fail(f"benchmark data not found at {path}: set MTG_RAY_BENCHMARKS")
     return path
+
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory: pytest.TempPathFactory):
+    """The small tiny world (`tinyworld.small()`), built once per session into a temp cache."""
+    from mtg_ray.tinyworld import build_world, small
+
+    return build_world(small(seed=0), tmp_path_factory.mktemp("tinyworld-cache"))

@@ -1,0 +1,96 @@
+"""Building, caching and reading tiny worlds."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from mtg_ray.data import read_benchmark
+from mtg_ray.tinyworld import World, WorldConfig, build_world, recipe_hash, small
+from mtg_ray.tinyworld import world as world_module
+
+# Just enough pretraining to exercise every part of a build in a few seconds.
+TINY = dict(n_train=48, n_test=16, pretrain_steps=6, batch_size=8, facts_train_sample=16)
+
+
+def test_bad_configs_are_refused() -> None:
+    for bad in ({"seed": -1}, {"seed": "0"}, {"seed": True}, {"n_train": 0},
+                {"train_levels": (1.0, 0.0)}, {"test_levels": (0.0, 0.0, 0.0, 0.0)},
+                {"guided_fraction": 1.5}, {"drill_fraction": 0.7, "guided_fraction": 0.5},
+                {"num_heads": 3}):  # fmt: skip
+        with pytest.raises(ValueError, match="bad WorldConfig"):
+            WorldConfig(**bad)
+
+
+def test_recipe_hash_follows_the_recipe() -> None:
+    assert recipe_hash(WorldConfig()) == recipe_hash(WorldConfig())
+    assert recipe_hash(WorldConfig(seed=1)) != recipe_hash(WorldConfig())
+    assert recipe_hash(WorldConfig(pretrain_steps=7)) != recipe_hash(WorldConfig())
+    # JSON turns tuples into lists: a config read back hashes the same
+    listed = WorldConfig(train_levels=[0.4, 0.35, 0.25, 0.0])  # type: ignore[arg-type]
+    assert recipe_hash(listed) == recipe_hash(WorldConfig())
+
+
+def test_same_seed_same_world_and_the_cache_is_used(cache: Path, tmp_path: Path) -> None:
+    cfg = small(seed=5, **TINY)
+    logs: list[str] = []
+    first = build_world(cfg, cache, log=logs.append)
+    assert any("building" in line for line in logs)
+    assert first.root.name == f"tinyworld-{recipe_hash(cfg)}"
+
+    logs.clear()
+    again = build_world(cfg, cache, log=logs.append)
+    assert again.root == first.root and not logs  # loaded, not rebuilt
+
+    other = build_world(cfg, tmp_path / "elsewhere")  # an independent rebuild
+    for name in ("train.jsonl", "test.jsonl", "model/model.safetensors", "model/tokenizer.json"):
+        assert (first.root / name).read_bytes() == (other.root / name).read_bytes(), name
+    strip = lambda facts: {k: v for k, v in facts.items() if k != "timing"}  # noqa: E731
+    assert strip(first.facts) == strip(other.facts)
+
+    reseeded = build_world(dataclasses.replace(cfg, seed=6), cache)
+    assert reseeded.root != first.root
+    assert reseeded.train_path.read_bytes() != first.train_path.read_bytes()
+    assert sorted(p.name for p in cache.iterdir() if not p.name.startswith(".")) == sorted(
+        [first.root.name, reseeded.root.name]
+    )
+
+
+def test_a_failed_build_leaves_nothing(cache: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    def boom(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("crash mid-build")
+
+    monkeypatch.setattr(world_module.facts_module, "measure", boom)
+    with pytest.raises(RuntimeError, match="crash mid-build"):
+        build_world(small(seed=7, **TINY), cache)
+    assert not [p for p in cache.iterdir() if not p.name.endswith(".lock")]
+
+
+def test_an_incomplete_folder_is_an_error(small_world: World, tmp_path: Path) -> None:
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "facts.json").write_text("{}")
+    with pytest.raises(FileNotFoundError, match="not a complete tiny world"):
+        World.open(broken)
+    assert World.open(small_world.root).config == small_world.config
+
+
+def test_splits_read_back_as_problems(small_world: World) -> None:
+    train, test = small_world.train_problems(), small_world.test_problems()
+    cfg = small_world.config
+    assert len(train) == cfg.n_train and len(test) == cfg.n_test
+    assert all(p.expert_solution and p.dataset == "tinyworld-train" for p in train)
+    assert len({p.problem_id for p in train + test}) == len(train) + len(test)
+    as_benchmark = read_benchmark("math500", small_world.test_path)
+    assert [(p.question, p.reference_answer, p.expert_solution) for p in as_benchmark] == [
+        (p.question, p.reference_answer, p.expert_solution) for p in test
+    ]
+    saved = json.loads(small_world.facts_path.read_text())
+    assert saved == small_world.facts and saved["n_train"] == cfg.n_train
+
+
+def test_expert_solutions_are_off_policy(small_world: World) -> None:
+    """The policy gap: expert text is far less likely per token than the model's own samples."""
+    facts = small_world.facts
+    assert facts["logprob_per_token_expert"] < facts["logprob_per_token_self"] - 2.0
