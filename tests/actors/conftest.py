@@ -15,6 +15,7 @@ from mtg_ray.models.tiny import build_tokenizer
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
     ray.init(
+        address="local",
         num_cpus=8,
         include_dashboard=False,
         _node_ip_address="127.0.0.1",

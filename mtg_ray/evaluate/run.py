@@ -1,0 +1,87 @@
+"""The evaluate job: sample n responses per problem with the rollout group, grade, report.
+
+Writes one jsonl row per sample (benchmark, problem_id, sample, response, reference_answer,
+correct, policy_version) atomically, and returns `{benchmark: {"avg@n": .., "pass@n": ..}}`.
+"""
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from actors.grading import grade_parallel
+from mtg_ray.config import EvalConfig
+from mtg_ray.data import Problem, read_benchmark, write_jsonl
+from mtg_ray.evaluate.metrics import avg_at_n, pass_at_n
+from mtg_ray.rewriting.prompts import PromptTemplate
+from mtg_ray.rollout import SamplingConfig
+from mtg_ray.tinyworld import World, read_split
+
+
+def load_eval_sets(
+    names: Sequence[str], world: World | None, max_problems: int = 0
+) -> dict[str, list[Problem]]:
+    """Problems per evaluation set: "tinyworld", a benchmark name, or a jsonl split path."""
+    out = {}
+    for name in names:
+        if name == "tinyworld":
+            if world is None:
+                raise ValueError("data.test names tinyworld but the run has no tiny world")
+            problems = world.test_problems()
+        elif Path(name).suffix == ".jsonl":
+            problems = read_split(name)
+        else:
+            problems = read_benchmark(name)
+        out[Path(name).stem if name.endswith(".jsonl") else name] = (
+            problems[:max_problems] if max_problems else problems
+        )
+    return out
+
+
+def evaluate(
+    rollout: Any,
+    tokenizer: Any,
+    template: PromptTemplate,
+    eval_sets: Mapping[str, Sequence[Problem]],
+    cfg: EvalConfig,
+    out_path: Path | None = None,
+    grading_tasks: int = 2,
+) -> dict[str, dict[str, float]]:
+    sampling = SamplingConfig(
+        n=cfg.n,
+        temperature=cfg.temperature,
+        top_p=cfg.top_p,
+        max_tokens=cfg.max_tokens,
+        seed=None,  # see SamplingConfig.seed: engines seed themselves (rollout.seed)
+    )
+    results: dict[str, dict[str, float]] = {}
+    rows: list[dict[str, Any]] = []
+    for bench, problems in eval_sets.items():
+        prompts = [
+            tokenizer.encode(template.format(p.question), add_special_tokens=False)
+            for p in problems
+        ]
+        samples = rollout.generate(prompts, sampling)
+        pairs = [
+            (s.text, p.reference_answer)
+            for p, ss in zip(problems, samples, strict=True)
+            for s in ss
+        ]
+        flat = grade_parallel(pairs, grading_tasks)
+        verdicts = [flat[i * cfg.n : (i + 1) * cfg.n] for i in range(len(problems))]
+        results[bench] = {f"avg@{cfg.n}": avg_at_n(verdicts), f"pass@{cfg.n}": pass_at_n(verdicts)}
+        for p, ss, vs in zip(problems, samples, verdicts, strict=True):
+            for j, (s, v) in enumerate(zip(ss, vs, strict=True)):
+                rows.append(
+                    {
+                        "benchmark": bench,
+                        "problem_id": p.problem_id,
+                        "sample": j,
+                        "response": s.text,
+                        "reference_answer": p.reference_answer,
+                        "correct": v,
+                        "policy_version": s.policy_version,
+                    }
+                )
+    if out_path is not None:
+        write_jsonl(out_path, rows)
+    return results

@@ -1,0 +1,30 @@
+"""TensorBoard logging: metric dicts whose keys are the tags (`train/loss`, `is/self/ess`)."""
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+
+class Monitor:
+    """A SummaryWriter under `log_dir`; non-finite values are skipped, not logged."""
+
+    def __init__(self, log_dir: str | Path) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self.writer = SummaryWriter(log_dir=str(log_dir))
+
+    def scalars(self, metrics: Mapping[str, float], step: int, prefix: str = "") -> None:
+        for tag, value in metrics.items():
+            if np.isfinite(value):
+                self.writer.add_scalar(f"{prefix}{tag}", float(value), step)
+
+    def histogram(self, tag: str, values: Sequence[float], step: int) -> None:
+        values = np.asarray(values, dtype=np.float64)
+        values = values[np.isfinite(values)]
+        if values.size:
+            self.writer.add_histogram(tag, values, step)
+
+    def close(self) -> None:
+        self.writer.flush()
+        self.writer.close()

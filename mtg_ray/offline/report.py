@@ -1,0 +1,68 @@
+"""The main job's results: a markdown table, a PNG plot and the one-line `demo:` summary."""
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from mtg_ray.data import atomic_path, write_text
+
+COLUMNS = ("base", "sft", "dft", "dr_is", "dr_dft")
+
+
+def demo_line(accuracy: Mapping[str, float], var_expert: float, var_rewritten: float) -> str:
+    parts = " ".join(f"{m}={accuracy[m]:.4f}" for m in COLUMNS)
+    return f"demo: {parts} var_expert={var_expert:.4f} var_rewritten={var_rewritten:.4f}"
+
+
+def markdown_table(
+    results: Mapping[str, Mapping[str, Mapping[str, float]]], summary: Mapping[str, float]
+) -> str:
+    """results[method][benchmark][metric] -> one row per method, one column per metric."""
+    first = next(iter(results.values()))
+    cols = [f"{bench} {metric}" for bench, ms in first.items() for metric in ms]
+    lines = ["| method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for method, per_bench in results.items():
+        values = [f"{v:.4f}" for ms in per_bench.values() for v in ms.values()]
+        lines.append(f"| {method} | " + " | ".join(values) + " |")
+    lines += [
+        "",
+        "| data | mean token log-prob (base policy) | importance-weight variance |",
+        "|---|---|---|",
+        f"| raw expert | {summary['logprob_expert']:.4f} | {summary['var_expert']:.4f} |",
+        f"| rewritten | {summary['logprob_rewritten']:.4f} | {summary['var_rewritten']:.4f} |",
+        "",
+        "Rewritten data by stage: "
+        + ", ".join(f"{s} {summary[f'{s}_fraction']:.1%}" for s in ("self", "guided", "expert")),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def plot(accuracy: Mapping[str, float], path: Path, title: str) -> None:
+    """Bar chart of test accuracy per method, written atomically."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    names = list(accuracy)
+    bars = ax.bar(names, [accuracy[n] for n in names], color="#4c72b0")
+    ax.bar_label(bars, fmt="%.3f")
+    ax.set_ylabel("test accuracy (avg@n)")
+    ax.set_title(title)
+    ax.set_ylim(0, max(1e-3, max(accuracy.values()) * 1.25))
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def write_report(
+    out_dir: Path,
+    results: Mapping[str, Mapping[str, Mapping[str, float]]],
+    accuracy: Mapping[str, float],
+    summary: Mapping[str, float],
+) -> str:
+    table = markdown_table(results, summary)
+    write_text(out_dir / "results.md", table)
+    plot(accuracy, out_dir / "results.png", "tiny world: test accuracy")
+    return table

@@ -1,0 +1,76 @@
+"""What rewriting did to the data: stage fractions, and how far the data sits from the policy.
+
+Importance weights here are sequence-level (our reading; the objectives' sequence mode uses the
+same form): log w = mean_t log pi(y_t | x) - mean_t log pi_beta(y_t), with pi the base policy on
+the plain prompt and pi_beta the distribution that generated the response (recorded at
+generation for self and guided records). An expert demonstration's pi_beta is unknown; we take
+the demonstrator as deterministic (log pi_beta = 0), so its weight is the policy's own
+geometric-mean token probability. Variances are of self-normalised weights w / mean(w), so sets
+of different overall likelihood compare on the same scale.
+"""
+
+from collections import Counter
+from collections.abc import Sequence
+
+import numpy as np
+
+from mtg_ray.data import Record
+
+
+def record_log_ratios(records: Sequence[Record], policy_logprobs: Sequence[Sequence[float]]):
+    """Per-record log w (see the module docstring); policy_logprobs[i] scores records[i]'s
+    response tokens under the base policy."""
+    out = np.zeros(len(records))
+    for i, (rec, lps) in enumerate(zip(records, policy_logprobs, strict=True)):
+        if len(lps) != len(rec.response_token_ids):
+            raise ValueError(
+                f"record {rec.problem_id!r}: {len(lps)} log-probs for "
+                f"{len(rec.response_token_ids)} response tokens"
+            )
+        behaviour = np.mean(rec.behaviour_logprobs) if rec.behaviour_logprobs else 0.0
+        out[i] = float(np.mean(lps)) - behaviour if lps else 0.0
+    return out
+
+
+def normalised_weight_variance(log_ratios: Sequence[float]) -> float:
+    """Var(w / mean w) for w = exp(log_ratio), computed stably in log space."""
+    lr = np.asarray(log_ratios, dtype=np.float64)
+    if lr.size == 0:
+        return float("nan")
+    w = np.exp(lr - lr.max())
+    return float(np.var(w / w.mean()))
+
+
+def mean_token_logprob(policy_logprobs: Sequence[Sequence[float]]) -> float:
+    """Mean log-prob per token over all responses (tokens weighted equally)."""
+    flat = [x for lps in policy_logprobs for x in lps]
+    return float(np.mean(flat)) if flat else float("nan")
+
+
+def stage_fractions(records: Sequence[Record]) -> dict[str, float]:
+    """Share of problems whose kept data came from each stage (self, guided, expert)."""
+    per_problem = {r.problem_id: r.source for r in records}
+    counts = Counter(per_problem.values())
+    total = max(1, len(per_problem))
+    return {s: counts.get(s, 0) / total for s in ("self", "guided", "expert")}
+
+
+def summarize(
+    rewritten: Sequence[Record],
+    rewritten_logprobs: Sequence[Sequence[float]],
+    expert: Sequence[Record],
+    expert_logprobs: Sequence[Sequence[float]],
+) -> dict[str, float]:
+    """The rewrite summary: keys are the TensorBoard tags under `rewrite/`."""
+    fractions = stage_fractions(rewritten)
+    return {
+        "problems": float(len({r.problem_id for r in rewritten})),
+        "records": float(len(rewritten)),
+        **{f"{s}_fraction": f for s, f in fractions.items()},
+        "logprob_rewritten": mean_token_logprob(rewritten_logprobs),
+        "logprob_expert": mean_token_logprob(expert_logprobs),
+        "var_rewritten": normalised_weight_variance(
+            record_log_ratios(rewritten, rewritten_logprobs)
+        ),
+        "var_expert": normalised_weight_variance(record_log_ratios(expert, expert_logprobs)),
+    }

@@ -1,0 +1,29 @@
+from mtg_ray.offline.report import demo_line, write_report
+
+SUMMARY = {
+    "logprob_expert": -3.0,
+    "logprob_rewritten": -1.0,
+    "var_expert": 0.5,
+    "var_rewritten": 0.25,
+    "self_fraction": 0.5,
+    "guided_fraction": 0.25,
+    "expert_fraction": 0.25,
+}
+
+
+def test_demo_line_has_the_exact_shape() -> None:
+    acc = {"base": 0.1, "sft": 0.2, "dft": 0.25, "dr_is": 0.3, "dr_dft": 0.35}
+    assert demo_line(acc, 0.5, 0.25) == (
+        "demo: base=0.1000 sft=0.2000 dft=0.2500 dr_is=0.3000 dr_dft=0.3500 "
+        "var_expert=0.5000 var_rewritten=0.2500"
+    )
+
+
+def test_report_writes_markdown_and_png(tmp_path) -> None:
+    results = {
+        m: {"tinyworld": {"avg@4": a, "pass@4": a * 2}} for m, a in [("base", 0.1), ("sft", 0.2)]
+    }
+    table = write_report(tmp_path, results, {"base": 0.1, "sft": 0.2}, SUMMARY)
+    assert "| sft | 0.2000 | 0.4000 |" in table
+    assert (tmp_path / "results.md").read_text() == table
+    assert (tmp_path / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

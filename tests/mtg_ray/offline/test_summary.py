@@ -1,0 +1,53 @@
+import math
+
+import numpy as np
+import pytest
+
+from mtg_ray.data import Problem
+from mtg_ray.offline.summary import (
+    normalised_weight_variance,
+    record_log_ratios,
+    stage_fractions,
+    summarize,
+)
+from mtg_ray.rewriting import expert_record
+from mtg_ray.rewriting.stages import Sample, _sample_record
+
+
+def expert(pid: str, n: int):
+    return expert_record(Problem(pid, "q", "1", expert_solution="e"), "p", [1], [2] * n)
+
+
+def sampled(pid: str, source: str, logprobs: list[float]):
+    sample = Sample("t", tuple(range(3, 3 + len(logprobs))), tuple(logprobs), True, 0, 1.0, 1.0, 8)
+    return _sample_record(Problem(pid, "q", "1", expert_solution="e"), "p", [1], sample, source)
+
+
+def test_log_ratios_use_behaviour_where_known_and_zero_for_experts() -> None:
+    recs = [sampled("a", "self", [-1.0, -3.0]), expert("b", 2)]
+    lr = record_log_ratios(recs, [[-1.5, -2.5], [-4.0, -2.0]])
+    assert lr.tolist() == pytest.approx([0.0, -3.0])
+    with pytest.raises(ValueError, match="'b': 1 log-probs for 2"):
+        record_log_ratios(recs, [[-1.0, -1.0], [-1.0]])
+
+
+def test_normalised_variance_is_scale_free() -> None:
+    lr = np.array([0.0, -1.0, -2.0])
+    assert normalised_weight_variance(lr) == pytest.approx(normalised_weight_variance(lr - 50))
+    assert normalised_weight_variance([3.0, 3.0]) == 0.0
+    w = np.exp(lr)
+    assert normalised_weight_variance(lr) == pytest.approx(np.var(w / w.mean()))
+    assert math.isnan(normalised_weight_variance([]))
+
+
+def test_summary_counts_problems_per_stage() -> None:
+    rewritten = [sampled("a", "self", [-1.0]), sampled("b", "guided", [-2.0]), expert("c", 1)]
+    assert stage_fractions(rewritten) == pytest.approx(
+        {"self": 1 / 3, "guided": 1 / 3, "expert": 1 / 3}
+    )
+    raw = [expert(p, 1) for p in "abc"]
+    s = summarize(rewritten, [[-1.0], [-1.0], [-5.0]], raw, [[-4.0], [-6.0], [-5.0]])
+    assert s["problems"] == 3 and s["records"] == 3
+    assert s["logprob_expert"] == pytest.approx(-5.0)
+    assert s["logprob_rewritten"] == pytest.approx(-7 / 3)
+    assert s["var_expert"] > 0 and s["var_rewritten"] > 0
