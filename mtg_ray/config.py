@@ -1,8 +1,9 @@
 """JobConfig: the whole run as typed dataclasses, composed by hydra from configs/.
 
 Each group of configs/ (model, data, world, rollout, learner, objective, rewrite, train, eval,
-resources) maps onto one dataclass here, under the same key, so a key is spelled the same in YAML,
-on the command line (`learner.lr=1e-4`), in TensorBoard tags and in parquet columns.
+resources, online) maps onto one dataclass here, under the same key, so a key is spelled the
+same in YAML, on the command line (`learner.lr=1e-4`), in TensorBoard tags and in parquet
+columns.
 """
 
 import dataclasses
@@ -16,6 +17,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mtg_ray.learner import LearnerConfig
 from mtg_ray.objectives import ObjectiveConfig
+from mtg_ray.online.config import OnlineConfig
 from mtg_ray.paths import REPO_ROOT
 from mtg_ray.rollout import RolloutConfig
 from mtg_ray.tinyworld import WorldConfig
@@ -111,6 +113,7 @@ class JobConfig:
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     resources: ResourcesConfig = field(default_factory=ResourcesConfig)
+    online: OnlineConfig = field(default_factory=OnlineConfig)
     output_dir: str = "runs/tiny"
     cache_dir: str = ""
     methods: tuple[str, ...] = ("sft", "dft", "dr_is", "dr_dft")

@@ -1,0 +1,38 @@
+"""Settings of the online driver (`configs/online.yaml`, key `online`)."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class OnlineConfig:
+    """steps: optimizer steps, each on a fresh batch of `learner.train_batch_size` problems
+    rewritten by the current rollout policy (0 = one pass over the problems).
+    sync_every: steps between weight syncs learner -> rollout group.
+    overlap: generate step t+1's batch while step t trains (Ray actors run both at once).
+    max_policy_lag: most optimizer steps a batch's sampling policy may trail the learner when it
+    is trained on; a prefetch or a late sync that would exceed it is not allowed.
+    save_every: steps between checkpoints (the last step always saves)."""
+
+    steps: int = 0
+    sync_every: int = 1
+    overlap: bool = False
+    max_policy_lag: int = 1
+    save_every: int = 16
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.steps < 0:
+            problems.append(f"online.steps must be >= 0, got {self.steps}")
+        if self.sync_every < 1:
+            problems.append(f"online.sync_every must be >= 1, got {self.sync_every}")
+        if self.max_policy_lag < 0:
+            problems.append(f"online.max_policy_lag must be >= 0, got {self.max_policy_lag}")
+        if self.max_policy_lag < self.sync_every - 1:
+            problems.append(
+                f"online.max_policy_lag={self.max_policy_lag} < sync_every - 1: with syncs every "
+                f"{self.sync_every} steps batches trail by up to {self.sync_every - 1}"
+            )
+        if self.save_every < 1:
+            problems.append(f"online.save_every must be >= 1, got {self.save_every}")
+        if problems:
+            raise ValueError("bad OnlineConfig: " + "; ".join(problems))

@@ -1,0 +1,92 @@
+"""The online job on a small tiny world: per-batch rewriting, overlap, crash and resume."""
+
+import re
+from pathlib import Path
+
+import pytest
+
+from actors.grading import grade_parallel
+from mtg_ray.config import compose
+from mtg_ray.data import read_records
+from mtg_ray.offline import jobs
+from mtg_ray.online import jobs as online
+from mtg_ray.tinyworld import World, small
+
+STEPS = 3
+
+
+def overrides(world: World, out: Path) -> list[str]:
+    assert world.config == small()
+    return [
+        "world=small",
+        f"cache_dir={world.root.parent}",
+        f"output_dir={out}",
+        "data.max_train_problems=32",
+        "data.max_test_problems=8",
+        "rewrite.samples=2",
+        "rewrite.guided_samples=2",
+        "eval.n=1",
+        "rollout.num_engines=1",
+        "learner.train_batch_size=8",
+        "learner.micro_batch_size=4",
+        f"online.steps={STEPS}",
+        "online.overlap=true",
+        "online.max_policy_lag=1",
+        "online.save_every=1",
+    ]
+
+
+def test_online_run_overlaps_crashes_and_resumes(
+    ray_session, small_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out = tmp_path / "run"
+    run = jobs.start(compose("online", overrides(small_world, out)))
+    objective = run.cfg.objective
+    ckpt = out / "online_is" / "ckpt"
+
+    def crashing(run_: jobs.Run):
+        def grade(pairs):
+            if ckpt.is_dir():  # a crash in the first grading after a checkpoint
+                raise RuntimeError("worker lost")
+            return grade_parallel(pairs, 2)
+
+        return grade
+
+    with jobs.rollout_group(run) as rollout:
+        monkeypatch.setattr(online, "grader", crashing)
+        with pytest.raises(RuntimeError, match="worker lost"):
+            online.online_job(run, rollout, objective, "online_is")
+        saved = sorted((out / "online_is" / "data").glob("step-*.parquet"))
+        assert 1 <= len(saved) < STEPS and not (out / "online_is" / "train_done.json").exists()
+
+        monkeypatch.setattr(online, "grader", jobs.grader)
+        result = online.online_job(run, rollout, objective, "online_is")
+        assert result["steps"] == STEPS
+        assert result["timing"]["steps_run"] == STEPS - 1  # resumed after step 0, not redone
+        assert rollout.versions() == [STEPS]  # the rollout group ends on the final weights
+
+    for step in range(STEPS):
+        records = read_records(out / "online_is" / "data" / f"step-{step:05d}.parquet")
+        assert len(records) == 8
+        for r in records:
+            if r.source != "expert":  # sampled at most max_policy_lag versions behind
+                assert 0 <= step - r.policy_version <= 1, (step, r.policy_version)
+    assert result["last"]["online/policy_lag_max"] <= 1
+    assert "train/loss" in result["last"] and result["timing"]["train_s"] > 0
+    assert (out / "online_is" / "model" / "model.safetensors").is_file()
+
+
+def test_compare_online_reports_both_runs_at_equal_steps(
+    ray_session, small_world: World, tmp_path: Path
+) -> None:
+    out = tmp_path / "run"
+    settings = overrides(small_world, out) + ["online.steps=0", "train.epochs=1"]
+    line = online.compare_job(jobs.start(compose("online", settings)))
+    number = r"([0-9.]+|nan)"  # nan: no sampled record in any step (small world's weak model)
+    assert re.fullmatch(
+        rf"online: offline_dr_is={number} online_dr_is={number} is_var_offline={number} "
+        rf"is_var_online={number} steps=4/4 overlap=True",
+        line,
+    ), line
+    assert (out / "online_dr_is_overlap.txt").read_text().strip() == line
+    assert "| online_dr_is_overlap | 4 |" in (out / "results_online_dr_is_overlap.md").read_text()
