@@ -102,6 +102,7 @@ class LearnerWorker:
         lr = engine.get_lr()[0]
         scale = cfg.gradient_accumulation_steps * cfg.num_workers / global_response_tokens
         loss_sum, tokens, clipped, truncated = 0.0, 0, 0, 0
+        stage0_norm: float | None = None
         log_ratios: list[float] = []
         logprob_means: list[float] = []
         sources: list[str] = []
@@ -109,6 +110,8 @@ class LearnerWorker:
             batch = collate(micro, self.pad_id, cfg.max_length)
             out = forward_objective(engine, batch, objective)
             engine.backward(out.loss * (out.response_tokens * scale))
+            if cfg.effective_zero_stage == 0 and engine.is_gradient_accumulation_boundary():
+                stage0_norm = _grad_norm(engine.module)  # DeepSpeed only reports it for ZeRO
             engine.step()
             loss_sum += float(out.loss.detach()) * out.response_tokens
             tokens += batch.num_tokens
@@ -117,7 +120,7 @@ class LearnerWorker:
             log_ratios += out.log_ratio.tolist()
             logprob_means += out.logprob_mean.tolist()
             sources += batch.sources
-        grad_norm = engine.get_global_grad_norm()
+        grad_norm = engine.get_global_grad_norm() if cfg.effective_zero_stage else stage0_norm
         return {
             "loss_sum": loss_sum,
             "tokens": tokens,
@@ -170,7 +173,8 @@ class LearnerWorker:
     # ---- weights out ----------------------------------------------------------------------
 
     def _buckets(self, bucket_bytes: int) -> Iterator[list[tuple[str, Tensor]]]:
-        return gathered_buckets(self.engine.module, bucket_bytes, self.cfg.zero_stage == 3)
+        zero3 = self.cfg.effective_zero_stage == 3
+        return gathered_buckets(self.engine.module, bucket_bytes, zero3)
 
     def stream_weights(self, bucket_bytes: int) -> Iterator[list[tuple[str, Tensor]]]:
         """Rank 0 yields full (name, tensor) buckets; other ranks only join the gathers."""
@@ -206,6 +210,12 @@ class LearnerWorker:
     def shutdown(self) -> None:
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+def _grad_norm(module: torch.nn.Module) -> float:
+    """Global L2 norm of the (already all-reduced) gradients, before clipping."""
+    grads = [p.grad for p in module.parameters() if p.grad is not None]
+    return float(torch.nn.utils.get_total_norm(grads)) if grads else 0.0
 
 
 def _seed_everything(seed: int) -> None:

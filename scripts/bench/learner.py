@@ -76,7 +76,7 @@ def main() -> None:
     parser.add_argument("--response-len", type=int, default=96)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--steps", type=int, default=3, help="steps per round and side")
-    parser.add_argument("--zero-stage", type=int, default=2)
+    parser.add_argument("--zero-stage", type=int, default=2, help="as configured; 1 rank runs 0")
     args = parser.parse_args()
 
     threads = 2
@@ -123,7 +123,8 @@ def main() -> None:
     tokens = args.batch * (args.prompt_len + args.response_len)
     print(
         f"model: {n_params / 1e6:.1f}M params; batch {args.batch} x {tokens // args.batch} "
-        f"tokens, micro {args.micro}, ZeRO-{args.zero_stage}, {threads} threads each side"
+        f"tokens, micro {args.micro}, ZeRO-{args.zero_stage} configured "
+        f"(runs as {cfg.effective_zero_stage}), {threads} threads each side"
     )
     print(f"learner group: {ours * 1e3:.1f} ms/step   plain loop: {base * 1e3:.1f} ms/step")
     print(f"learner_overhead={ours / base:.3f}")

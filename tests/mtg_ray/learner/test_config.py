@@ -15,7 +15,13 @@ def test_dtype_follows_the_backend() -> None:
     assert LearnerConfig().torch_dtype == "float32"
     assert LearnerConfig(backend="nccl").torch_dtype == "bfloat16"
     assert deepspeed_config(LearnerConfig(backend="nccl"))["bf16"] == {"enabled": True}
-    assert deepspeed_config(LearnerConfig(zero_stage=3))["zero_optimization"]["stage"] == 3
+
+
+def test_one_rank_runs_without_zero_partitioning() -> None:
+    stage = lambda **kw: deepspeed_config(LearnerConfig(**kw))["zero_optimization"]["stage"]  # noqa: E731
+    assert stage(zero_stage=3, num_workers=2, train_batch_size=8, micro_batch_size=2) == 3
+    assert stage(zero_stage=2, num_workers=2, train_batch_size=8, micro_batch_size=2) == 2
+    assert stage(zero_stage=3, num_workers=1) == 0
 
 
 @pytest.mark.parametrize(
