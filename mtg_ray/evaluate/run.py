@@ -8,10 +8,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from actors.grading import grade_parallel
 from mtg_ray.config import EvalConfig
 from mtg_ray.data import Problem, read_benchmark, write_jsonl
 from mtg_ray.evaluate.metrics import avg_at_n, pass_at_n
+from mtg_ray.grading import Grader
 from mtg_ray.rewriting.prompts import PromptTemplate
 from mtg_ray.rollout import SamplingConfig
 from mtg_ray.tinyworld import World, read_split
@@ -43,9 +43,10 @@ def evaluate(
     template: PromptTemplate,
     eval_sets: Mapping[str, Sequence[Problem]],
     cfg: EvalConfig,
+    grader: Grader,
     out_path: Path | None = None,
-    grading_tasks: int = 2,
 ) -> dict[str, dict[str, float]]:
+    """avg@n and pass@n per set; one jsonl row per sample to `out_path` if given."""
     sampling = SamplingConfig(
         n=cfg.n,
         temperature=cfg.temperature,
@@ -66,7 +67,7 @@ def evaluate(
             for p, ss in zip(problems, samples, strict=True)
             for s in ss
         ]
-        flat = grade_parallel(pairs, grading_tasks)
+        flat = grader(pairs)
         verdicts = [flat[i * cfg.n : (i + 1) * cfg.n] for i in range(len(problems))]
         results[bench] = {f"avg@{cfg.n}": avg_at_n(verdicts), f"pass@{cfg.n}": pass_at_n(verdicts)}
         for p, ss, vs in zip(problems, samples, verdicts, strict=True):

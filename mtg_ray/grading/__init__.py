@@ -6,7 +6,7 @@ the rest to a symbolic check (math-verify on sympy) in a sandbox process with a 
 timeout, so no input can hang or crash the caller. Safe from many threads and processes.
 """
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from mtg_ray.grading.extract import extract_answer
 from mtg_ray.grading.normalize import fast_verdict
@@ -53,4 +53,8 @@ def grade(response: str, reference: str, timeout: float = DEFAULT_TIMEOUT) -> bo
         return False
 
 
-__all__ = ["extract_answer", "grade", "grade_many"]
+# Anything that grades (response, reference) pairs in order: `grade_many`, or the drivers' Ray
+# tasks (`actors.grading.grade_parallel`) behind a closure.
+Grader = Callable[[Sequence[tuple[str, str]]], list[bool]]
+
+__all__ = ["Grader", "extract_answer", "grade", "grade_many"]

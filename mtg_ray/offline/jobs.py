@@ -18,6 +18,7 @@ import ray
 from safetensors.torch import load_file
 from transformers import AutoTokenizer
 
+from actors.cluster import init_local_ray
 from actors.grading import grade_parallel
 from actors.learner import LearnerGroup
 from actors.rollout import RolloutGroup
@@ -77,13 +78,7 @@ def start(cfg: JobConfig) -> Run:
         if res.address:
             ray.init(address=res.address, log_to_driver=False)
         else:
-            ray.init(
-                address="local",  # always a new local Ray, never a stray `ray start` one
-                num_cpus=res.num_cpus or None,
-                include_dashboard=False,
-                _node_ip_address=res.host,
-                log_to_driver=False,
-            )
+            init_local_ray(res.num_cpus or None, res.host)
     world = None
     if not cfg.model.path or cfg.data.train == "tinyworld" or "tinyworld" in cfg.data.test:
         world = build_world(cfg.world, cfg.cache_dir or None, log=print)
@@ -152,8 +147,8 @@ def evaluate_job(run: Run, rollout: RolloutGroup, name: str) -> dict[str, dict[s
     if path.is_file():
         return json.loads(path.read_text())
     results = evaluate(
-        rollout, run.tokenizer, run.template, run.eval_sets(), run.cfg.eval,
-        run.out / name / "eval_samples.jsonl", run.cfg.rewrite.grading_tasks,
+        rollout, run.tokenizer, run.template, run.eval_sets(), run.cfg.eval, grader(run),
+        run.out / name / "eval_samples.jsonl",
     )  # fmt: skip
     write_text(path, json.dumps(results, indent=1))
     return results
@@ -174,8 +169,7 @@ def train_job(
         assert rollout is not None
         rollout.update_weights(learner.named_weights(cfg.rollout.bucket_bytes), version=step)
         results = evaluate(
-            rollout, run.tokenizer, run.template, run.eval_sets(), cfg.eval, None,
-            cfg.rewrite.grading_tasks,
+            rollout, run.tokenizer, run.template, run.eval_sets(), cfg.eval, grader(run)
         )  # fmt: skip
         flat = {f"eval/{b}/{m}": v for b, ms in results.items() for m, v in ms.items()}
         monitor.scalars(flat, step)

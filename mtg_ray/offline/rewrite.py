@@ -9,7 +9,7 @@ instead of mixing two rewrites.
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -18,12 +18,11 @@ from tqdm import tqdm
 
 from mtg_ray.config import RewriteConfig
 from mtg_ray.data import Problem, Record, read_records, write_records, write_text
+from mtg_ray.grading import Grader
 from mtg_ray.rewriting import SelectionConfig, expert_record, needs_guided, rewrite
 from mtg_ray.rewriting.prompts import PromptTemplate
 from mtg_ray.rewriting.stages import Sample
 from mtg_ray.rollout import SamplingConfig
-
-Grader = Callable[[Sequence[tuple[str, str]]], list[bool]]
 
 
 def encode(tokenizer: Any, text: str) -> list[int]:

@@ -15,10 +15,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import ray
 import torch
 from transformers import AutoModelForCausalLM
 
+from actors.cluster import init_local_ray
 from actors.learner import LearnerGroup
 from mtg_ray.data import Problem, Record
 from mtg_ray.learner import LearnerConfig, collate, forward_objective, micro_batches
@@ -81,13 +81,7 @@ def main() -> None:
 
     threads = 2
     torch.set_num_threads(threads)
-    ray.init(
-        address="local",
-        num_cpus=4,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-    )
+    init_local_ray(4)
     records = make_batch(args.batch, args.prompt_len, args.response_len)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_tiny_model(Path(tmp) / "model", BENCH_MODEL)

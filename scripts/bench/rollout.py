@@ -12,10 +12,10 @@ import tempfile
 import time
 from pathlib import Path
 
-import ray
 import torch
 from transformers import AutoModelForCausalLM
 
+from actors.cluster import init_local_ray
 from actors.rollout import RolloutGroup
 from mtg_ray.models import BENCH_MODEL, build_tiny_model
 from mtg_ray.rollout import RolloutConfig, SamplingConfig
@@ -59,13 +59,7 @@ def main() -> None:
     args = parser.parse_args()
 
     torch.set_num_threads(2)
-    ray.init(
-        address="local",
-        num_cpus=8,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-    )
+    init_local_ray(8)
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_tiny_model(Path(tmp) / "model", BENCH_MODEL)
         n_params = sum(

@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 import ray
 
+from actors.cluster import init_local_ray
 from mtg_ray.data import Record
 from mtg_ray.models import TinyModelConfig, build_tiny_model
 from mtg_ray.models.tiny import build_tokenizer
@@ -14,14 +15,7 @@ from mtg_ray.models.tiny import build_tokenizer
 
 @pytest.fixture(scope="session")
 def ray_session() -> Iterator[None]:
-    ray.init(
-        address="local",
-        num_cpus=8,
-        include_dashboard=False,
-        _node_ip_address="127.0.0.1",
-        log_to_driver=False,
-        runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}},
-    )
+    init_local_ray(8, runtime_env={"env_vars": {"TOKENIZERS_PARALLELISM": "false"}})
     yield
     ray.shutdown()
 
