@@ -11,6 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from mtg_ray.data import Problem, Record, read_records, read_sft_parquet, write_
 from mtg_ray.evaluate.run import evaluate, load_eval_sets
 from mtg_ray.monitor import Monitor
 from mtg_ray.objectives import ObjectiveConfig
-from mtg_ray.offline.report import demo_line, write_report
+from mtg_ray.offline.report import demo_line, headline_accuracy, write_report
 from mtg_ray.offline.rewrite import expert_records, run_rewrite
 from mtg_ray.offline.summary import summarize
 from mtg_ray.offline.train import run_train, total_steps
@@ -47,7 +48,9 @@ METHODS = {
 
 @dataclass
 class Run:
-    """What every job needs: the resolved config, the world (if any), problems, tokenizer."""
+    """What every job needs: the resolved config, the world (if any), problems, tokenizer.
+
+    Problem sets and the expert records are read once per Run and shared by every job."""
 
     cfg: JobConfig
     world: World | None
@@ -58,6 +61,7 @@ class Run:
     def template(self):
         return get_template(self.cfg.model.template)
 
+    @cached_property
     def train_problems(self) -> list[Problem]:
         data = self.cfg.data
         if data.train == "tinyworld":
@@ -67,8 +71,14 @@ class Run:
             problems = read_sft_parquet(data.train)
         return problems[: data.max_train_problems] if data.max_train_problems else problems
 
+    @cached_property
     def eval_sets(self) -> dict[str, list[Problem]]:
         return load_eval_sets(self.cfg.data.test, self.world, self.cfg.data.max_test_problems)
+
+    @cached_property
+    def expert(self) -> list[Record]:
+        """The raw SFT data: every train problem's expert demonstration as a record."""
+        return expert_records(self.train_problems, self.tokenizer, self.template)
 
 
 def start(cfg: JobConfig) -> Run:
@@ -110,7 +120,7 @@ def grader(run: Run):
 def rewrite_job(run: Run, rollout: RolloutGroup) -> tuple[list[Record], dict[str, float]]:
     """Stages 1-3 with the base policy, then the summary against the raw expert data."""
     cfg, out = run.cfg, run.out / "rewrite"
-    problems = run.train_problems()
+    problems = run.train_problems
     records = run_rewrite(
         problems, rollout, run.tokenizer, run.template, cfg.rewrite, out, grader(run),
         model=cfg.model.path,
@@ -118,7 +128,7 @@ def rewrite_job(run: Run, rollout: RolloutGroup) -> tuple[list[Record], dict[str
     summary_path = out / "summary.json"
     if summary_path.is_file():
         return records, json.loads(summary_path.read_text())
-    expert = expert_records(problems, run.tokenizer, run.template)
+    expert = run.expert
     score = lambda recs: rollout.score(  # noqa: E731
         [r.prompt_token_ids for r in recs], [r.response_token_ids for r in recs]
     )
@@ -133,7 +143,7 @@ def rewrite_job(run: Run, rollout: RolloutGroup) -> tuple[list[Record], dict[str
 def dataset(run: Run, name: str) -> list[Record]:
     """Records by name: rewritten (this run's rewrite), expert, or a parquet file/folder."""
     if name == "expert":
-        return expert_records(run.train_problems(), run.tokenizer, run.template)
+        return run.expert
     path = run.out / "rewrite" / "shards" if name == "rewritten" else Path(name)
     files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
     if not files or not files[0].exists():
@@ -147,7 +157,7 @@ def evaluate_job(run: Run, rollout: RolloutGroup, name: str) -> dict[str, dict[s
     if path.is_file():
         return json.loads(path.read_text())
     results = evaluate(
-        rollout, run.tokenizer, run.template, run.eval_sets(), run.cfg.eval, grader(run),
+        rollout, run.tokenizer, run.template, run.eval_sets, run.cfg.eval, grader(run),
         run.out / name / "eval_samples.jsonl",
     )  # fmt: skip
     write_text(path, json.dumps(results, indent=1))
@@ -169,7 +179,7 @@ def train_job(
         assert rollout is not None
         rollout.update_weights(learner.named_weights(cfg.rollout.bucket_bytes), version=step)
         results = evaluate(
-            rollout, run.tokenizer, run.template, run.eval_sets(), cfg.eval, grader(run)
+            rollout, run.tokenizer, run.template, run.eval_sets, cfg.eval, grader(run)
         )  # fmt: skip
         flat = {f"eval/{b}/{m}": v for b, ms in results.items() for m, v in ms.items()}
         monitor.scalars(flat, step)
@@ -183,12 +193,17 @@ def train_job(
         )  # fmt: skip
         if rollout is not None and trained_here:
             rollout.update_weights(learner.named_weights(cfg.rollout.bucket_bytes))
-        elif rollout is not None:  # finished in an earlier run: its export is the final model
-            rollout.update_weights(load_file(out / "model" / "model.safetensors").items())
+        elif rollout is not None:
+            push_export(rollout, out)
     finally:
         monitor.close()
         learner.shutdown()
     return result
+
+
+def push_export(rollout: RolloutGroup, out: Path) -> None:
+    """Give `rollout` the weights of a run that finished earlier: its export is the final model."""
+    rollout.update_weights(load_file(out / "model" / "model.safetensors").items())
 
 
 def main_job(run: Run) -> str:
@@ -199,18 +214,16 @@ def main_job(run: Run) -> str:
     with rollout_group(run) as rollout:
         results = {"base": evaluate_job(run, rollout, "base")}
         rewritten, summary = rewrite_job(run, rollout)
-        expert = expert_records(run.train_problems(), run.tokenizer, run.template)
         for method in cfg.methods:
             data, objective_name = METHODS[method]
             objective = dataclasses.replace(cfg.objective, name=objective_name)
             eval_path = run.out / method / "eval.json"
             if not eval_path.is_file():
                 train_job(
-                    run, expert if data == "expert" else rewritten, objective, method, rollout
+                    run, run.expert if data == "expert" else rewritten, objective, method, rollout
                 )
             results[method] = evaluate_job(run, rollout, method)
-    main_set = next(iter(run.eval_sets()))
-    accuracy = {m: next(iter(r[main_set].values())) for m, r in results.items()}
+    _, accuracy = headline_accuracy(results)
     table = write_report(run.out, results, accuracy, summary)
     print(table)
     print(f"wall time: {time.monotonic() - start_time:.0f} s; outputs in {run.out}")

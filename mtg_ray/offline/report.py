@@ -8,6 +8,14 @@ from mtg_ray.data import atomic_path, write_text
 COLUMNS = ("base", "sft", "dft", "dr_is", "dr_dft")
 
 
+def headline_accuracy(
+    results: Mapping[str, Mapping[str, Mapping[str, float]]],
+) -> tuple[str, dict[str, float]]:
+    """The first evaluation set's name, and each method's first metric (avg@n) on it."""
+    main_set = next(iter(next(iter(results.values()))))
+    return main_set, {m: next(iter(r[main_set].values())) for m, r in results.items()}
+
+
 def demo_line(accuracy: Mapping[str, float], var_expert: float, var_rewritten: float) -> str:
     parts = " ".join(f"{m}={accuracy[m]:.4f}" for m in COLUMNS)
     return f"demo: {parts} var_expert={var_expert:.4f} var_rewritten={var_rewritten:.4f}"

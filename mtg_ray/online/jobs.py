@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from safetensors.torch import load_file
 from tqdm import tqdm
 
 from actors.learner import LearnerGroup
@@ -33,10 +32,12 @@ from mtg_ray.offline.jobs import (
     Run,
     evaluate_job,
     grader,
+    push_export,
     rewrite_job,
     rollout_group,
     train_job,
 )
+from mtg_ray.offline.report import headline_accuracy
 from mtg_ray.offline.rewrite import rewrite_problems
 from mtg_ray.offline.train import batch_schedule, total_steps
 from mtg_ray.online.staleness import batch_lag, may_prefetch, must_sync
@@ -71,10 +72,10 @@ def online_job(
         raise ValueError("online mode needs rewrite.keep=one (one record per problem per step)")
     out = run.out / name
     done_path = out / "train_done.json"
-    if done_path.is_file():  # finished earlier: its export is the final model
-        rollout.update_weights(load_file(out / "model" / "model.safetensors").items())
+    if done_path.is_file():
+        push_export(rollout, out)
         return json.loads(done_path.read_text())
-    problems = run.train_problems()
+    problems = run.train_problems
     steps = online_steps(run, len(problems))
     schedule = problem_schedule(run, len(problems), steps)
     learner = LearnerGroup(dataclasses.replace(cfg.learner, total_steps=max(1, steps)))
@@ -197,8 +198,7 @@ def compare_job(run: Run) -> str:
         if not (run.out / name / "eval.json").is_file():
             online_job(online_run, rollout, objective, name)
         results[name] = evaluate_job(run, rollout, name)
-    main_set = next(iter(run.eval_sets()))
-    accuracy = {m: next(iter(r[main_set].values())) for m, r in results.items()}
+    main_set, accuracy = headline_accuracy(results)
     variance = {m: mean_scalar(run.out / "tb" / m, "is/all/variance") for m in results}
     lines = [
         f"| method | steps | {main_set} accuracy | mean per-step IS weight variance |",

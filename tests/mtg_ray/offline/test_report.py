@@ -1,4 +1,4 @@
-from mtg_ray.offline.report import demo_line, write_report
+from mtg_ray.offline.report import demo_line, headline_accuracy, write_report
 
 SUMMARY = {
     "logprob_expert": -3.0,
@@ -17,6 +17,14 @@ def test_demo_line_has_the_exact_shape() -> None:
         "demo: base=0.1000 sft=0.2000 dft=0.2500 dr_is=0.3000 dr_dft=0.3500 "
         "var_expert=0.5000 var_rewritten=0.2500"
     )
+
+
+def test_headline_is_the_first_sets_first_metric() -> None:
+    results = {
+        "base": {"tinyworld": {"avg@4": 0.1, "pass@4": 0.3}, "gsm8k": {"avg@4": 0.9}},
+        "sft": {"tinyworld": {"avg@4": 0.2, "pass@4": 0.4}, "gsm8k": {"avg@4": 0.8}},
+    }
+    assert headline_accuracy(results) == ("tinyworld", {"base": 0.1, "sft": 0.2})
 
 
 def test_report_writes_markdown_and_png(tmp_path) -> None:
