@@ -15,21 +15,21 @@ from collections.abc import Sequence
 import numpy as np
 
 from mtg_ray.data import Record
+from mtg_ray.rewriting.diagnostics import mean_token_logprob, sequence_log_ratios
 
 
 def record_log_ratios(records: Sequence[Record], policy_logprobs: Sequence[Sequence[float]]):
     """Per-record log w (see the module docstring); policy_logprobs[i] scores records[i]'s
     response tokens under the base policy."""
-    out = np.zeros(len(records))
-    for i, (rec, lps) in enumerate(zip(records, policy_logprobs, strict=True)):
+    pairs = list(zip(records, policy_logprobs, strict=True))
+    for rec, lps in pairs:
         if len(lps) != len(rec.response_token_ids):
             raise ValueError(
                 f"record {rec.problem_id!r}: {len(lps)} log-probs for "
                 f"{len(rec.response_token_ids)} response tokens"
             )
-        behaviour = np.mean(rec.behaviour_logprobs) if rec.behaviour_logprobs else 0.0
-        out[i] = float(np.mean(lps)) - behaviour if lps else 0.0
-    return out
+    behaviour = [rec.behaviour_logprobs or [0.0] * len(lps) for rec, lps in pairs]
+    return sequence_log_ratios(policy_logprobs, behaviour)
 
 
 def normalised_weight_variance(log_ratios: Sequence[float]) -> float:
@@ -39,12 +39,6 @@ def normalised_weight_variance(log_ratios: Sequence[float]) -> float:
         return float("nan")
     w = np.exp(lr - lr.max())
     return float(np.var(w / w.mean()))
-
-
-def mean_token_logprob(policy_logprobs: Sequence[Sequence[float]]) -> float:
-    """Mean log-prob per token over all responses (tokens weighted equally)."""
-    flat = [x for lps in policy_logprobs for x in lps]
-    return float(np.mean(flat)) if flat else float("nan")
 
 
 def stage_fractions(records: Sequence[Record]) -> dict[str, float]:

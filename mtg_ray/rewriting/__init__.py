@@ -3,6 +3,7 @@
 from mtg_ray.data import SOURCES
 from mtg_ray.rewriting.diagnostics import (
     WeightStats,
+    mean_token_logprob,
     sequence_log_ratios,
     weight_stats,
     weight_stats_by_source,
@@ -29,6 +30,7 @@ __all__ = [
     "get_template",
     "needs_guided",
     "rewrite",
+    "mean_token_logprob",
     "sequence_log_ratios",
     "weight_stats",
     "weight_stats_by_source",

@@ -50,6 +50,12 @@ def sequence_log_ratios(
     return out
 
 
+def mean_token_logprob(per_response: Sequence[Sequence[float]]) -> float:
+    """Mean log-prob per token over all tokens of all responses (tokens weighted equally)."""
+    flat = [x for lps in per_response for x in lps]
+    return float(np.mean(flat)) if flat else float("nan")
+
+
 def weight_stats(log_ratios: Sequence[float] | np.ndarray, clip: float = 2.0) -> WeightStats:
     """Diagnostics of w = exp(log_ratio) (log-ratios clamped to +-20 so nothing overflows)."""
     lr = np.asarray(log_ratios, dtype=np.float64).reshape(-1)

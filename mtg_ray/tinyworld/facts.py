@@ -20,8 +20,9 @@ from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from mtg_ray.data import Problem
 from mtg_ray.grading import grade_many
+from mtg_ray.rewriting.diagnostics import mean_token_logprob
 from mtg_ray.rewriting.prompts import PromptTemplate
-from mtg_ray.tinyworld.sampling import mean_token_logprob, response_logprobs, sample
+from mtg_ray.tinyworld.sampling import response_logprobs, sample
 
 
 def _rate(verdicts: Sequence[bool]) -> float | None:

@@ -87,9 +87,3 @@ def response_logprobs(
         for row in range(labels.shape[0]):
             out.append(logp[row][labels[row] != IGNORE_INDEX].tolist())
     return out
-
-
-def mean_token_logprob(per_response: Sequence[Sequence[float]]) -> float:
-    """Mean log-prob per token over all tokens of all responses (token-weighted)."""
-    n = sum(len(r) for r in per_response)
-    return sum(sum(r) for r in per_response) / n if n else float("nan")

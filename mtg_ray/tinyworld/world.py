@@ -276,7 +276,7 @@ def _build(cfg: WorldConfig, out: Path, log: Callable[[str], None]) -> None:
     tokenizer.save_pretrained(model_dir)
 
     start = time.monotonic()
-    problems = {s: [read_split_row(r) for r in rows[s]] for s in rows}
+    problems = {s: read_split(out / f"{s}.jsonl") for s in rows}
     levels = {r["problem_id"]: r["level"] for s in rows for r in rows[s]}
     max_new_tokens = max(len(own_solution(item)) for item in train + test) + 16
     measured = facts_module.measure(
@@ -304,13 +304,6 @@ def _build(cfg: WorldConfig, out: Path, log: Callable[[str], None]) -> None:
         "config": dataclasses.asdict(cfg),
     }
     write_text(out / "recipe.json", json.dumps(recipe, indent=2) + "\n")
-
-
-def read_split_row(row: dict[str, Any]) -> Problem:
-    """A split row as a Problem."""
-    return Problem(
-        row["problem_id"], row["problem"], row["answer"], row["solution"], row["dataset"]
-    )
 
 
 def _fsync_tree(folder: Path) -> None:
