@@ -52,7 +52,6 @@ def evaluate(
         temperature=cfg.temperature,
         top_p=cfg.top_p,
         max_tokens=cfg.max_tokens,
-        seed=None,  # see SamplingConfig.seed: engines seed themselves (rollout.seed)
     )
     results: dict[str, dict[str, float]] = {}
     rows: list[dict[str, Any]] = []

@@ -91,7 +91,6 @@ def rewrite_problems(
             temperature=cfg.temperature,
             top_p=cfg.top_p,
             max_tokens=cfg.max_tokens,
-            seed=None,  # see SamplingConfig.seed: engines seed themselves (rollout.seed)
         )
 
     stage1 = sampling(cfg.samples)
