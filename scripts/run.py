@@ -3,7 +3,7 @@
 Jobs: world (build the tiny world and print its facts), rewrite, train, evaluate, main (world ->
 rewrite -> train baselines and ours -> evaluate -> results table), online (per-batch rewriting
 against the live policy, `online.*` keys; see configs/online.yaml), compare_online (offline
-vs online DR+IS at equal steps). Overrides use the config keys
+vs online DR+IS, or `online.method=dr_dft`, at equal steps). Overrides use the config keys
 of configs/ (hydra syntax), e.g. `learner.lr=1e-4 world=small objective=dft`.
 Under `ray job submit`, add `resources=cluster` to join the job's cluster.
 """

@@ -2,6 +2,10 @@
 
 from dataclasses import dataclass
 
+# The main job's methods that train on rewritten data (mtg_ray.offline.jobs.METHODS): the ones
+# `compare_online` can run online.
+ONLINE_METHODS = ("dr_is", "dr_dft")
+
 
 @dataclass(frozen=True)
 class OnlineConfig:
@@ -11,13 +15,15 @@ class OnlineConfig:
     overlap: generate step t+1's batch while step t trains (Ray actors run both at once).
     max_policy_lag: most optimizer steps a batch's sampling policy may trail the learner when it
     is trained on; a prefetch or a late sync that would exceed it is not allowed.
-    save_every: steps between checkpoints (the last step always saves)."""
+    save_every: steps between checkpoints (the last step always saves).
+    method: what `compare_online` compares offline vs online, one of ONLINE_METHODS."""
 
     steps: int = 0
     sync_every: int = 1
     overlap: bool = False
     max_policy_lag: int = 1
     save_every: int = 16
+    method: str = "dr_is"
 
     def __post_init__(self) -> None:
         problems = []
@@ -34,5 +40,7 @@ class OnlineConfig:
             )
         if self.save_every < 1:
             problems.append(f"online.save_every must be >= 1, got {self.save_every}")
+        if self.method not in ONLINE_METHODS:
+            problems.append(f"online.method must be one of {ONLINE_METHODS}, got {self.method!r}")
         if problems:
             raise ValueError("bad OnlineConfig: " + "; ".join(problems))

@@ -180,21 +180,23 @@ def mean_scalar(log_dir: Path, tag: str) -> float:
 
 
 def compare_job(run: Run) -> str:
-    """Offline DR+IS (the main job's, reused if present) vs online DR+IS at the same number
-    of steps: test accuracy and the mean per-step importance-weight variance. Returns the
-    `online:` line; the table goes to `<out>/results_<online run>.md`."""
+    """Offline vs online `online.method` (DR+IS or DR+DFT; the main job's offline run is reused
+    if present) at the same number of steps: test accuracy and the mean per-step
+    importance-weight variance. Returns the `online:` line; the table goes to
+    `<out>/results_<online run>.md`."""
     cfg = run.cfg
-    objective = dataclasses.replace(cfg.objective, name=METHODS["dr_is"][1])
+    method = cfg.online.method
+    objective = dataclasses.replace(cfg.objective, name=METHODS[method][1])
     with rollout_group(run) as rollout:
         results = {"base": evaluate_job(run, rollout, "base")}
         rewritten, _ = rewrite_job(run, rollout)
-        if not (run.out / "dr_is" / "eval.json").is_file():
-            train_job(run, rewritten, objective, "dr_is", rollout)
-        results["dr_is"] = evaluate_job(run, rollout, "dr_is")
+        if not (run.out / method / "eval.json").is_file():
+            train_job(run, rewritten, objective, method, rollout)
+        results[method] = evaluate_job(run, rollout, method)
         steps = total_steps(len(rewritten), cfg.learner.train_batch_size, cfg.train)
         online = dataclasses.replace(cfg.online, steps=cfg.online.steps or steps)
         online_run = dataclasses.replace(run, cfg=dataclasses.replace(cfg, online=online))
-        name = "online_dr_is_overlap" if online.overlap else "online_dr_is"
+        name = f"online_{method}" + ("_overlap" if online.overlap else "")
         if not (run.out / name / "eval.json").is_file():
             online_job(online_run, rollout, objective, name)
         results[name] = evaluate_job(run, rollout, name)
@@ -205,14 +207,14 @@ def compare_job(run: Run) -> str:
         "|---|---|---|---|",
     ]
     for m in results:
-        n = {"base": "-", "dr_is": steps}.get(m, online.steps)
+        n = {"base": "-", method: steps}.get(m, online.steps)
         lines.append(f"| {m} | {n} | {accuracy[m]:.4f} | {variance[m]:.4f} |")
     table = "\n".join(lines) + "\n"
     write_text(run.out / f"results_{name}.md", table)
     print(table)
     line = (
-        f"online: offline_dr_is={accuracy['dr_is']:.4f} online_dr_is={accuracy[name]:.4f} "
-        f"is_var_offline={variance['dr_is']:.4f} is_var_online={variance[name]:.4f} "
+        f"online: offline_{method}={accuracy[method]:.4f} online_{method}={accuracy[name]:.4f} "
+        f"is_var_offline={variance[method]:.4f} is_var_online={variance[name]:.4f} "
         f"steps={steps}/{online.steps} overlap={online.overlap}"
     )
     write_text(run.out / f"{name}.txt", line + "\n")

@@ -10,6 +10,7 @@ from mtg_ray.config import compose
 from mtg_ray.data import read_records
 from mtg_ray.offline import jobs
 from mtg_ray.online import jobs as online
+from mtg_ray.online.config import ONLINE_METHODS
 from mtg_ray.tinyworld import World, small
 
 STEPS = 3
@@ -90,3 +91,8 @@ def test_compare_online_reports_both_runs_at_equal_steps(
     ), line
     assert (out / "online_dr_is_overlap.txt").read_text().strip() == line
     assert "| online_dr_is_overlap | 4 |" in (out / "results_online_dr_is_overlap.md").read_text()
+
+
+def test_online_methods_are_the_main_jobs_methods_on_rewritten_data() -> None:
+    rewritten = tuple(m for m, (data, _) in jobs.METHODS.items() if data == "rewritten")
+    assert ONLINE_METHODS == rewritten

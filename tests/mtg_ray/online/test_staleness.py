@@ -11,7 +11,8 @@ from mtg_ray.rewriting.stages import Sample
 def test_bad_configs_are_refused_by_name() -> None:
     for bad, key in (({"sync_every": 0}, "sync_every"), ({"max_policy_lag": -1}, "max_policy_lag"),
                      ({"steps": -1}, "steps"), ({"save_every": 0}, "save_every"),
-                     ({"sync_every": 3, "max_policy_lag": 1}, "max_policy_lag=1")):  # fmt: skip
+                     ({"sync_every": 3, "max_policy_lag": 1}, "max_policy_lag=1"),
+                     ({"method": "sft"}, "method")):  # fmt: skip
         with pytest.raises(ValueError, match=f"online.{key}"):
             OnlineConfig(**bad)
 
