@@ -3,7 +3,7 @@
 `RolloutEngine` is a plain class holding one `vllm.LLM`; `RolloutGroup` makes it a Ray actor
 with resources from `RolloutConfig` (one placement-group bundle per engine), spreads requests over
 the engines, restarts a dead engine from the latest weights, and pushes new weights through
-vLLM's weight-transfer API (our gloo backend on CPU).
+vLLM's weight-transfer API (our shm or gloo backend on CPU).
 """
 
 import logging
@@ -55,6 +55,9 @@ class RolloutEngine:
 
     def ready(self) -> int:
         return self.version
+
+    def node_id(self) -> str:
+        return ray.get_runtime_context().get_node_id()
 
     def generate(self, prompts: list[list[int]], sampling: SamplingConfig) -> list[list[Sample]]:
         from vllm import SamplingParams
@@ -146,8 +149,18 @@ class RolloutGroup:
         ray.get([e.ready.remote() for e in self.engines])
         self.version = 0
         self.restarts = 0
-        self._snapshot: list[tuple[BucketMeta, Any]] = []
-        self._sender: Any = None  # transfer group to all engines, kept across syncs
+        self._snapshot: list[tuple[BucketMeta, Any]] = []  # gloo: the last weights, for restarts
+        self._updates: list[dict[str, Any]] = []  # shm: the last sync's bucket files
+        self._sender: Any = None  # gloo transfer group to all engines, or the shm files
+        if cfg.weight_backend == "shm":
+            here = ray.get_runtime_context().get_node_id()
+            nodes = set(ray.get([e.node_id.remote() for e in self.engines]))
+            if nodes != {here}:
+                self.shutdown()
+                raise ValueError(
+                    "rollout.weight_backend=shm needs every engine on the sender's node; "
+                    "use rollout.weight_backend=gloo when they are spread over nodes"
+                )
 
     def _start(self, index: int) -> Any:
         cfg = self.cfg
@@ -204,16 +217,23 @@ class RolloutGroup:
     def _restart(self, index: int) -> None:
         ray.kill(self.engines[index], no_restart=True)
         self.engines[index] = self._start(index)
-        self._sender = None  # the transfer group lost a member
         ray.get(self.engines[index].ready.remote())
         self.restarts += 1
+        engine = self.engines[index]
+        if self.cfg.weight_backend == "shm":
+            if self._updates:  # the last sync's files still hold its weights
+                ray.get(engine.start_weight_update.remote())
+                ray.get([engine.update_weights.remote(u) for u in self._updates])
+                ray.get(engine.finish_weight_update.remote(self.version))
+            return
+        self._sender = None  # the gloo transfer group lost a member
         if self._snapshot:
             named = (
                 pair
                 for meta, ref in self._snapshot
                 for pair in unpack(torch.from_numpy(ray.get(ref).copy()), meta)
             )
-            self._push([self.engines[index]], named, self.version, keep=False)
+            self._push_gloo([engine], named, self.version, keep=False, sender=None)
 
     # ---- weights --------------------------------------------------------------------------
 
@@ -222,22 +242,52 @@ class RolloutGroup:
     ) -> SyncStats:
         """Push (name, tensor) pairs to every engine in buckets; bumps the policy version.
 
-        Call it in the process that holds the weights (the learner's rank 0): it becomes rank 0
-        of the transfer group. Tensors are pulled one bucket at a time.
+        Call it in the process that holds the weights (the learner's rank 0, or the driver the
+        learner streams them to): with gloo it is rank 0 of the transfer group, with shm it
+        writes the bucket files. Tensors are pulled one bucket at a time.
         """
         version = self.version + 1 if version is None else version
-        stats = self._push(self.engines, named, version, keep=self.cfg.keep_weights_for_recovery)
+        if self.cfg.weight_backend == "shm":
+            stats = self._push_shm(named, version)
+        elif self.cfg.weight_backend == "gloo":
+            if self._sender is None:
+                self._sender = self._connect_gloo(self.engines)
+            keep = self.cfg.keep_weights_for_recovery
+            try:
+                stats = self._push_gloo(self.engines, named, version, keep, self._sender)
+            except BaseException:
+                self._sender = None  # a broken group is never reused
+                raise
+        else:
+            raise NotImplementedError("weight sync is implemented for the shm and gloo backends")
         self.version = version
         return stats
 
-    def _push(
-        self, engines: list[Any], named: Iterable[tuple[str, Tensor]], version: int, keep: bool
-    ) -> SyncStats:
+    def _push_shm(self, named: Iterable[tuple[str, Tensor]], version: int) -> SyncStats:
+        """Bucket i goes into file i while the engines load bucket i - 1: each engine runs its
+        updates in order, so the driver only waits at the end."""
+        from mtg_ray.weight_sync.sender import ShmSender
+
+        start = time.perf_counter()
+        if self._sender is None:
+            self._sender = ShmSender(self.cfg.shm_dir)
+        engines = self.engines
+        ray.get([e.start_weight_update.remote() for e in engines])
+        updates, loads, nbytes = [], [], 0
+        for index, bucket in enumerate(iter_buckets(named, self.cfg.bucket_bytes)):
+            update = self._sender.write(index, bucket)
+            loads += [e.update_weights.remote(update) for e in engines]
+            updates.append(update)
+            nbytes += BucketMeta(update["names"], update["dtype_names"], update["shapes"]).nbytes
+        ray.get(loads)
+        ray.get([e.finish_weight_update.remote(version) for e in engines])
+        self._updates = updates
+        return SyncStats(time.perf_counter() - start, nbytes, len(updates), version)
+
+    def _connect_gloo(self, engines: list[Any]) -> Any:
+        """A transfer group of this process (rank 0) and every engine worker."""
         from mtg_ray.weight_sync.sender import GlooSender, free_port
 
-        if self.cfg.weight_backend != "gloo":
-            raise NotImplementedError("weight sync is implemented for the gloo backend only")
-        start = time.perf_counter()
         host = (
             ray.util.get_node_ip_address() if self.cfg.sync_host == "auto" else self.cfg.sync_host
         )
@@ -248,6 +298,19 @@ class RolloutGroup:
         ]
         sender.connect()
         ray.get(joins)
+        return sender
+
+    def _push_gloo(
+        self,
+        engines: list[Any],
+        named: Iterable[tuple[str, Tensor]],
+        version: int,
+        keep: bool,
+        sender: Any,
+    ) -> SyncStats:
+        """One broadcast per bucket over `sender`'s group (a fresh one for `engines` if None)."""
+        start = time.perf_counter()
+        sender = sender or self._connect_gloo(engines)
         ray.get([e.start_weight_update.remote() for e in engines])
         snapshot, nbytes, nbuckets = [], 0, 0
         for bucket in iter_buckets(named, self.cfg.bucket_bytes):
@@ -271,3 +334,5 @@ class RolloutGroup:
         for e in self.engines:
             ray.kill(e, no_restart=True)
         remove_placement_group(self.pg)
+        if self._sender is not None:
+            self._sender.close()

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+WEIGHT_BACKENDS = ("shm", "gloo", "nccl")
+
 
 @dataclass(frozen=True)
 class RolloutConfig:
@@ -13,10 +15,13 @@ class RolloutConfig:
     gpu_memory_utilization on GPU. dtype: engine dtype (float32 on CPU, bfloat16 on GPU).
     max_model_len: context length. seed: engine i samples with seed + i when a request has none.
     max_retries: restarts of a failed engine before a batch fails. bucket_bytes: size of one
-    weight-sync bucket. weight_backend: gloo (CPU) | nccl (GPU). keep_weights_for_recovery:
-    keep the last synced weights in the object store so a restarted engine gets them back.
-    sync_host: address the weight sender listens on for the engines' rendezvous (127.0.0.1 on
+    weight-sync bucket. weight_backend: shm (CPU, engines on the sender's node: bucket files
+    under shm_dir that the engines map) | gloo (CPU, any node: broadcast over a gloo group) |
+    nccl (GPU). keep_weights_for_recovery: keep the last synced weights so a restarted engine
+    gets them back (gloo: a copy in the object store; shm: its bucket files, kept anyway).
+    sync_host: address the gloo sender listens on for the engines' rendezvous (127.0.0.1 on
     one machine; the learner node's address, or "auto" for Ray's node address, on a cluster).
+    shm_dir: tmpfs folder for the shm backend's bucket files (one copy of the weights).
     """
 
     model: str = ""
@@ -31,16 +36,18 @@ class RolloutConfig:
     enforce_eager: bool = True
     max_retries: int = 2
     bucket_bytes: int = 64 << 20
-    weight_backend: str = "gloo"
+    weight_backend: str = "shm"
     keep_weights_for_recovery: bool = True
     sync_host: str = "127.0.0.1"
+    shm_dir: str = "/dev/shm"
 
     def __post_init__(self) -> None:
         if self.num_engines < 1:
             raise ValueError(f"rollout.num_engines must be >= 1, got {self.num_engines}")
-        if self.weight_backend not in ("gloo", "nccl"):
+        if self.weight_backend not in WEIGHT_BACKENDS:
             raise ValueError(
-                f"rollout.weight_backend must be gloo or nccl, got {self.weight_backend!r}"
+                f"rollout.weight_backend must be one of {WEIGHT_BACKENDS}, "
+                f"got {self.weight_backend!r}"
             )
         if self.bucket_bytes <= 0:
             raise ValueError(f"rollout.bucket_bytes must be > 0, got {self.bucket_bytes}")

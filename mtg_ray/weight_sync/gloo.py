@@ -14,14 +14,10 @@ from typing import Any
 import torch
 from torch import Tensor
 from vllm.distributed.utils import stateless_init_torch_distributed_process_group
-from vllm.distributed.weight_transfer.base import (
-    WeightTransferEngine,
-    WeightTransferInitInfo,
-    WeightTransferUpdateInfo,
-)
-from vllm.distributed.weight_transfer.factory import WeightTransferEngineFactory
+from vllm.distributed.weight_transfer.base import WeightTransferInitInfo, WeightTransferUpdateInfo
 
 from mtg_ray.weight_sync.buckets import BucketMeta, unpack
+from mtg_ray.weight_sync.cpu_engine import CpuWeightTransferEngine
 
 BACKEND = "gloo"
 TIMEOUT = timedelta(minutes=10)
@@ -57,7 +53,7 @@ def join_group(address: str, port: int, rank: int, world_size: int) -> Any:
     )
 
 
-class GlooWeightTransferEngine(WeightTransferEngine[GlooInitInfo, GlooUpdateInfo]):
+class GlooWeightTransferEngine(CpuWeightTransferEngine[GlooInitInfo, GlooUpdateInfo]):
     """Worker side: receives each bucket by broadcast and loads it into the model."""
 
     init_info_cls = GlooInitInfo
@@ -73,23 +69,6 @@ class GlooWeightTransferEngine(WeightTransferEngine[GlooInitInfo, GlooUpdateInfo
             init_info.master_address, init_info.master_port, rank, init_info.world_size
         )
 
-    def start_weight_update(self) -> None:
-        from vllm.model_executor.model_loader.reload import initialize_layerwise_reload
-
-        initialize_layerwise_reload(self.model)
-
-    def finish_weight_update(self) -> None:
-        from vllm.model_executor.model_loader.reload import finalize_layerwise_reload
-
-        finalize_layerwise_reload(self.model, self.model_config)
-
-    def update_weights(self, update_info: dict[str, Any]) -> None:
-        # The base class ends with torch.accelerator.synchronize(), which raises on a CPU-only
-        # host; gloo is synchronous, so there is nothing to wait for.
-        self.receive_weights(self.parse_update_info(update_info))
-        if torch.accelerator.is_available():
-            torch.accelerator.synchronize()
-
     def receive_weights(self, update_info: GlooUpdateInfo) -> None:
         if self.group is None:
             raise RuntimeError("gloo weight transfer not initialised: call init first")
@@ -100,11 +79,3 @@ class GlooWeightTransferEngine(WeightTransferEngine[GlooInitInfo, GlooUpdateInfo
 
     def shutdown(self) -> None:
         self.group = None
-
-
-def register() -> None:
-    """Make `weight_transfer_config={"backend": "gloo"}` available (idempotent)."""
-    try:
-        WeightTransferEngineFactory.register_engine(BACKEND, GlooWeightTransferEngine)
-    except ValueError:  # already registered in this process
-        pass

@@ -1,12 +1,19 @@
-"""Trainer side of a gloo weight sync: rank 0 of the transfer group, broadcasting buckets."""
+"""Trainer side of a weight sync: the gloo sender (rank 0 of the transfer group, broadcasting
+buckets) and the shared-memory sender (bucket files the engines map)."""
 
+import os
+import shutil
 import socket
+import tempfile
+import weakref
+from dataclasses import asdict
 from typing import Any
 
 from torch import Tensor
 
-from mtg_ray.weight_sync.buckets import pack
+from mtg_ray.weight_sync.buckets import bucket_meta, pack
 from mtg_ray.weight_sync.gloo import broadcast, join_group
+from mtg_ray.weight_sync.shm import map_file
 
 
 def free_port(host: str) -> int:
@@ -35,5 +42,34 @@ class GlooSender:
         broadcast(self.group, buf)
         return buf
 
-    def send_packed(self, buf: Tensor) -> None:
-        broadcast(self.group, buf)
+    def close(self) -> None:
+        self.group = None
+
+
+class ShmSender:
+    """One file per bucket index in a fresh folder under `root` (a tmpfs such as /dev/shm),
+    kept and rewritten in place across syncs; the folder is removed by `close` or when the
+    sender is collected. Between syncs the files hold the last synced weights."""
+
+    def __init__(self, root: str) -> None:
+        if not os.path.isdir(root):
+            raise FileNotFoundError(f"rollout.shm_dir {root!r} is not a folder")
+        self.folder = tempfile.mkdtemp(prefix="mtg-ray-weights-", dir=root)
+        self._files: dict[int, Tensor] = {}
+        self._cleanup = weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
+
+    def write(self, index: int, bucket: list[tuple[str, Tensor]]) -> dict[str, Any]:
+        """Pack bucket `index` into its file; returns the engines' update info."""
+        meta = bucket_meta(bucket)
+        path = os.path.join(self.folder, f"bucket-{index:05d}")
+        buf = self._files.get(index)
+        if buf is None or buf.numel() < meta.nbytes:  # size the file first: see map_file
+            with open(path, "ab") as f:
+                f.truncate(meta.nbytes)
+            buf = self._files[index] = map_file(path, meta.nbytes)
+        pack(bucket, out=buf)
+        return dict(path=path, capacity=buf.numel(), **asdict(meta))
+
+    def close(self) -> None:
+        self._files.clear()
+        self._cleanup()

@@ -3,11 +3,13 @@
 Side by side in one run, on one model:
   (a) sampled tokens/s of the rollout group vs HF `generate` (same model, prompts, sampling
       settings, every sample exactly `max_tokens` long);
-  (b) seconds to push all weights to every engine vs seconds to memcpy the same bytes once.
+  (b) seconds to push all weights to every engine vs seconds to memcpy the same bytes once,
+      with the default CPU backend (shm); the gloo backend's time is printed beside it.
 Last line: `rollout_vs_hf=<x> sync_vs_memcpy=<y>`.
 """
 
 import argparse
+import dataclasses
 import tempfile
 import time
 from pathlib import Path
@@ -51,6 +53,13 @@ def memcpy_seconds(nbytes: int, repeats: int = 5) -> float:
     return best
 
 
+def sync_seconds(group: RolloutGroup, state: dict[str, torch.Tensor]) -> tuple[float, int]:
+    """Best of 3 pushes of `state` (after a warm-up that sets up the transport), and buckets."""
+    group.update_weights(state.items())
+    syncs = [group.update_weights(state.items()) for _ in range(3)]
+    return min(s.seconds for s in syncs), syncs[0].buckets
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--prompts", type=int, default=64)
@@ -72,28 +81,30 @@ def main() -> None:
             n=1, temperature=1.0, top_p=1.0, max_tokens=args.max_tokens, ignore_eos=True, seed=0
         )
 
-        group = RolloutGroup(
-            RolloutConfig(model=str(model_dir), num_engines=args.engines, max_model_len=256)
-        )
+        cfg = RolloutConfig(model=str(model_dir), num_engines=args.engines, max_model_len=256)
+        group = RolloutGroup(cfg)
         group.generate(prompts[:2], sampling)  # warm-up
         start = time.perf_counter()
         samples = group.generate(prompts, sampling)
         ours = sum(len(s.token_ids) for ss in samples for s in ss) / (time.perf_counter() - start)
 
         state = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).state_dict()
-        group.update_weights(state.items())  # warm-up: first sync builds the transfer group
-        syncs = [group.update_weights(state.items()) for _ in range(3)]
-        sync = min(s.seconds for s in syncs)
-        nbytes = sum(t.numel() * t.element_size() for t in state.values())
+        sync, buckets = sync_seconds(group, state)
         group.shutdown()
+        gloo = RolloutGroup(dataclasses.replace(cfg, weight_backend="gloo"))
+        gloo_sync, _ = sync_seconds(gloo, state)
+        gloo.shutdown()
+        nbytes = sum(t.numel() * t.element_size() for t in state.values())
 
         hf = hf_tokens_per_s(model_dir, prompts, args.max_tokens)
         copy = memcpy_seconds(nbytes)
     size = f"{n_params / 1e6:.1f}M params, {nbytes / 2**20:.1f} MiB fp32"
     print(f"model: {size}; {args.engines} engines x 1 CPU")
     print(f"rollout group: {ours:.0f} tok/s   HF generate: {hf:.0f} tok/s")
-    buckets = syncs[0].buckets
-    print(f"weight sync: {sync * 1e3:.1f} ms ({buckets} buckets)   memcpy: {copy * 1e3:.2f} ms")
+    print(
+        f"weight sync: {cfg.weight_backend} {sync * 1e3:.1f} ms ({buckets} buckets), "
+        f"gloo {gloo_sync * 1e3:.1f} ms   memcpy: {copy * 1e3:.2f} ms"
+    )
     print(f"rollout_vs_hf={ours / hf:.2f} sync_vs_memcpy={sync / copy:.2f}")
 
 

@@ -97,3 +97,41 @@ def test_killing_an_engine_mid_batch_still_completes(group: RolloutGroup, tiny_m
     prompt, response = [7, 8, 9, 10], [11, 12, 13, 14, 15, 16]
     first, second = group.score([prompt] * 2, [response] * 2)
     torch.testing.assert_close(torch.tensor(first), torch.tensor(second), atol=1e-5, rtol=0)
+
+
+def test_gloo_backend_pushes_keeps_its_group_and_restores_a_restarted_engine(
+    ray_session, tiny_models
+) -> None:
+    model_a, model_b = tiny_models
+    prompt, response = [7, 8, 9, 10], [11, 12, 13, 14, 15, 16]
+    cfg = RolloutConfig(
+        model=str(model_a), num_engines=1, max_model_len=256, bucket_bytes=64 << 10,
+        weight_backend="gloo",
+    )  # fmt: skip
+    group = RolloutGroup(cfg)
+    try:
+        expected = {m: torch.tensor(hf_logprobs(m, prompt, response)) for m in tiny_models}
+        states = {
+            m: AutoModelForCausalLM.from_pretrained(m, dtype=torch.float32).state_dict()
+            for m in tiny_models
+        }
+        group.update_weights(states[model_b].items())
+        sender = group._sender
+        group.update_weights(states[model_b].items())
+        assert group._sender is sender  # the transfer group outlives a sync
+        torch.testing.assert_close(
+            torch.tensor(group.score([prompt], [response])[0]), expected[model_b], atol=1e-4, rtol=0
+        )
+
+        ray.kill(group.engines[0], no_restart=True)  # restarted from the object-store snapshot
+        torch.testing.assert_close(
+            torch.tensor(group.score([prompt], [response])[0]), expected[model_b], atol=1e-4, rtol=0
+        )
+        assert group.restarts == 1 and group.versions() == [2]
+
+        group.update_weights(states[model_a].items())  # a new group with the new engine
+        torch.testing.assert_close(
+            torch.tensor(group.score([prompt], [response])[0]), expected[model_a], atol=1e-4, rtol=0
+        )
+    finally:
+        group.shutdown()
