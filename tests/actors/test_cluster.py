@@ -9,9 +9,9 @@ import tempfile
 import time
 from pathlib import Path
 
+from actors.cluster import free_port
 from mtg_ray.paths import REPO_ROOT
 from mtg_ray.tinyworld import World
-from mtg_ray.weight_sync.sender import free_port
 
 
 def test_ray_job_submit_runs_a_job(small_world: World, tmp_path: Path) -> None:
@@ -44,11 +44,13 @@ def test_ray_job_submit_runs_a_job(small_world: World, tmp_path: Path) -> None:
             f"cache_dir={small_world.root.parent}",
         ]  # fmt: skip
         deadline = time.monotonic() + 60
-        while True:  # the dashboard's job API comes up a few seconds after the head
+        # The dashboard's job API, then its job agent, come up a few seconds after the head.
+        not_yet = ("Connection", "No available agent to submit job")
+        while True:
             done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
             if done.returncode == 0 or time.monotonic() > deadline:
                 break
-            if "Connection" not in done.stdout + done.stderr:
+            if not any(s in done.stdout + done.stderr for s in not_yet):
                 break
             time.sleep(2)
         output = done.stdout + done.stderr
