@@ -21,6 +21,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from torch import Tensor
 
+from actors.cluster import free_port
 from mtg_ray.data import Record, write_text
 from mtg_ray.learner import (
     LearnerConfig,
@@ -34,7 +35,6 @@ from mtg_ray.learner import (
 )
 from mtg_ray.learner.export import gathered_buckets
 from mtg_ray.objectives import ObjectiveConfig, token_logprobs
-from mtg_ray.weight_sync.sender import free_port
 
 LATEST = "latest"
 CLIENT_KEY = "mtg_ray"  # our entry among the extras DeepSpeed returns as client state
@@ -107,7 +107,7 @@ class LearnerWorker:
         logprob_means: list[float] = []
         sources: list[str] = []
         for micro in micro_batches(records, cfg.micro_batch_size):
-            batch = collate(micro, self.pad_id, cfg.max_length)
+            batch = collate(micro, self.pad_id, cfg.max_length).to(engine.device)
             out = forward_objective(engine, batch, objective)
             engine.backward(out.loss * (out.response_tokens * scale))
             if cfg.effective_zero_stage == 0 and engine.is_gradient_accumulation_boundary():
@@ -140,7 +140,7 @@ class LearnerWorker:
         """Live log-prob of every response token (no gradient, no step)."""
         out: list[list[float]] = []
         for micro in micro_batches(records, self.cfg.micro_batch_size):
-            batch = collate(micro, self.pad_id, self.cfg.max_length)
+            batch = collate(micro, self.pad_id, self.cfg.max_length).to(self.engine.device)
             logits = self.engine(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
             logprobs = token_logprobs(logits.logits[:, :-1], batch.labels)
             out += [row[m].tolist() for row, m in zip(logprobs, batch.mask, strict=True)]
@@ -177,10 +177,12 @@ class LearnerWorker:
         return gathered_buckets(self.engine.module, bucket_bytes, zero3)
 
     def stream_weights(self, bucket_bytes: int) -> Iterator[list[tuple[str, Tensor]]]:
-        """Rank 0 yields full (name, tensor) buckets; other ranks only join the gathers."""
+        """Rank 0 yields full (name, tensor) buckets, copied to host memory so whoever receives
+        them (the driver, the rollout group's sender) needs no GPU; other ranks only join the
+        gathers."""
         for bucket in self._buckets(bucket_bytes):
             if self.rank == 0:
-                yield [(name, t.clone()) for name, t in bucket]
+                yield [(name, t.to("cpu", copy=True)) for name, t in bucket]
 
     def drain_weights(self, bucket_bytes: int) -> None:
         for _ in self._buckets(bucket_bytes):

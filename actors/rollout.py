@@ -20,6 +20,7 @@ from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from torch import Tensor
 
+from actors.cluster import free_port
 from mtg_ray.rollout import RolloutConfig, Sample, SamplingConfig, merge_in_order, split_evenly
 from mtg_ray.weight_sync import BucketMeta, bucket_meta, iter_buckets, unpack
 
@@ -286,7 +287,7 @@ class RolloutGroup:
 
     def _connect_gloo(self, engines: list[Any]) -> Any:
         """A transfer group of this process (rank 0) and every engine worker."""
-        from mtg_ray.weight_sync.sender import GlooSender, free_port
+        from mtg_ray.weight_sync.sender import GlooSender
 
         host = (
             ray.util.get_node_ip_address() if self.cfg.sync_host == "auto" else self.cfg.sync_host

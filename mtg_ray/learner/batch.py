@@ -6,7 +6,7 @@ pass and the stored ones meet token by token.
 """
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import torch
 from torch import Tensor
@@ -41,6 +41,15 @@ class Batch:
     @property
     def num_response_tokens(self) -> int:
         return int(self.mask.sum())
+
+    def to(self, device: torch.device | str) -> "Batch":
+        """The same batch with its tensors on `device` (the model's)."""
+        moved = {
+            f.name: getattr(self, f.name).to(device)
+            for f in fields(self)
+            if isinstance(getattr(self, f.name), Tensor)
+        }
+        return replace(self, **moved)
 
 
 def collate(records: Sequence[Record], pad_id: int, max_length: int) -> Batch:

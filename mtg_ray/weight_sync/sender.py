@@ -3,7 +3,6 @@ buckets) and the shared-memory sender (bucket files the engines map)."""
 
 import os
 import shutil
-import socket
 import tempfile
 import weakref
 from dataclasses import asdict
@@ -14,12 +13,6 @@ from torch import Tensor
 from mtg_ray.weight_sync.buckets import bucket_meta, pack
 from mtg_ray.weight_sync.gloo import broadcast, join_group
 from mtg_ray.weight_sync.shm import map_file
-
-
-def free_port(host: str) -> int:
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
 
 
 class GlooSender:

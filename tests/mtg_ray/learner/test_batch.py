@@ -38,3 +38,14 @@ def test_shards_and_micro_batches_cover_everything_once(record) -> None:
     with pytest.raises(ValueError, match="do not split over 3"):
         shard(recs, 3)
     assert torch.equal(collate(recs[:1], 0, 8).mask, torch.tensor([[True]]))
+
+
+def test_a_batch_moves_every_tensor_to_the_models_device(record) -> None:
+    batch = collate([record([1, 2], [3, 4], [-0.5, -1.0]), record([5], [6], None)], 0, 64)
+    moved = batch.to("meta")  # stands in for cuda here: only the device changes
+    tensors = ("input_ids", "attention_mask", "labels", "mask", "behaviour_logprobs")
+    for name in (*tensors, "has_behaviour"):
+        before, after = getattr(batch, name), getattr(moved, name)
+        assert after.device.type == "meta" and before.device.type == "cpu"
+        assert (after.shape, after.dtype) == (before.shape, before.dtype)
+    assert (moved.sources, moved.truncated) == (batch.sources, batch.truncated)
