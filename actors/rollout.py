@@ -138,7 +138,7 @@ class RolloutGroup:
 
     def __init__(self, cfg: RolloutConfig) -> None:
         self.cfg = cfg
-        on_gpu = cfg.weight_backend == "nccl"
+        on_gpu = cfg.device == "cuda"
         bundle = (
             {"GPU": cfg.tensor_parallel_size, "CPU": cfg.cpus_per_engine}
             if on_gpu
@@ -169,9 +169,7 @@ class RolloutGroup:
         env = {"OMP_NUM_THREADS": threads, "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
         actor = ray.remote(RolloutEngine).options(
             num_cpus=cfg.cpus_per_engine,
-            num_gpus=cfg.tensor_parallel_size
-            if cfg.weight_backend == "nccl" and cfg.tensor_parallel_size == 1
-            else 0,
+            num_gpus=1 if cfg.device == "cuda" and cfg.tensor_parallel_size == 1 else 0,
             scheduling_strategy=PlacementGroupSchedulingStrategy(
                 self.pg, placement_group_bundle_index=index
             ),
@@ -250,7 +248,7 @@ class RolloutGroup:
         version = self.version + 1 if version is None else version
         if self.cfg.weight_backend == "shm":
             stats = self._push_shm(named, version)
-        elif self.cfg.weight_backend == "gloo":
+        else:  # gloo
             if self._sender is None:
                 self._sender = self._connect_gloo(self.engines)
             keep = self.cfg.keep_weights_for_recovery
@@ -259,8 +257,6 @@ class RolloutGroup:
             except BaseException:
                 self._sender = None  # a broken group is never reused
                 raise
-        else:
-            raise NotImplementedError("weight sync is implemented for the shm and gloo backends")
         self.version = version
         return stats
 

