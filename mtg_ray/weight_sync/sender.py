@@ -39,15 +39,42 @@ class GlooSender:
         self.group = None
 
 
+PREFIX = "mtg-ray-weights-"
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_orphans(root: str) -> list[str]:
+    """Remove bucket folders under `root` whose sender process is gone (a crashed run would
+    otherwise keep a copy of its weights in memory until reboot). Returns what it removed."""
+    removed = []
+    for name in os.listdir(root):
+        pid = name.removeprefix(PREFIX).split("-")[0]
+        if name.startswith(PREFIX) and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+            removed.append(name)
+    return removed
+
+
 class ShmSender:
     """One file per bucket index in a fresh folder under `root` (a tmpfs such as /dev/shm),
     kept and rewritten in place across syncs; the folder is removed by `close` or when the
-    sender is collected. Between syncs the files hold the last synced weights."""
+    sender is collected, and by the next sender on this machine if this process dies first.
+    Between syncs the files hold the last synced weights."""
 
     def __init__(self, root: str) -> None:
         if not os.path.isdir(root):
             raise FileNotFoundError(f"rollout.shm_dir {root!r} is not a folder")
-        self.folder = tempfile.mkdtemp(prefix="mtg-ray-weights-", dir=root)
+        remove_orphans(root)
+        self.folder = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=root)
         self._files: dict[int, Tensor] = {}
         self._cleanup = weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
 

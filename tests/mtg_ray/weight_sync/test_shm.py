@@ -1,12 +1,14 @@
 """The shared-memory sender's bucket files, read back the way an engine worker maps them."""
 
 import os
+import subprocess
+import sys
 
 import pytest
 import torch
 
 from mtg_ray.weight_sync import BucketMeta, unpack
-from mtg_ray.weight_sync.sender import ShmSender
+from mtg_ray.weight_sync.sender import PREFIX, ShmSender
 from mtg_ray.weight_sync.shm import map_file
 
 
@@ -49,3 +51,18 @@ def test_a_short_file_is_refused_not_extended(tmp_path) -> None:
 def test_a_missing_folder_is_named(tmp_path) -> None:
     with pytest.raises(FileNotFoundError, match="rollout.shm_dir"):
         ShmSender(str(tmp_path / "nowhere"))
+
+
+def test_folders_of_dead_senders_are_removed_and_live_ones_kept(tmp_path) -> None:
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    orphan = tmp_path / f"{PREFIX}{gone.stdout.strip()}-abc"
+    orphan.mkdir()
+    (orphan / "bucket-00000").write_bytes(b"old weights")
+    live = ShmSender(str(tmp_path))
+    unrelated = tmp_path / "something-else"
+    unrelated.mkdir()
+    ShmSender(str(tmp_path)).close()
+    assert not orphan.exists()
+    assert os.path.isdir(live.folder) and unrelated.is_dir()
+    live.close()
