@@ -232,7 +232,8 @@ class RolloutGroup:
                 for meta, ref in self._snapshot
                 for pair in unpack(torch.from_numpy(ray.get(ref).copy()), meta)
             )
-            self._push_gloo([engine], named, self.version, keep=False, sender=None)
+            sender = self._connect_gloo([engine])  # the new engine alone, for this push
+            self._push_gloo([engine], named, self.version, keep=False, sender=sender)
 
     # ---- weights --------------------------------------------------------------------------
 
@@ -305,9 +306,8 @@ class RolloutGroup:
         keep: bool,
         sender: Any,
     ) -> SyncStats:
-        """One broadcast per bucket over `sender`'s group (a fresh one for `engines` if None)."""
+        """One broadcast per bucket over `sender`'s group, whose members are `engines`."""
         start = time.perf_counter()
-        sender = sender or self._connect_gloo(engines)
         ray.get([e.start_weight_update.remote() for e in engines])
         snapshot, nbytes, nbuckets = [], 0, 0
         for bucket in iter_buckets(named, self.cfg.bucket_bytes):
