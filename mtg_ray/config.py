@@ -1,24 +1,27 @@
 """JobConfig: the whole run as typed dataclasses, composed by hydra from configs/.
 
-Each group of configs/ (model, data, world, rollout, learner, objective, rewrite, train, eval,
-resources, online) maps onto one dataclass here, under the same key, so a key is spelled the
-same in YAML, on the command line (`learner.lr=1e-4`), in TensorBoard tags and in parquet
-columns.
+The dataclasses are the schema and their defaults are the CPU default (`configs/tiny.yaml`
+composes to exactly `JobConfig()`); YAML files document every key and override values. Each
+group of configs/ (model, data, world, rollout, learner, objective, rewrite, train, eval,
+resources, online) maps onto one dataclass under the same key, so a key is spelled the same in
+YAML, on the command line (`learner.lr=1e-4`), in TensorBoard tags and in parquet columns. The
+groups' own dataclasses live beside the code that reads them; this module only assembles them.
 """
 
 import dataclasses
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from mtg_ray.learner import LearnerConfig
-from mtg_ray.objectives import ObjectiveConfig
+from mtg_ray.evaluate.config import EvalConfig
+from mtg_ray.learner import LearnerConfig, TrainConfig
+from mtg_ray.objectives import METHODS, ObjectiveConfig
 from mtg_ray.online.config import OnlineConfig
 from mtg_ray.paths import REPO_ROOT
+from mtg_ray.rewriting import RewriteConfig
 from mtg_ray.rollout import RolloutConfig
 from mtg_ray.tinyworld import WorldConfig
 
@@ -27,8 +30,9 @@ CONFIG_DIR = REPO_ROOT / "configs"
 
 @dataclass(frozen=True)
 class ModelConfig:
-    """path: HF folder or hub id of the policy; "" = the tiny world's base model.
-    template: prompt template (mtg_ray.rewriting.prompts): qwen-boxed | plain."""
+    """path: HF folder or hub id of the policy, which both groups start from; "" = the tiny
+    world's base model. template: prompt template (mtg_ray.rewriting.prompts): qwen-boxed |
+    plain."""
 
     path: str = ""
     template: str = "plain"
@@ -42,51 +46,8 @@ class DataConfig:
 
     train: str = "tinyworld"
     test: tuple[str, ...] = ("tinyworld",)
-    max_train_problems: int = 0
-    max_test_problems: int = 0
-
-
-@dataclass(frozen=True)
-class RewriteConfig:
-    """Three-stage rewriting. samples / guided_samples: K per problem in stages 1 and 2.
-    keep: one | all | up_to (max_per_problem). shard_size: problems per output shard (the unit
-    of resume). grading_tasks: parallel grading tasks."""
-
-    samples: int = 8
-    guided_samples: int = 8
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int = 1024
-    keep: str = "one"
-    max_per_problem: int = 1
-    shard_size: int = 256
-    grading_tasks: int = 2
-    seed: int = 0
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """dataset: what the train job trains on: rewritten (this run's rewrite), expert (raw
-    demonstrations), or a records parquet file or folder. epochs over it; max_steps caps them
-    (0 = no cap). eval_every / save_every: optimizer steps between evaluations / checkpoints
-    (0 = only at the end)."""
-
-    dataset: str = "rewritten"
-    epochs: int = 1
-    max_steps: int = 0
-    eval_every: int = 0
-    save_every: int = 50
-
-
-@dataclass(frozen=True)
-class EvalConfig:
-    """n samples per problem at temperature / top_p, up to max_tokens each; reports avg@n and
-    pass@n per benchmark."""
-
-    n: int = 16
-    temperature: float = 1.0
-    top_p: float = 1.0
-    max_tokens: int = 1024
+    max_train_problems: int = 1024
+    max_test_problems: int = 250
 
 
 @dataclass(frozen=True)
@@ -95,7 +56,7 @@ class ResourcesConfig:
     num_cpus: CPUs of a local Ray (0 = all). host: address local Ray binds to."""
 
     address: str = ""
-    num_cpus: int = 0
+    num_cpus: int = 8
     host: str = "127.0.0.1"
 
 
@@ -116,17 +77,14 @@ class JobConfig:
     online: OnlineConfig = field(default_factory=OnlineConfig)
     output_dir: str = "runs/tiny"
     cache_dir: str = ""
-    methods: tuple[str, ...] = ("sft", "dft", "dr_is", "dr_dft")
+    methods: tuple[str, ...] = tuple(METHODS)
 
-    def with_model(self, path: str | Path) -> "JobConfig":
-        """The same job with the policy at `path` for both groups."""
-        path = str(path)
-        return dataclasses.replace(
-            self,
-            model=dataclasses.replace(self.model, path=path),
-            rollout=dataclasses.replace(self.rollout, model=path),
-            learner=dataclasses.replace(self.learner, model=path),
-        )
+    def __post_init__(self) -> None:
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown or not self.methods:
+            raise ValueError(
+                f"methods must be a non-empty list of {list(METHODS)}, got {list(self.methods)}"
+            )
 
 
 def from_dict(cls: type, data: Mapping[str, Any], where: str = "") -> Any:

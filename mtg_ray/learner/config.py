@@ -1,6 +1,9 @@
-"""LearnerConfig: the DeepSpeed learner group; mirrored by configs/learner/*.yaml."""
+"""LearnerConfig: the DeepSpeed learner group (configs/learner/*.yaml); TrainConfig: what the
+training loop runs over (`train:` in configs/tiny.yaml)."""
 
 from dataclasses import dataclass
+
+from mtg_ray.objectives import list_objectives
 
 ZERO_STAGES = (0, 1, 2, 3)
 DTYPES = ("auto", "float32", "bfloat16")
@@ -9,37 +12,36 @@ BACKENDS = ("gloo", "nccl")
 
 @dataclass(frozen=True)
 class LearnerConfig:
-    """The learner group and its optimisation.
+    """The learner group and its optimisation (the model it starts from is `model.path`).
 
-    model: HF folder the learner starts from. num_workers: DeepSpeed ranks (one Ray actor each).
+    num_workers: DeepSpeed ranks (one Ray actor each).
     cpus_per_worker / gpus_per_worker: each rank's placement-group bundle. backend: gloo (CPU)
     | nccl (GPU). zero_stage: DeepSpeed ZeRO stage. dtype: auto = bfloat16 on GPU, float32 on
     CPU. train_batch_size: records per optimizer step (all ranks together); micro_batch_size:
     records per forward on one rank; gradient accumulation is their ratio. lr, warmup_ratio,
-    min_lr_ratio, total_steps: linear warmup then cosine decay to min_lr_ratio * lr over
-    total_steps. weight_decay, betas, eps: AdamW. grad_clip: max global gradient norm.
-    max_length: prompt + response tokens; longer responses are cut. gradient_checkpointing:
-    recompute activations in backward. seed: parameter-free randomness (dropout, shuffles).
+    min_lr_ratio: linear warmup then cosine decay to min_lr_ratio * lr over the run's steps
+    (which the data and `train` decide). weight_decay, betas, eps: AdamW. grad_clip: max
+    global gradient norm. max_length: prompt + response tokens; longer responses are cut.
+    gradient_checkpointing: recompute activations in backward. seed: parameter-free randomness
+    (dropout, shuffles).
     """
 
-    model: str = ""
-    num_workers: int = 1
+    num_workers: int = 2
     cpus_per_worker: int = 1
     gpus_per_worker: int = 0
     backend: str = "gloo"
     zero_stage: int = 2
     dtype: str = "auto"
-    train_batch_size: int = 8
-    micro_batch_size: int = 4
-    lr: float = 5e-5
+    train_batch_size: int = 32
+    micro_batch_size: int = 8
+    lr: float = 2e-4
     warmup_ratio: float = 0.1
     min_lr_ratio: float = 0.0
-    total_steps: int = 100
     weight_decay: float = 0.0
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = 1e-8
     grad_clip: float = 1.0
-    max_length: int = 2048
+    max_length: int = 512
     gradient_checkpointing: bool = False
     seed: int = 0
 
@@ -60,8 +62,6 @@ class LearnerConfig:
             )
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"learner.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
-        if self.total_steps < 1:
-            raise ValueError(f"learner.total_steps must be >= 1, got {self.total_steps}")
 
     @property
     def gradient_accumulation_steps(self) -> int:
@@ -100,3 +100,25 @@ def deepspeed_config(cfg: LearnerConfig) -> dict:
     if cfg.torch_dtype == "bfloat16":
         ds["bf16"] = {"enabled": True}
     return ds
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """What the `train` job trains: `dataset` (rewritten: this run's rewrite; expert: the raw
+    demonstrations; or a records parquet file or folder) with `objective` (a registered
+    objective; the `main` job picks each method's own). epochs over the data; max_steps caps
+    them (0 = no cap). eval_every / save_every: optimizer steps between evaluations /
+    checkpoints (0 = only at the end)."""
+
+    dataset: str = "rewritten"
+    objective: str = "dr_dft"
+    epochs: int = 2
+    max_steps: int = 0
+    eval_every: int = 0
+    save_every: int = 16
+
+    def __post_init__(self) -> None:
+        if self.objective not in list_objectives():
+            raise ValueError(
+                f"train.objective must be one of {list_objectives()}, got {self.objective!r}"
+            )

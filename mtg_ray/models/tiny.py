@@ -20,7 +20,8 @@ CHARACTERS = "\n" + "".join(c for c in string.printable if c not in "\t\n\r\x0b\
 
 @dataclass(frozen=True)
 class TinyModelConfig:
-    """Shape of the tiny Qwen2. head_dim = hidden_size / num_attention_heads."""
+    """Shape of the tiny Qwen2 (the initialisation seed is `build_tiny_model`'s).
+    head_dim = hidden_size / num_attention_heads."""
 
     hidden_size: int = 128
     intermediate_size: int = 256
@@ -28,7 +29,6 @@ class TinyModelConfig:
     num_attention_heads: int = 2
     num_key_value_heads: int = 1
     max_position_embeddings: int = 1024
-    seed: int = 0
 
 
 # The size the benchmarks use: big enough (12.2M params) that compute, not overhead, dominates a
@@ -39,7 +39,6 @@ BENCH_MODEL = TinyModelConfig(
     num_hidden_layers=4,
     num_attention_heads=8,
     num_key_value_heads=2,
-    seed=0,
 )
 
 
@@ -60,8 +59,11 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
     )
 
 
-def build_tiny_model(out_dir: str | Path, cfg: TinyModelConfig = TinyModelConfig()) -> Path:
-    """Save a randomly initialised tiny Qwen2 and its tokenizer to `out_dir`."""
+def build_tiny_model(
+    out_dir: str | Path, cfg: TinyModelConfig = TinyModelConfig(), seed: int = 0
+) -> Path:
+    """Save a tiny Qwen2 of shape `cfg`, randomly initialised from `seed`, and its tokenizer to
+    `out_dir`."""
     tokenizer = build_tokenizer()
     config = Qwen2Config(
         vocab_size=len(tokenizer),
@@ -77,7 +79,7 @@ def build_tiny_model(out_dir: str | Path, cfg: TinyModelConfig = TinyModelConfig
         pad_token_id=tokenizer.pad_token_id,
         torch_dtype="float32",
     )
-    torch.manual_seed(cfg.seed)
+    torch.manual_seed(seed)
     model = Qwen2ForCausalLM(config)
     out = Path(out_dir)
     model.save_pretrained(out, safe_serialization=True)

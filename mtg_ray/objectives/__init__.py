@@ -1,7 +1,7 @@
 """Objectives: losses as pure tensor functions, registered by name (sft, dft, is, dr_dft)."""
 
 from mtg_ray.objectives import losses as _losses  # noqa: F401  (registers the objectives)
-from mtg_ray.objectives.config import OBJECTIVE_NAMES, ObjectiveConfig
+from mtg_ray.objectives.config import ObjectiveConfig
 from mtg_ray.objectives.importance import (
     importance_weights,
     masked_mean,
@@ -10,17 +10,30 @@ from mtg_ray.objectives.importance import (
 )
 from mtg_ray.objectives.logprobs import IGNORE_INDEX, token_logprobs
 from mtg_ray.objectives.losses import ObjectiveOutput
-from mtg_ray.objectives.registry import get_objective, list_objectives, register_objective
+from mtg_ray.objectives.methods import METHODS, ONLINE_METHODS, Method
+from mtg_ray.objectives.registry import (
+    Objective,
+    get_objective,
+    list_objectives,
+    register_objective,
+)
+
+OBJECTIVE_NAMES = tuple(list_objectives())
 
 
-def compute_objective(cfg: ObjectiveConfig, logprobs, mask, behaviour_logprobs, has_behaviour):
-    """Run the objective `cfg.name` on one batch."""
-    return get_objective(cfg.name)(logprobs, mask, behaviour_logprobs, has_behaviour, cfg)
+def compute_objective(objective: Objective, logprobs, mask, behaviour_logprobs, has_behaviour):
+    """Run `objective` on one batch."""
+    fn = get_objective(objective.name)
+    return fn(logprobs, mask, behaviour_logprobs, has_behaviour, objective.config)
 
 
 __all__ = [
     "IGNORE_INDEX",
+    "METHODS",
     "OBJECTIVE_NAMES",
+    "ONLINE_METHODS",
+    "Method",
+    "Objective",
     "ObjectiveConfig",
     "ObjectiveOutput",
     "compute_objective",

@@ -1,24 +1,26 @@
-"""ObjectiveConfig: the knobs of every objective; mirrored by configs/objective/*.yaml."""
+"""ObjectiveConfig: the settings every objective reads; mirrored by configs/objective/default.yaml.
+
+Which objective runs is not a setting of this group: a method (`mtg_ray.objectives.methods`) or
+`train.objective` names it, and `Objective` pairs that name with these settings.
+"""
 
 from dataclasses import dataclass
 
-OBJECTIVE_NAMES = ("sft", "dft", "is", "dr_dft")
 IS_LEVELS = ("token", "sequence")
 EXPERT_WEIGHTS = ("one", "dft")
 
 
 @dataclass(frozen=True)
 class ObjectiveConfig:
-    """Which loss, and how importance weights are formed.
+    """How importance weights are formed.
 
-    name: sft | dft | is | dr_dft. is_level: token ratios r_t, or one sequence ratio (geometric
-    mean of the token ratios). is_clip / is_clip_low: truncation of the weight (TIS).
-    self_normalize: divide weights by their mean over the batch's records with behaviour
-    log-probs. expert_weight: weight of records without behaviour log-probs: one (SFT) or dft
-    (detached token probability). log_ratio_bound: clamp of log pi_theta - log pi_beta.
+    is_level: token ratios r_t, or one sequence ratio (geometric mean of the token ratios).
+    is_clip / is_clip_low: truncation of the weight (TIS). self_normalize: divide weights by
+    their mean over the batch's records with behaviour log-probs. expert_weight: weight of
+    records without behaviour log-probs in the `is` objective: one (SFT) or dft (detached token
+    probability). log_ratio_bound: clamp of log pi_theta - log pi_beta.
     """
 
-    name: str = "sft"
     is_level: str = "token"
     is_clip: float = 2.0
     is_clip_low: float = 0.0
@@ -27,8 +29,6 @@ class ObjectiveConfig:
     log_ratio_bound: float = 20.0
 
     def __post_init__(self) -> None:
-        if self.name not in OBJECTIVE_NAMES:
-            raise ValueError(f"objective.name must be one of {OBJECTIVE_NAMES}, got {self.name!r}")
         if self.is_level not in IS_LEVELS:
             raise ValueError(
                 f"objective.is_level must be one of {IS_LEVELS}, got {self.is_level!r}"

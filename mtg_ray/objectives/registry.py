@@ -1,14 +1,17 @@
 """Objectives by name: a new loss is one registered function and its test."""
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
-Objective = Callable[..., Any]
-_OBJECTIVES: dict[str, Objective] = {}
+from mtg_ray.objectives.config import ObjectiveConfig
+
+ObjectiveFn = Callable[..., Any]
+_OBJECTIVES: dict[str, ObjectiveFn] = {}
 
 
-def register_objective(name: str) -> Callable[[Objective], Objective]:
-    def wrap(fn: Objective) -> Objective:
+def register_objective(name: str) -> Callable[[ObjectiveFn], ObjectiveFn]:
+    def wrap(fn: ObjectiveFn) -> ObjectiveFn:
         if name in _OBJECTIVES:
             raise ValueError(f"objective {name!r} is already registered")
         _OBJECTIVES[name] = fn
@@ -17,12 +20,25 @@ def register_objective(name: str) -> Callable[[Objective], Objective]:
     return wrap
 
 
-def get_objective(name: str) -> Objective:
+def get_objective(name: str) -> ObjectiveFn:
     try:
         return _OBJECTIVES[name]
     except KeyError:
-        raise KeyError(f"unknown objective {name!r}; known: {sorted(_OBJECTIVES)}") from None
+        raise KeyError(f"unknown objective {name!r}; known: {list_objectives()}") from None
 
 
 def list_objectives() -> list[str]:
-    return sorted(_OBJECTIVES)
+    """Registered names, in registration order."""
+    return list(_OBJECTIVES)
+
+
+@dataclass(frozen=True)
+class Objective:
+    """A registered loss by name, with the settings it reads."""
+
+    name: str
+    config: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+
+    def __post_init__(self) -> None:
+        if self.name not in _OBJECTIVES:
+            raise ValueError(f"unknown objective {self.name!r}; known: {list_objectives()}")

@@ -2,21 +2,22 @@
 
 from dataclasses import dataclass
 
-# The main job's methods that train on rewritten data (mtg_ray.offline.jobs.METHODS): the ones
-# `compare_online` can run online.
-ONLINE_METHODS = ("dr_is", "dr_dft")
+from mtg_ray.objectives import ONLINE_METHODS
 
 
 @dataclass(frozen=True)
 class OnlineConfig:
     """steps: optimizer steps, each on a fresh batch of `learner.train_batch_size` problems
-    rewritten by the current rollout policy (0 = one pass over the problems).
+    rewritten by the current rollout policy (0 = as many as the offline run of the same data:
+    `train.epochs` passes over the problems, capped at `train.max_steps`).
     sync_every: steps between weight syncs learner -> rollout group.
     overlap: generate step t+1's batch while step t trains (Ray actors run both at once).
     max_policy_lag: most optimizer steps a batch's sampling policy may trail the learner when it
     is trained on; a prefetch or a late sync that would exceed it is not allowed.
-    save_every: steps between checkpoints (the last step always saves).
-    method: what `compare_online` compares offline vs online, one of ONLINE_METHODS."""
+    save_every: steps between checkpoints (the last step always saves); a checkpoint is also a
+    weight sync, so a resumed run restarts from exactly the policy version it saved.
+    method: what the online job trains (and `compare_online` compares with its offline run),
+    one of ONLINE_METHODS."""
 
     steps: int = 0
     sync_every: int = 1

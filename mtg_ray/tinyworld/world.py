@@ -43,6 +43,16 @@ SOURCE_MODULES = ("task", "styles", "tokenizer", "pretrain", "sampling", "facts"
 REQUIRED = ("model/model.safetensors", "train.jsonl", "test.jsonl", "facts.json", "recipe.json")
 
 
+WORLD_MODEL = TinyModelConfig(
+    hidden_size=128,
+    intermediate_size=384,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    max_position_embeddings=512,
+)
+
+
 @dataclass(frozen=True)
 class WorldConfig:
     """Everything that decides a world. Level weights list levels 1..4 in order."""
@@ -61,13 +71,8 @@ class WorldConfig:
     drill_fraction: float = 0.4
     guided_fraction: float = 0.2
     slip_rate: float = 0.0
-    # the base model (a Qwen2; head_dim = hidden_size / num_heads)
-    hidden_size: int = 128
-    intermediate_size: int = 384
-    num_layers: int = 2
-    num_heads: int = 4
-    num_kv_heads: int = 2
-    max_positions: int = 512
+    # the base model's shape (a Qwen2), initialised from `seed`
+    model: TinyModelConfig = field(default_factory=lambda: WORLD_MODEL)
     # facts: train problems sampled for accuracy / guided re-solving / log-probs
     facts_train_sample: int = 200
     num_threads: int = 2
@@ -89,8 +94,14 @@ class WorldConfig:
                 problems.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.drill_fraction + self.guided_fraction > 1.0:
             problems.append("drill_fraction + guided_fraction must be <= 1")
-        if self.hidden_size % self.num_heads or self.num_heads % self.num_kv_heads:
-            problems.append("num_heads must divide hidden_size and num_kv_heads num_heads")
+        if isinstance(self.model, dict):  # read back from recipe.json
+            object.__setattr__(self, "model", TinyModelConfig(**self.model))
+        m = self.model
+        if m.hidden_size % m.num_attention_heads or m.num_attention_heads % m.num_key_value_heads:
+            problems.append(
+                "model.num_attention_heads must divide model.hidden_size, and "
+                "model.num_key_value_heads model.num_attention_heads"
+            )
         if problems:
             raise ValueError("bad WorldConfig: " + "; ".join(problems))
 
@@ -111,17 +122,6 @@ class WorldConfig:
             kind: n * self.batch_size * (2 if kind == "drill" else 1)
             for kind, n in self.pretrain_batches().items()
         }
-
-    def model_config(self) -> TinyModelConfig:
-        return TinyModelConfig(
-            hidden_size=self.hidden_size,
-            intermediate_size=self.intermediate_size,
-            num_hidden_layers=self.num_layers,
-            num_attention_heads=self.num_heads,
-            num_key_value_heads=self.num_kv_heads,
-            max_position_embeddings=self.max_positions,
-            seed=self.seed,
-        )
 
     def schedule(self) -> Schedule:
         return Schedule(steps=self.pretrain_steps, batch_size=self.batch_size, lr=self.lr)
@@ -261,10 +261,13 @@ def _build(cfg: WorldConfig, out: Path, log: Callable[[str], None]) -> None:
         template=template,
     )
     longest = max(len(e.prompt) + len(e.response) + 1 for e in corpus)
-    if longest > cfg.max_positions:
-        raise ValueError(f"max_positions {cfg.max_positions} < longest sequence {longest}")
+    if longest > cfg.model.max_position_embeddings:
+        raise ValueError(
+            f"model.max_position_embeddings {cfg.model.max_position_embeddings} < longest "
+            f"sequence {longest}"
+        )
 
-    model_dir = build_tiny_model(out / "model", cfg.model_config())
+    model_dir = build_tiny_model(out / "model", cfg.model, seed=cfg.seed)
     model = Qwen2ForCausalLM.from_pretrained(model_dir)
     tokenizer = world_tokenizer()
     start = time.monotonic()

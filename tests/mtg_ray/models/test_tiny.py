@@ -15,9 +15,9 @@ def test_tokenizer_round_trips_math_text() -> None:
 
 
 def test_saved_model_reloads_identically_and_seed_decides_weights(tmp_path: Path) -> None:
-    a = build_tiny_model(tmp_path / "a", TinyModelConfig(seed=3))
-    b = build_tiny_model(tmp_path / "b", TinyModelConfig(seed=3))
-    c = build_tiny_model(tmp_path / "c", TinyModelConfig(seed=4))
+    a = build_tiny_model(tmp_path / "a", TinyModelConfig(), seed=3)
+    b = build_tiny_model(tmp_path / "b", TinyModelConfig(), seed=3)
+    c = build_tiny_model(tmp_path / "c", TinyModelConfig(), seed=4)
     assert (a / "model.safetensors").read_bytes() == (b / "model.safetensors").read_bytes()
     assert (a / "model.safetensors").read_bytes() != (c / "model.safetensors").read_bytes()
     model = AutoModelForCausalLM.from_pretrained(a)

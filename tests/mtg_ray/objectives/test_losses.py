@@ -6,19 +6,20 @@ import math
 import pytest
 import torch
 
-from mtg_ray.objectives import ObjectiveConfig, compute_objective, list_objectives
+from mtg_ray.objectives import Objective, ObjectiveConfig, compute_objective, list_objectives
 
 
-def reference_loss(logp, mask, behav, has, cfg: ObjectiveConfig) -> torch.Tensor:
+def reference_loss(logp, mask, behav, has, objective: Objective) -> torch.Tensor:
     """Straight from the formulas, one record and one token at a time."""
+    name, cfg = objective.name, objective.config
     bound = cfg.log_ratio_bound
-    expert_dft = cfg.name == "dft" or (
-        cfg.name in ("is", "dr_dft") and (cfg.expert_weight == "dft" or cfg.name == "dr_dft")
+    expert_dft = name == "dft" or (
+        name in ("is", "dr_dft") and (cfg.expert_weight == "dft" or name == "dr_dft")
     )
     weights = {}
     for b in range(logp.shape[0]):
         toks = [t for t in range(logp.shape[1]) if mask[b, t]]
-        use_is = cfg.name in ("is", "dr_dft") and bool(has[b])
+        use_is = name in ("is", "dr_dft") and bool(has[b])
         if use_is and cfg.is_level == "sequence":
             lr = [min(max(float(logp[b, t].detach() - behav[b, t]), -bound), bound) for t in toks]
             w_seq = math.exp(sum(lr) / len(lr)) if lr else 1.0
@@ -30,7 +31,7 @@ def reference_loss(logp, mask, behav, has, cfg: ObjectiveConfig) -> torch.Tensor
                 else:
                     w = w_seq
                 w = min(max(w, cfg.is_clip_low), cfg.is_clip)
-            elif cfg.name == "sft" or (cfg.name != "dft" and not expert_dft):
+            elif name == "sft" or (name != "dft" and not expert_dft):
                 w = 1.0
             else:
                 w = math.exp(float(logp[b, t].detach()))
@@ -54,11 +55,11 @@ def random_batch(seed: int):
 
 
 CONFIGS = [
-    ObjectiveConfig(name=name, is_level=level, self_normalize=norm, expert_weight=expert)
+    Objective(name, ObjectiveConfig(is_level=level, self_normalize=norm, expert_weight=expert))
     for name in ("sft", "dft")
     for level, norm, expert in [("token", False, "one")]
 ] + [
-    ObjectiveConfig(name=name, is_level=level, self_normalize=norm, expert_weight=expert)
+    Objective(name, ObjectiveConfig(is_level=level, self_normalize=norm, expert_weight=expert))
     for name, level, norm, expert in itertools.product(
         ("is", "dr_dft"), ("token", "sequence"), (False, True), ("one", "dft")
     )
@@ -67,7 +68,7 @@ CONFIGS = [
 
 @pytest.mark.parametrize("cfg", CONFIGS, ids=str)
 @pytest.mark.parametrize("seed", [0, 1])
-def test_matches_float64_reference(cfg: ObjectiveConfig, seed: int) -> None:
+def test_matches_float64_reference(cfg: Objective, seed: int) -> None:
     logp, mask, behav, has = random_batch(seed)
     out = compute_objective(cfg, logp, mask, behav, has)
     (grad,) = torch.autograd.grad(out.loss, logp)
@@ -78,7 +79,7 @@ def test_matches_float64_reference(cfg: ObjectiveConfig, seed: int) -> None:
 
 
 @pytest.mark.parametrize("cfg", CONFIGS[:2] + CONFIGS[2::3], ids=str)
-def test_gradcheck_with_weights_held_fixed(cfg: ObjectiveConfig) -> None:
+def test_gradcheck_with_weights_held_fixed(cfg: Objective) -> None:
     """The weights are stop-gradient, so the objective's gradient must be that of
     -mean(w * logp) with w frozen at the evaluation point: check it numerically."""
     from mtg_ray.objectives.losses import weighted_nll
@@ -95,7 +96,7 @@ def test_gradcheck_with_weights_held_fixed(cfg: ObjectiveConfig) -> None:
 
 @pytest.mark.parametrize("name", ["sft", "dft", "is", "dr_dft"])
 def test_padding_changes_nothing(name: str) -> None:
-    cfg = ObjectiveConfig(name=name)
+    cfg = Objective(name)
     logp, mask, behav, has = random_batch(4)
     out = compute_objective(cfg, logp, mask, behav, has)
     (grad,) = torch.autograd.grad(out.loss, logp)
@@ -113,9 +114,7 @@ def test_padding_changes_nothing(name: str) -> None:
 @pytest.mark.parametrize("name", ["sft", "dft", "is", "dr_dft"])
 def test_empty_mask_is_a_finite_zero_with_a_graph(name: str) -> None:
     logp, _, behav, has = random_batch(5)
-    out = compute_objective(
-        ObjectiveConfig(name=name), logp, torch.zeros(4, 6, dtype=torch.bool), behav, has
-    )
+    out = compute_objective(Objective(name), logp, torch.zeros(4, 6, dtype=torch.bool), behav, has)
     assert out.loss.item() == 0.0 and out.loss.grad_fn is not None
     (grad,) = torch.autograd.grad(out.loss, logp)
     assert torch.all(grad == 0)
@@ -126,7 +125,7 @@ def test_empty_mask_is_a_finite_zero_with_a_graph(name: str) -> None:
 def test_extreme_log_ratios_stay_finite(level: str, diff: float) -> None:
     logp = torch.full((2, 3), -1.0, requires_grad=True)
     behav = logp.detach() - diff
-    cfg = ObjectiveConfig(name="is", is_level=level, self_normalize=True)
+    cfg = Objective("is", ObjectiveConfig(is_level=level, self_normalize=True))
     out = compute_objective(
         cfg, logp, torch.ones(2, 3, dtype=torch.bool), behav, torch.tensor([True, True])
     )
@@ -138,7 +137,7 @@ def test_extreme_log_ratios_stay_finite(level: str, diff: float) -> None:
 def test_sequence_weight_is_the_geometric_mean_and_clip_is_reported() -> None:
     logp = torch.tensor([[-1.0, -1.0, -1.0], [-1.0, -1.0, -1.0]], requires_grad=True)
     behav = torch.tensor([[-1.5, -1.0, -1.1], [-3.0, -2.0, -1.0]])  # log-ratios .5 0 .1 | 2 1 0
-    cfg = ObjectiveConfig(name="is", is_level="sequence", is_clip=2.0)
+    cfg = Objective("is", ObjectiveConfig(is_level="sequence", is_clip=2.0))
     out = compute_objective(
         cfg, logp, torch.ones(2, 3, dtype=torch.bool), behav, torch.tensor([True, True])
     )
@@ -150,13 +149,14 @@ def test_sequence_weight_is_the_geometric_mean_and_clip_is_reported() -> None:
 def test_registry_and_config_validation() -> None:
     from mtg_ray.objectives import get_objective, register_objective
 
-    assert list_objectives() == ["dft", "dr_dft", "is", "sft"]
+    assert list_objectives() == ["sft", "dft", "is", "dr_dft"]
     with pytest.raises(KeyError, match="known: .*sft"):
         get_objective("ppo")
     with pytest.raises(ValueError, match="already registered"):
         register_objective("sft")(lambda *a: None)
+    with pytest.raises(ValueError, match="unknown objective 'ppo'"):
+        Objective("ppo")
     for bad in [
-        dict(name="ppo"),
         dict(is_level="word"),
         dict(expert_weight="two"),
         dict(is_clip=1.0, is_clip_low=1.0),
@@ -186,7 +186,7 @@ def test_each_objective_trains(name: str) -> None:
     before = nll()
     for _ in range(30):
         lp = torch.log_softmax(model(x), -1).gather(-1, targets.unsqueeze(-1)).squeeze(-1)
-        loss = compute_objective(ObjectiveConfig(name=name), lp, mask, behav, has).loss
+        loss = compute_objective(Objective(name), lp, mask, behav, has).loss
         opt.zero_grad()
         loss.backward()
         opt.step()

@@ -9,6 +9,7 @@ import pytest
 from mtg_ray.data import read_benchmark
 from mtg_ray.tinyworld import World, WorldConfig, build_world, recipe_hash, small
 from mtg_ray.tinyworld import world as world_module
+from mtg_ray.tinyworld.world import WORLD_MODEL
 
 # Just enough pretraining to exercise every part of a build in a few seconds.
 TINY = dict(n_train=48, n_test=16, pretrain_steps=6, batch_size=8, facts_train_sample=16)
@@ -18,7 +19,7 @@ def test_bad_configs_are_refused() -> None:
     for bad in ({"seed": -1}, {"seed": "0"}, {"seed": True}, {"n_train": 0},
                 {"train_levels": (1.0, 0.0)}, {"test_levels": (0.0, 0.0, 0.0, 0.0)},
                 {"guided_fraction": 1.5}, {"drill_fraction": 0.7, "guided_fraction": 0.5},
-                {"num_heads": 3}):  # fmt: skip
+                {"model": dataclasses.replace(WORLD_MODEL, num_attention_heads=3)}):  # fmt: skip
         with pytest.raises(ValueError, match="bad WorldConfig"):
             WorldConfig(**bad)
 
@@ -67,6 +68,7 @@ def test_a_failed_build_leaves_nothing(cache: Path, monkeypatch: pytest.MonkeyPa
     assert not [p for p in cache.iterdir() if not p.name.endswith(".lock")]
 
 
+@pytest.mark.slow  # builds the session's small world (about 20 s)
 def test_an_incomplete_folder_is_an_error(small_world: World, tmp_path: Path) -> None:
     broken = tmp_path / "broken"
     broken.mkdir()
@@ -76,6 +78,7 @@ def test_an_incomplete_folder_is_an_error(small_world: World, tmp_path: Path) ->
     assert World.open(small_world.root).config == small_world.config
 
 
+@pytest.mark.slow  # builds the session's small world (about 20 s)
 def test_splits_read_back_as_problems(small_world: World) -> None:
     train, test = small_world.train_problems(), small_world.test_problems()
     cfg = small_world.config
@@ -90,6 +93,7 @@ def test_splits_read_back_as_problems(small_world: World) -> None:
     assert saved == small_world.facts and saved["n_train"] == cfg.n_train
 
 
+@pytest.mark.slow  # builds the session's small world (about 20 s)
 def test_expert_solutions_are_off_policy(small_world: World) -> None:
     """The policy gap: expert text is far less likely per token than the model's own samples."""
     facts = small_world.facts

@@ -1,0 +1,21 @@
+"""EvalConfig: how the evaluate job samples (`eval:` in configs/tiny.yaml)."""
+
+from dataclasses import dataclass
+
+from mtg_ray.rollout import SamplingConfig
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """n samples per problem at temperature / top_p, up to max_tokens each; reports avg@n and
+    pass@n per benchmark."""
+
+    n: int = 4
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 200
+
+    def sampling(self) -> SamplingConfig:
+        return SamplingConfig(
+            n=self.n, temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens
+        )
