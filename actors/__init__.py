@@ -1,5 +1,6 @@
-"""Ray actors: thin wrappers that hold an engine (vLLM, DeepSpeed) and call `mtg_ray` code.
+"""Ray actors: thin wrappers that host one `mtg_ray` object in an actor and add only what needs
+Ray (the node's address). The groups that create and drive them are `mtg_ray.pipelines`.
 
-Resources are applied at the composition root (`ray.remote(**resources)(Cls)`), never baked
+Resources are applied at the composition root (`ray.remote(Cls).options(...)`), never baked
 into a decorator here.
 """

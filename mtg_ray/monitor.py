@@ -28,3 +28,15 @@ class Monitor:
     def close(self) -> None:
         self.writer.flush()
         self.writer.close()
+
+
+def mean_scalar(log_dir: Path, tag: str) -> float:
+    """Mean over steps of a TensorBoard scalar written under `log_dir` (nan if absent)."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    if not log_dir.is_dir():
+        return float("nan")
+    events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0}).Reload()
+    if tag not in events.Tags()["scalars"]:
+        return float("nan")
+    return float(np.mean([e.value for e in events.Scalars(tag)]))

@@ -11,12 +11,13 @@ Same as `python scripts/run.py main [key=value ...]`; rerun after a crash to con
 import sys
 
 from mtg_ray.config import compose
-from mtg_ray.offline import jobs
+from mtg_ray.pipelines.offline import main_job
+from mtg_ray.pipelines.session import start
 
 
 def main() -> None:
-    run = jobs.start(compose("tiny", sys.argv[1:]))
-    print(jobs.main_job(run), flush=True)
+    run = start(compose("tiny", sys.argv[1:]))
+    print(main_job(run), flush=True)
 
 
 if __name__ == "__main__":

@@ -1,9 +1,7 @@
-"""Evaluation: n samples per problem from the rollout group, graded; avg@n and pass@n.
+"""Evaluation's pure parts: its config, avg@n / pass@n, and the results report (table, plot,
+`demo:` line). The sampling and grading driver is `mtg_ray.pipelines.evaluate`."""
 
-`metrics` is pure; `run` samples from a rollout group it is handed, grades with the grader it
-is handed, and writes per-sample results (it imports no Ray).
-"""
-
+from mtg_ray.evaluate.config import EvalConfig
 from mtg_ray.evaluate.metrics import avg_at_n, pass_at_n
 
-__all__ = ["avg_at_n", "pass_at_n"]
+__all__ = ["EvalConfig", "avg_at_n", "pass_at_n"]

@@ -54,7 +54,7 @@ def grade(response: str, reference: str, timeout: float = DEFAULT_TIMEOUT) -> bo
 
 
 # Anything that grades (response, reference) pairs in order: `grade_many`, or the drivers' Ray
-# tasks (`actors.grading.grade_parallel`) behind a closure.
+# tasks (`mtg_ray.pipelines.grading.grade_parallel`) behind a closure.
 Grader = Callable[[Sequence[tuple[str, str]]], list[bool]]
 
 __all__ = ["Grader", "extract_answer", "grade", "grade_many"]

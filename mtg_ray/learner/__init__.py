@@ -1,23 +1,30 @@
-"""The learner's pure parts: config, lr schedule, batching, the forward pass and its metrics.
+"""The learner: config, schedules, batching, the forward pass, metrics, and one rank.
 
-The DeepSpeed engine and the Ray actors that drive it live in `actors/learner.py`.
+`rank.LearnerRank` drives one DeepSpeed engine (a plain class); the Ray actor that hosts it is
+`actors.learner`, the group of ranks `mtg_ray.pipelines.learner_group`.
 """
 
-from mtg_ray.learner.batch import Batch, collate, micro_batches, shard
-from mtg_ray.learner.config import LearnerConfig, deepspeed_config
-from mtg_ray.learner.metrics import importance_metrics
-from mtg_ray.learner.schedule import lr_multiplier
+from mtg_ray.learner.batch import Batch, collate, micro_batches, response_tokens, shard
+from mtg_ray.learner.config import LearnerConfig, TrainConfig, deepspeed_config
+from mtg_ray.learner.metrics import StepResult, importance_metrics, reduce_ranks
+from mtg_ray.learner.schedule import batch_schedule, lr_multiplier, num_steps
 from mtg_ray.learner.step import ForwardOutput, forward_objective
 
 __all__ = [
     "Batch",
     "ForwardOutput",
     "LearnerConfig",
+    "StepResult",
+    "TrainConfig",
+    "batch_schedule",
     "collate",
     "deepspeed_config",
     "forward_objective",
     "importance_metrics",
     "lr_multiplier",
     "micro_batches",
+    "num_steps",
+    "reduce_ranks",
+    "response_tokens",
     "shard",
 ]

@@ -109,3 +109,11 @@ def micro_batches(records: Sequence[Record], micro_batch_size: int) -> list[list
     return [
         list(records[i : i + micro_batch_size]) for i in range(0, len(records), micro_batch_size)
     ]
+
+
+def response_tokens(records: Sequence[Record], max_length: int) -> int:
+    """Response tokens that enter the loss (after cutting to max_length)."""
+    return sum(
+        min(len(r.response_token_ids), max(0, max_length - len(r.prompt_token_ids)))
+        for r in records
+    )

@@ -1,4 +1,5 @@
-"""Full parameters out of a (possibly ZeRO-3 partitioned) model, one bucket at a time.
+"""Full parameters out of a (possibly ZeRO-3 partitioned) model, one bucket at a time, and the
+HF folder a finished run exports.
 
 Under ZeRO-3 each parameter is sharded over the ranks; `GatheredParameters` materialises a list
 of them on every rank for the duration of a `with` block. Gathering bucket by bucket (sized by
@@ -6,32 +7,27 @@ of them on every rank for the duration of a `with` block. Gathering bucket by bu
 Every rank must drain the iterator so the gather collectives match; only rank 0 uses the data.
 """
 
-from collections.abc import Iterator
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping
 from contextlib import nullcontext
+from pathlib import Path
 
 from torch import Tensor, nn
 
+from mtg_ray.weight_sync.buckets import iter_buckets
 
-def _full_nbytes(param: Tensor) -> int:
+
+def full_nbytes(param: Tensor) -> int:
+    """Bytes of the whole parameter, also when ZeRO-3 holds only a shard of it here."""
     return getattr(param, "ds_numel", param.numel()) * param.element_size()
 
 
 def param_groups(module: nn.Module, bucket_bytes: int) -> list[list[tuple[str, Tensor]]]:
     """Named parameters in order, grouped so each group's full size is <= bucket_bytes (a
     larger parameter gets a group of its own)."""
-    groups: list[list[tuple[str, Tensor]]] = []
-    current: list[tuple[str, Tensor]] = []
-    size = 0
-    for name, param in module.named_parameters():
-        nbytes = _full_nbytes(param)
-        if current and size + nbytes > bucket_bytes:
-            groups.append(current)
-            current, size = [], 0
-        current.append((name, param))
-        size += nbytes
-    if current:
-        groups.append(current)
-    return groups
+    return list(iter_buckets(module.named_parameters(), bucket_bytes, full_nbytes))
 
 
 def gathered_buckets(
@@ -50,3 +46,21 @@ def gathered_buckets(
         )
         with ctx:
             yield [(name, p.data.detach()) for name, p in group]
+
+
+def save_hf_folder(
+    module: nn.Module, state: Mapping[str, Tensor], tokenizer_from: str, out_dir: str | Path
+) -> Path:
+    """Write `state` as `module`'s HF folder (safetensors + config) with the tokenizer of
+    `tokenizer_from`, atomically: `out_dir` is replaced whole or not at all."""
+    from transformers import AutoTokenizer
+
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
+    module.save_pretrained(tmp, state_dict=dict(state), safe_serialization=True)
+    AutoTokenizer.from_pretrained(tokenizer_from).save_pretrained(tmp)
+    if out.exists():
+        shutil.rmtree(out)
+    os.replace(tmp, out)
+    return out

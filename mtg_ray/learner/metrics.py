@@ -4,11 +4,25 @@ Names follow one scheme everywhere (metrics dict, TensorBoard tag): `train/<name
 `is/<source>/<stat>` for importance-weight diagnostics per data source.
 """
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from mtg_ray.rewriting.diagnostics import weight_stats_by_source
+
+
+@dataclass(frozen=True)
+class StepResult:
+    """One optimizer step of the learner group.
+
+    scalars: `train/{loss,grad_norm,lr,tokens_per_s,step_seconds,clipped_fraction,truncated,
+    logprob_mean}` and `is/<source>/<stat>`. log_ratios: the finite per-record mean token
+    log-ratios log pi_theta - log pi_behaviour (the `is/log_ratio` histogram)."""
+
+    scalars: dict[str, float]
+    log_ratios: tuple[float, ...]
 
 
 def importance_metrics(
@@ -25,3 +39,24 @@ def importance_metrics(
     for source, stats in weight_stats_by_source(kept_sources, lr[keep], clip).items():
         out.update(stats.as_dict(prefix=f"is/{source}/"))
     return out
+
+
+def reduce_ranks(
+    parts: Sequence[Mapping[str, Any]], response_tokens: int, seconds: float, clip: float
+) -> StepResult:
+    """Combine the ranks' step reports (`LearnerRank.train_step`) into one StepResult; rank 0's
+    grad norm and lr stand for all (they are global)."""
+    sources = [s for p in parts for s in p["sources"]]
+    log_ratios = [x for p in parts for x in p["log_ratios"]]
+    scalars = {
+        "train/loss": sum(p["loss_sum"] for p in parts) / response_tokens,
+        "train/grad_norm": parts[0]["grad_norm"],
+        "train/lr": parts[0]["lr"],
+        "train/tokens_per_s": sum(p["tokens"] for p in parts) / seconds,
+        "train/step_seconds": seconds,
+        "train/clipped_fraction": sum(p["clipped_tokens"] for p in parts) / response_tokens,
+        "train/truncated": float(sum(p["truncated"] for p in parts)),
+        "train/logprob_mean": float(np.mean([x for p in parts for x in p["logprob_means"]])),
+    }
+    scalars.update(importance_metrics(sources, log_ratios, clip))
+    return StepResult(scalars, tuple(x for x in log_ratios if x == x))

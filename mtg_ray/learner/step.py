@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 
 from mtg_ray.learner.batch import Batch
-from mtg_ray.objectives import ObjectiveConfig, compute_objective, token_logprobs
+from mtg_ray.objectives import Objective, compute_objective, token_logprobs
 
 
 @dataclass(frozen=True)
@@ -29,11 +29,11 @@ class ForwardOutput:
     response_tokens: int
 
 
-def forward_objective(model: nn.Module, batch: Batch, cfg: ObjectiveConfig) -> ForwardOutput:
+def forward_objective(model: nn.Module, batch: Batch, objective: Objective) -> ForwardOutput:
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
     logprobs = token_logprobs(logits[:, :-1], batch.labels)
     out = compute_objective(
-        cfg, logprobs, batch.mask, batch.behaviour_logprobs, batch.has_behaviour
+        objective, logprobs, batch.mask, batch.behaviour_logprobs, batch.has_behaviour
     )
     with torch.no_grad():
         mask = batch.mask.float()

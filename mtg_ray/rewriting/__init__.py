@@ -1,6 +1,8 @@
-"""Data rewriting: the three-stage per-problem decision, its prompts, and weight diagnostics."""
+"""Data rewriting: the three-stage per-problem decision, its prompts, config, weight
+diagnostics and the summary of a rewritten data set."""
 
 from mtg_ray.data import SOURCES
+from mtg_ray.rewriting.config import RewriteConfig
 from mtg_ray.rewriting.diagnostics import (
     WeightStats,
     mean_token_logprob,
@@ -10,7 +12,6 @@ from mtg_ray.rewriting.diagnostics import (
 )
 from mtg_ray.rewriting.prompts import TEMPLATES, PromptTemplate, get_template
 from mtg_ray.rewriting.stages import (
-    Sample,
     SelectionConfig,
     choose_correct,
     expert_record,
@@ -22,7 +23,7 @@ __all__ = [
     "SOURCES",
     "TEMPLATES",
     "PromptTemplate",
-    "Sample",
+    "RewriteConfig",
     "SelectionConfig",
     "WeightStats",
     "choose_correct",

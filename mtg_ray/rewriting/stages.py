@@ -1,6 +1,6 @@
 """The per-problem rewriting decision: self-alignment, guided re-solving, expert fallback.
 
-Pure code on samples that already carry grader verdicts; the driver does the generation and
+Pure code on graded samples (`mtg_ray.rollout.Graded`); the driver does the generation and
 grading, then asks `needs_guided` which problems go to stage 2 and `rewrite` which records to keep.
 """
 
@@ -10,29 +10,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mtg_ray.data import Problem, Record
+from mtg_ray.rollout import Graded, Sample, SamplingConfig
 
 KEEP_POLICIES = ("one", "all", "up_to")
-
-
-@dataclass(frozen=True)
-class Sample:
-    """One generated response with its grade and the provenance the training record needs."""
-
-    text: str
-    token_ids: tuple[int, ...]
-    logprobs: tuple[float, ...]
-    correct: bool
-    policy_version: int
-    temperature: float
-    top_p: float
-    max_tokens: int
-    seed: int | None = None
-
-    def __post_init__(self) -> None:
-        if len(self.token_ids) != len(self.logprobs):
-            raise ValueError(
-                f"sample has {len(self.token_ids)} tokens but {len(self.logprobs)} log-probs"
-            )
 
 
 @dataclass(frozen=True)
@@ -61,24 +41,29 @@ def problem_rng(seed: int, problem_id: str, stage: str) -> random.Random:
 
 
 def choose_correct(
-    samples: Sequence[Sample], cfg: SelectionConfig, problem_id: str, stage: str
+    graded: Graded, cfg: SelectionConfig, problem_id: str, stage: str
 ) -> list[Sample]:
     """The correct samples this stage keeps, in their original order; empty if none is correct."""
-    correct = [i for i, s in enumerate(samples) if s.correct]
+    correct = [i for i, ok in enumerate(graded.correct) if ok]
     if not correct or cfg.keep == "all":
-        return [samples[i] for i in correct]
+        return [graded.samples[i] for i in correct]
     k = 1 if cfg.keep == "one" else min(cfg.max_per_problem, len(correct))
     picked = problem_rng(cfg.seed, problem_id, stage).sample(correct, k)
-    return [samples[i] for i in sorted(picked)]
+    return [graded.samples[i] for i in sorted(picked)]
 
 
-def needs_guided(self_samples: Sequence[Sample]) -> bool:
+def needs_guided(self_samples: Graded) -> bool:
     """Stage 2 runs only for problems where no self sample is correct."""
-    return not any(s.correct for s in self_samples)
+    return not self_samples.any_correct
 
 
 def _sample_record(
-    problem: Problem, prompt: str, prompt_ids: Sequence[int], sample: Sample, source: str
+    problem: Problem,
+    prompt: str,
+    prompt_ids: Sequence[int],
+    sample: Sample,
+    sampling: SamplingConfig,
+    source: str,
 ) -> Record:
     return Record(
         problem_id=problem.problem_id,
@@ -89,13 +74,13 @@ def _sample_record(
         prompt_token_ids=list(prompt_ids),
         response_token_ids=list(sample.token_ids),
         source=source,
-        correct=sample.correct,
+        correct=True,
         behaviour_logprobs=list(sample.logprobs),
         policy_version=sample.policy_version,
-        temperature=sample.temperature,
-        top_p=sample.top_p,
-        max_tokens=sample.max_tokens,
-        seed=sample.seed,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_tokens=sampling.max_tokens,
+        seed=sampling.seed,
     )
 
 
@@ -129,8 +114,8 @@ def rewrite(
     prompt: str,
     prompt_ids: Sequence[int],
     expert_ids: Sequence[int],
-    self_samples: Sequence[Sample],
-    guided_samples: Sequence[Sample],
+    self_samples: Graded,
+    guided_samples: Graded | None,
     cfg: SelectionConfig,
 ) -> list[Record]:
     """The records to train on for one problem, each tagged with the stage that produced it.
@@ -139,10 +124,12 @@ def rewrite(
     it too, since the reference is only a crutch at generation time. Guided samples are ignored
     when a self sample is correct (stage 2 should not have run).
     """
-    kept = choose_correct(self_samples, cfg, problem.problem_id, "self")
-    if kept:
-        return [_sample_record(problem, prompt, prompt_ids, s, "self") for s in kept]
-    kept = choose_correct(guided_samples, cfg, problem.problem_id, "guided")
-    if kept:
-        return [_sample_record(problem, prompt, prompt_ids, s, "guided") for s in kept]
+    for stage, graded in (("self", self_samples), ("guided", guided_samples)):
+        if graded is None:
+            continue
+        kept = choose_correct(graded, cfg, problem.problem_id, stage)
+        if kept:
+            return [
+                _sample_record(problem, prompt, prompt_ids, s, graded.sampling, stage) for s in kept
+            ]
     return [expert_record(problem, prompt, prompt_ids, expert_ids)]

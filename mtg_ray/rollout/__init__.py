@@ -1,10 +1,19 @@
-"""Rollout: configuration, sample types and request dispatch for the vLLM rollout group.
+"""Rollout: configuration, sample types, request dispatch and the vLLM engine.
 
-Pure code; the engines themselves are Ray actors in `actors.rollout`.
+`engine.RolloutEngine` holds one vLLM engine in the calling process; the Ray actors that host
+engines are `actors.rollout`, and the group that spreads requests over them is
+`mtg_ray.pipelines.rollout_group`.
 """
 
 from mtg_ray.rollout.config import RolloutConfig, SamplingConfig
 from mtg_ray.rollout.dispatch import merge_in_order, split_evenly
-from mtg_ray.rollout.types import Sample
+from mtg_ray.rollout.types import Graded, Sample
 
-__all__ = ["RolloutConfig", "Sample", "SamplingConfig", "merge_in_order", "split_evenly"]
+__all__ = [
+    "Graded",
+    "RolloutConfig",
+    "Sample",
+    "SamplingConfig",
+    "merge_in_order",
+    "split_evenly",
+]

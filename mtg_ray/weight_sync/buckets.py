@@ -1,6 +1,6 @@
 """Size-capped buckets of named tensors, packed into one flat byte buffer for a broadcast."""
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import torch
@@ -40,20 +40,27 @@ def _layout(meta: BucketMeta) -> tuple[list[tuple[int, int]], int]:
     return spans, offset
 
 
+def tensor_nbytes(tensor: Tensor) -> int:
+    return tensor.numel() * tensor.element_size()
+
+
 def iter_buckets(
-    named: Iterable[tuple[str, Tensor]], bucket_bytes: int
+    named: Iterable[tuple[str, Tensor]],
+    bucket_bytes: int,
+    nbytes: Callable[[Tensor], int] = tensor_nbytes,
 ) -> Iterator[list[tuple[str, Tensor]]]:
-    """Group (name, tensor) pairs into lists of at most `bucket_bytes` (a larger tensor goes
-    alone). Lazy: the caller's iterator (e.g. a ZeRO-3 gather) is pulled one bucket at a time."""
+    """Group (name, tensor) pairs, in order, into lists of at most `bucket_bytes` as `nbytes`
+    counts them (a larger tensor goes alone). Lazy: the caller's iterator (e.g. a ZeRO-3 gather)
+    is pulled one bucket at a time."""
     bucket: list[tuple[str, Tensor]] = []
     size = 0
     for name, tensor in named:
-        nbytes = tensor.numel() * tensor.element_size()
-        if bucket and size + nbytes > bucket_bytes:
+        n = nbytes(tensor)
+        if bucket and size + n > bucket_bytes:
             yield bucket
             bucket, size = [], 0
         bucket.append((name, tensor))
-        size += nbytes
+        size += n
     if bucket:
         yield bucket
 

@@ -18,15 +18,15 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM
 
-from actors.cluster import init_local_ray
-from actors.learner import LearnerGroup
 from mtg_ray.data import Problem, Record
 from mtg_ray.learner import LearnerConfig, collate, forward_objective, micro_batches
 from mtg_ray.models import BENCH_MODEL, build_tiny_model
-from mtg_ray.objectives import ObjectiveConfig
+from mtg_ray.objectives import Objective
+from mtg_ray.pipelines.cluster import init_local_ray
+from mtg_ray.pipelines.learner_group import LearnerGroup
 from mtg_ray.rewriting import expert_record
 
-SFT = ObjectiveConfig(name="sft")
+SFT = Objective("sft")
 
 
 def make_batch(n: int, prompt_len: int, response_len: int) -> list[Record]:
@@ -86,7 +86,6 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = build_tiny_model(Path(tmp) / "model", BENCH_MODEL)
         cfg = LearnerConfig(
-            model=str(model_dir),
             num_workers=1,
             cpus_per_worker=threads,
             zero_stage=args.zero_stage,
@@ -94,9 +93,8 @@ def main() -> None:
             micro_batch_size=args.micro,
             lr=1e-4,
             warmup_ratio=0.0,
-            total_steps=10_000,
         )
-        group = LearnerGroup(cfg)
+        group = LearnerGroup(cfg, str(model_dir), total_steps=10_000)
         plain = PlainLoop(model_dir, cfg)
         ours_times: list[float] = []
         plain_times: list[float] = []

@@ -1,22 +1,20 @@
 """Online benchmark: the online step with and without overlap, side by side in one run.
 
 Both runs train the same number of steps from the base model on the same problems, with one
-rollout group (reset to the base weights between runs) and fresh learner groups. Serial: sample
-the batch, train, sync. Overlapped: sample step t+1's batch while step t trains (policy lag 1).
-Step time = the loop's wall time / steps. Last line:
+rollout group (each run first gives it its learner's start weights) and fresh learner groups.
+Serial: sample the batch, train, sync. Overlapped: sample step t+1's batch while step t
+trains (policy lag 1). Step time = the loop's wall time / steps. Last line:
 `online_overlap_speedup=<x> sync_share=<y>` (x = serial step time / overlapped step time,
 y = share of the serial step spent in weight sync).
 """
 
 import argparse
+import dataclasses
 import tempfile
-from pathlib import Path
-
-from safetensors.torch import load_file
 
 from mtg_ray.config import compose
-from mtg_ray.offline import jobs
-from mtg_ray.online import jobs as online
+from mtg_ray.pipelines.online import online_job
+from mtg_ray.pipelines.session import rollout_group, start
 
 
 def main() -> None:
@@ -36,17 +34,12 @@ def main() -> None:
             "learner.micro_batch_size=4",
             "rollout.num_engines=1",
         ]
-        run = jobs.start(compose("online", base))
-        objective = run.cfg.objective
-        base_weights = load_file(Path(run.cfg.model.path) / "model.safetensors")
+        run = start(compose("online", base))
         timings = {}
-        with jobs.rollout_group(run) as rollout:
+        with rollout_group(run) as rollout:
             for mode in ("serial", "overlap"):
                 cfg = compose("online", base + [f"online.overlap={mode == 'overlap'}"])
-                mode_run = jobs.Run(cfg.with_model(run.cfg.model.path), run.world, run.out,
-                                    run.tokenizer)  # fmt: skip
-                rollout.update_weights(base_weights.items(), version=0)
-                timings[mode] = online.online_job(mode_run, rollout, objective, mode)["timing"]
+                timings[mode] = online_job(dataclasses.replace(run, cfg=cfg), rollout)["timing"]
     step = {m: t["loop_s"] / t["steps_run"] for m, t in timings.items()}
     serial = timings["serial"]
     for m, t in timings.items():

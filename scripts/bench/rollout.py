@@ -17,9 +17,9 @@ from pathlib import Path
 import torch
 from transformers import AutoModelForCausalLM
 
-from actors.cluster import init_local_ray
-from actors.rollout import RolloutGroup
 from mtg_ray.models import BENCH_MODEL, build_tiny_model
+from mtg_ray.pipelines.cluster import init_local_ray
+from mtg_ray.pipelines.rollout_group import RolloutGroup
 from mtg_ray.rollout import RolloutConfig, SamplingConfig
 
 
@@ -55,8 +55,8 @@ def memcpy_seconds(nbytes: int, repeats: int = 5) -> float:
 
 def sync_seconds(group: RolloutGroup, state: dict[str, torch.Tensor]) -> tuple[float, int]:
     """Best of 3 pushes of `state` (after a warm-up that sets up the transport), and buckets."""
-    group.update_weights(state.items())
-    syncs = [group.update_weights(state.items()) for _ in range(3)]
+    group.update_weights(state.items(), version=1)
+    syncs = [group.update_weights(state.items(), version=2 + i) for i in range(3)]
     return min(s.seconds for s in syncs), syncs[0].buckets
 
 
@@ -81,8 +81,8 @@ def main() -> None:
             n=1, temperature=1.0, top_p=1.0, max_tokens=args.max_tokens, ignore_eos=True, seed=0
         )
 
-        cfg = RolloutConfig(model=str(model_dir), num_engines=args.engines, max_model_len=256)
-        group = RolloutGroup(cfg)
+        cfg = RolloutConfig(num_engines=args.engines, max_model_len=256)
+        group = RolloutGroup(cfg, str(model_dir))
         group.generate(prompts[:2], sampling)  # warm-up
         start = time.perf_counter()
         samples = group.generate(prompts, sampling)
@@ -91,7 +91,7 @@ def main() -> None:
         state = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).state_dict()
         sync, buckets = sync_seconds(group, state)
         group.shutdown()
-        gloo = RolloutGroup(dataclasses.replace(cfg, weight_backend="gloo"))
+        gloo = RolloutGroup(dataclasses.replace(cfg, weight_backend="gloo"), str(model_dir))
         gloo_sync, _ = sync_seconds(gloo, state)
         gloo.shutdown()
         nbytes = sum(t.numel() * t.element_size() for t in state.values())

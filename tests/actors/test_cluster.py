@@ -9,9 +9,13 @@ import tempfile
 import time
 from pathlib import Path
 
-from actors.cluster import free_port
+import pytest
+
 from mtg_ray.paths import REPO_ROOT
+from mtg_ray.ports import free_port
 from mtg_ray.tinyworld import World
+
+pytestmark = pytest.mark.slow
 
 
 def test_ray_job_submit_runs_a_job(small_world: World, tmp_path: Path) -> None:

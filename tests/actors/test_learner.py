@@ -7,31 +7,31 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from actors.learner import LearnerGroup
-from actors.rollout import RolloutGroup
 from mtg_ray.data import Record
 from mtg_ray.learner import LearnerConfig
-from mtg_ray.objectives import OBJECTIVE_NAMES, ObjectiveConfig
+from mtg_ray.objectives import OBJECTIVE_NAMES, Objective
+from mtg_ray.pipelines.learner_group import LearnerGroup
+from mtg_ray.pipelines.rollout_group import RolloutGroup
 from mtg_ray.rollout import RolloutConfig
 
-SFT = ObjectiveConfig(name="sft")
-DR_DFT = ObjectiveConfig(name="dr_dft")
+pytestmark = pytest.mark.slow
+
+SFT = Objective("sft")
+DR_DFT = Objective("dr_dft")
 
 
 def make_group(model: Path, **overrides) -> LearnerGroup:
     cfg = dict(
-        model=str(model),
         num_workers=2,
         zero_stage=2,
         train_batch_size=8,
         micro_batch_size=2,
         lr=1e-3,
         warmup_ratio=0.25,
-        total_steps=8,
         max_length=128,
     )
     cfg.update(overrides)
-    return LearnerGroup(LearnerConfig(**cfg))
+    return LearnerGroup(LearnerConfig(**cfg), str(model), total_steps=8)
 
 
 def hf_scores(model_dir: Path, records: list[Record]) -> list[list[float]]:
@@ -54,9 +54,10 @@ def max_abs_diff(a: list[list[float]], b: list[list[float]]) -> float:
 def test_loss_goes_down_on_a_fixed_batch(ray_session, tiny_models, records) -> None:
     group = make_group(tiny_models[0])
     try:
-        metrics = [group.train_step(records, SFT) for _ in range(6)]
+        results = [group.train_step(records, SFT) for _ in range(6)]
     finally:
         group.shutdown()
+    metrics = [r.scalars for r in results]
     losses = [m["train/loss"] for m in metrics]
     assert losses[-1] < 0.8 * losses[0], losses
     first = metrics[0]
@@ -67,6 +68,8 @@ def test_loss_goes_down_on_a_fixed_batch(ray_session, tiny_models, records) -> N
         for stat in ("mean", "variance", "ess", "max", "clipped_fraction"):
             assert math.isfinite(first[f"is/{source}/{stat}"])
     assert "is/expert/mean" not in first  # expert records have no behaviour policy
+    # log-ratios come with the step: one per record with behaviour log-probs (2 of 3 sources)
+    assert len(results[0].log_ratios) == sum(r.behaviour_logprobs is not None for r in records)
 
 
 def test_zero2_and_zero3_agree_and_export_matches(
@@ -76,7 +79,9 @@ def test_zero2_and_zero3_agree_and_export_matches(
     for stage in (2, 3):
         group = make_group(tiny_models[0], zero_stage=stage)
         try:
-            losses[stage] = [group.train_step(records, DR_DFT)["train/loss"] for _ in range(3)]
+            losses[stage] = [
+                group.train_step(records, DR_DFT).scalars["train/loss"] for _ in range(3)
+            ]
             live = group.score(records[:5])
             streamed = dict(group.named_weights(bucket_bytes=64 << 10))
             group.export_hf(tmp_path / f"zero{stage}")
@@ -99,14 +104,14 @@ def test_resume_equals_uninterrupted(ray_session, tiny_models, records, tmp_path
         for _ in range(2):
             group.train_step(records, DR_DFT)
         group.save_checkpoint(ckpt, {"cursor": 16})
-        uninterrupted = [group.train_step(records, DR_DFT) for _ in range(3)]
+        uninterrupted = [group.train_step(records, DR_DFT).scalars for _ in range(3)]
     finally:
         group.shutdown()
     group = make_group(tiny_models[0])
     try:
         assert group.load_checkpoint(ckpt) == {"cursor": 16}
         assert group.step == 2
-        resumed = [group.train_step(records, DR_DFT) for _ in range(3)]
+        resumed = [group.train_step(records, DR_DFT).scalars for _ in range(3)]
     finally:
         group.shutdown()
     for a, b in zip(uninterrupted, resumed, strict=True):
@@ -119,7 +124,7 @@ def test_every_objective_trains_without_nan(ray_session, tiny_models, records) -
     try:
         for name in OBJECTIVE_NAMES:
             for _ in range(2):
-                metrics = group.train_step(records, ObjectiveConfig(name=name))
+                metrics = group.train_step(records, Objective(name)).scalars
                 bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
                 assert not bad, (name, bad)
     finally:
@@ -128,9 +133,7 @@ def test_every_objective_trains_without_nan(ray_session, tiny_models, records) -
 
 def test_learner_weights_reach_vllm(ray_session, tiny_models, records) -> None:
     learner = make_group(tiny_models[0], zero_stage=3)
-    rollout = RolloutGroup(
-        RolloutConfig(model=str(tiny_models[0]), num_engines=1, max_model_len=256)
-    )
+    rollout = RolloutGroup(RolloutConfig(num_engines=1, max_model_len=256), str(tiny_models[0]))
     try:
         for _ in range(2):
             learner.train_step(records, SFT)

@@ -6,15 +6,19 @@ from pathlib import Path
 import pytest
 from transformers import AutoTokenizer
 
-from actors.grading import grade_parallel
-from actors.rollout import RolloutGroup
-from mtg_ray.config import RewriteConfig, compose
+from mtg_ray.config import compose
 from mtg_ray.data import read_records
-from mtg_ray.offline import jobs
-from mtg_ray.offline.rewrite import run_rewrite
+from mtg_ray.pipelines.grading import grade_parallel
+from mtg_ray.pipelines.offline import main_job
+from mtg_ray.pipelines.rewrite import run_rewrite
+from mtg_ray.pipelines.rollout_group import RolloutGroup
+from mtg_ray.pipelines.session import start
+from mtg_ray.rewriting import RewriteConfig
 from mtg_ray.rewriting.prompts import get_template
 from mtg_ray.rollout import RolloutConfig
 from mtg_ray.tinyworld import World, small
+
+pytestmark = pytest.mark.slow
 
 DEMO = re.compile(
     r"demo: base=[0-9.]+ sft=[0-9.]+ dft=[0-9.]+ dr_is=[0-9.]+ dr_dft=[0-9.]+ "
@@ -44,9 +48,9 @@ def small_overrides(world: World, out: Path) -> list[str]:
 
 def test_main_job_end_to_end_and_rerun(ray_session, small_world: World, tmp_path: Path) -> None:
     out = tmp_path / "run"
-    run = jobs.start(compose("tiny", small_overrides(small_world, out)))
+    run = start(compose("tiny", small_overrides(small_world, out)))
     assert run.world is not None and run.world.root == small_world.root  # cached, not rebuilt
-    line = jobs.main_job(run)
+    line = main_job(run)
     assert DEMO.fullmatch(line), line
     assert (out / "demo.txt").read_text().strip() == line
     assert (out / "results.png").stat().st_size > 0 and "| dr_dft |" in (
@@ -64,7 +68,7 @@ def test_main_job_end_to_end_and_rerun(ray_session, small_world: World, tmp_path
     shards[1].unlink()
     (out / "rewrite" / "summary.json").unlink()
     (out / "dft" / "eval.json").unlink()
-    assert DEMO.fullmatch(jobs.main_job(run))
+    assert DEMO.fullmatch(main_job(run))
     again = [r for s in shards for r in read_records(s)]
     assert sorted(r.problem_id for r in again) == sorted(r.problem_id for r in records)
 
@@ -73,7 +77,7 @@ def test_rewrite_resumes_after_a_crash(ray_session, small_world: World, tmp_path
     problems = small_world.train_problems()[:24]
     tokenizer = AutoTokenizer.from_pretrained(small_world.model_dir)
     cfg = RewriteConfig(samples=2, guided_samples=2, max_tokens=96, shard_size=8)
-    rollout = RolloutGroup(RolloutConfig(model=str(small_world.model_dir), max_model_len=512))
+    rollout = RolloutGroup(RolloutConfig(num_engines=1), str(small_world.model_dir))
     calls = []
 
     def flaky(pairs):

@@ -5,13 +5,14 @@ from pathlib import Path
 
 import pytest
 
-from actors.grading import grade_parallel
 from mtg_ray.config import compose
 from mtg_ray.data import read_records
-from mtg_ray.offline import jobs
-from mtg_ray.online import jobs as online
-from mtg_ray.online.config import ONLINE_METHODS
+from mtg_ray.pipelines.grading import grade_parallel
+from mtg_ray.pipelines.online import compare_job, online_job
+from mtg_ray.pipelines.session import rollout_group, start
 from mtg_ray.tinyworld import World, small
+
+pytestmark = pytest.mark.slow
 
 STEPS = 3
 
@@ -38,43 +39,38 @@ def overrides(world: World, out: Path) -> list[str]:
 
 
 def test_online_run_overlaps_crashes_and_resumes(
-    ray_session, small_world: World, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ray_session, small_world: World, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    run = jobs.start(compose("online", overrides(small_world, out)))
-    objective = run.cfg.objective
-    ckpt = out / "online_is" / "ckpt"
+    run = start(compose("online", overrides(small_world, out)))
+    folder = out / "online_dr_is_overlap"
+    ckpt = folder / "ckpt"
 
-    def crashing(run_: jobs.Run):
-        def grade(pairs):
-            if ckpt.is_dir():  # a crash in the first grading after a checkpoint
-                raise RuntimeError("worker lost")
-            return grade_parallel(pairs, 2)
+    def crashing(pairs):
+        if ckpt.is_dir():  # a crash in the first grading after a checkpoint
+            raise RuntimeError("worker lost")
+        return grade_parallel(pairs, 2)
 
-        return grade
-
-    with jobs.rollout_group(run) as rollout:
-        monkeypatch.setattr(online, "grader", crashing)
+    with rollout_group(run) as rollout:
         with pytest.raises(RuntimeError, match="worker lost"):
-            online.online_job(run, rollout, objective, "online_is")
-        saved = sorted((out / "online_is" / "data").glob("step-*.parquet"))
-        assert 1 <= len(saved) < STEPS and not (out / "online_is" / "train_done.json").exists()
+            online_job(run, rollout, grader=crashing)
+        saved = sorted((folder / "data").glob("step-*.parquet"))
+        assert 1 <= len(saved) < STEPS and not (folder / "train_done.json").exists()
 
-        monkeypatch.setattr(online, "grader", jobs.grader)
-        result = online.online_job(run, rollout, objective, "online_is")
-        assert result["steps"] == STEPS
+        result = online_job(run, rollout)
+        assert result["steps"] == STEPS == result["policy_version"]
         assert result["timing"]["steps_run"] == STEPS - 1  # resumed after step 0, not redone
         assert rollout.versions() == [STEPS]  # the rollout group ends on the final weights
 
     for step in range(STEPS):
-        records = read_records(out / "online_is" / "data" / f"step-{step:05d}.parquet")
+        records = read_records(folder / "data" / f"step-{step:05d}.parquet")
         assert len(records) == 8
         for r in records:
             if r.source != "expert":  # sampled at most max_policy_lag versions behind
                 assert 0 <= step - r.policy_version <= 1, (step, r.policy_version)
     assert result["last"]["online/policy_lag_max"] <= 1
     assert "train/loss" in result["last"] and result["timing"]["train_s"] > 0
-    assert (out / "online_is" / "model" / "model.safetensors").is_file()
+    assert (folder / "model" / "model.safetensors").is_file()
 
 
 def test_compare_online_reports_both_runs_at_equal_steps(
@@ -82,7 +78,7 @@ def test_compare_online_reports_both_runs_at_equal_steps(
 ) -> None:
     out = tmp_path / "run"
     settings = overrides(small_world, out) + ["online.steps=0", "train.epochs=1"]
-    line = online.compare_job(jobs.start(compose("online", settings)))
+    line = compare_job(start(compose("online", settings)))
     number = r"([0-9.]+|nan)"  # nan: no sampled record in any step (small world's weak model)
     assert re.fullmatch(
         rf"online: offline_dr_is={number} online_dr_is={number} is_var_offline={number} "
@@ -91,8 +87,3 @@ def test_compare_online_reports_both_runs_at_equal_steps(
     ), line
     assert (out / "online_dr_is_overlap.txt").read_text().strip() == line
     assert "| online_dr_is_overlap | 4 |" in (out / "results_online_dr_is_overlap.md").read_text()
-
-
-def test_online_methods_are_the_main_jobs_methods_on_rewritten_data() -> None:
-    rewritten = tuple(m for m, (data, _) in jobs.METHODS.items() if data == "rewritten")
-    assert ONLINE_METHODS == rewritten

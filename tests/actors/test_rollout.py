@@ -10,18 +10,18 @@ import ray
 import torch
 from transformers import AutoModelForCausalLM
 
-from actors.rollout import RolloutGroup
+from mtg_ray.pipelines.rollout_group import RolloutGroup
 from mtg_ray.rollout import RolloutConfig, SamplingConfig
+
+pytestmark = pytest.mark.slow
 
 PROMPTS = [[5 + i, 20 + i, 30 + (i % 7), 40] for i in range(12)]
 
 
 @pytest.fixture(scope="module")
 def group(ray_session, tiny_models: tuple[Path, Path]) -> Iterator[RolloutGroup]:
-    cfg = RolloutConfig(
-        model=str(tiny_models[0]), num_engines=2, max_model_len=256, bucket_bytes=64 << 10
-    )
-    g = RolloutGroup(cfg)
+    cfg = RolloutConfig(num_engines=2, max_model_len=256, bucket_bytes=64 << 10)
+    g = RolloutGroup(cfg, str(tiny_models[0]))
     yield g
     g.shutdown()
 
@@ -63,7 +63,7 @@ def test_weight_push_matches_hf_and_bumps_version(group: RolloutGroup, tiny_mode
     )
 
     state = AutoModelForCausalLM.from_pretrained(model_b, dtype=torch.float32).state_dict()
-    stats = group.update_weights(state.items())
+    stats = group.update_weights(state.items(), version=1)
     assert stats.version == 1 and stats.buckets > 1  # streamed, not one giant copy
     assert group.versions() == [1, 1]
 
@@ -85,8 +85,10 @@ def test_killing_an_engine_mid_batch_still_completes(group: RolloutGroup, tiny_m
 
     thread = threading.Thread(target=run)
     thread.start()
-    time.sleep(0.5)
-    assert thread.is_alive()  # the batch is in flight when the engine dies
+    deadline = time.monotonic() + 60
+    while group.in_flight == 0 and thread.is_alive() and time.monotonic() < deadline:
+        time.sleep(0.01)  # poll: the batch is handed to the engines
+    assert group.in_flight > 0 and thread.is_alive()  # the batch is in flight when it dies
     ray.kill(group.engines[0], no_restart=True)
     thread.join(timeout=300)
     out = result["out"]
@@ -105,19 +107,18 @@ def test_gloo_backend_pushes_keeps_its_group_and_restores_a_restarted_engine(
     model_a, model_b = tiny_models
     prompt, response = [7, 8, 9, 10], [11, 12, 13, 14, 15, 16]
     cfg = RolloutConfig(
-        model=str(model_a), num_engines=1, max_model_len=256, bucket_bytes=64 << 10,
-        weight_backend="gloo",
-    )  # fmt: skip
-    group = RolloutGroup(cfg)
+        num_engines=1, max_model_len=256, bucket_bytes=64 << 10, weight_backend="gloo"
+    )
+    group = RolloutGroup(cfg, str(model_a))
     try:
         expected = {m: torch.tensor(hf_logprobs(m, prompt, response)) for m in tiny_models}
         states = {
             m: AutoModelForCausalLM.from_pretrained(m, dtype=torch.float32).state_dict()
             for m in tiny_models
         }
-        group.update_weights(states[model_b].items())
+        group.update_weights(states[model_b].items(), version=1)
         sender = group._sender
-        group.update_weights(states[model_b].items())
+        group.update_weights(states[model_b].items(), version=2)
         assert group._sender is sender  # the transfer group outlives a sync
         torch.testing.assert_close(
             torch.tensor(group.score([prompt], [response])[0]), expected[model_b], atol=1e-4, rtol=0
@@ -129,7 +130,7 @@ def test_gloo_backend_pushes_keeps_its_group_and_restores_a_restarted_engine(
         )
         assert group.restarts == 1 and group.versions() == [2]
 
-        group.update_weights(states[model_a].items())  # a new group with the new engine
+        group.update_weights(states[model_a].items(), version=3)  # a new group, new engine
         torch.testing.assert_close(
             torch.tensor(group.score([prompt], [response])[0]), expected[model_a], atol=1e-4, rtol=0
         )

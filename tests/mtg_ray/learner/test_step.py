@@ -8,7 +8,7 @@ from transformers import AutoModelForCausalLM
 from mtg_ray.learner import collate, forward_objective, importance_metrics
 from mtg_ray.learner.export import param_groups
 from mtg_ray.models import build_tiny_model
-from mtg_ray.objectives import ObjectiveConfig
+from mtg_ray.objectives import Objective, ObjectiveConfig
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +24,7 @@ def test_one_forward_gives_loss_and_log_ratios(model, record) -> None:
         pad_id=0,
         max_length=16,
     )
-    out = forward_objective(model, batch, ObjectiveConfig(name="is", is_clip=1.5))
+    out = forward_objective(model, batch, Objective("is", ObjectiveConfig(is_clip=1.5)))
     with torch.no_grad():
         full = torch.log_softmax(model(input_ids=batch.input_ids).logits[:, :-1], -1)
     live = [full[0, 2 + j, t].item() for j, t in enumerate([8, 9, 10])]

@@ -5,7 +5,7 @@ import pytest
 from mtg_ray.data import Problem
 from mtg_ray.online import OnlineConfig, batch_lag, may_prefetch, must_sync
 from mtg_ray.rewriting import SelectionConfig, expert_record, rewrite
-from mtg_ray.rewriting.stages import Sample
+from mtg_ray.rollout import Graded, Sample, SamplingConfig
 
 
 def test_bad_configs_are_refused_by_name() -> None:
@@ -52,8 +52,9 @@ def test_prefetch_only_with_overlap_and_within_the_lag() -> None:
 
 def test_batch_lag_counts_sampled_records_only() -> None:
     problem = Problem("p", "What is 1+1?", "2", "Add 1 to 1 to get 2. \\boxed{2}", "t")
-    sample = Sample("\\boxed{2}", (5, 6), (-0.1, -0.2), True, 3, 1.0, 1.0, 8, None)
-    (sampled,) = rewrite(problem, "Q", [1, 2], [7, 8], [sample], [], SelectionConfig())
+    sample = Sample("\\boxed{2}", (5, 6), (-0.1, -0.2), "stop", 3)
+    graded = Graded((sample,), (True,), SamplingConfig(max_tokens=8))
+    (sampled,) = rewrite(problem, "Q", [1, 2], [7, 8], graded, None, SelectionConfig())
     records = [sampled, expert_record(problem, "Q", [1, 2], [7, 8])]
     assert sampled.source == "self" and sampled.policy_version == 3
     assert batch_lag(5, records) == [2]

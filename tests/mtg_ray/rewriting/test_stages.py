@@ -4,13 +4,13 @@ import pytest
 
 from mtg_ray.data import Problem
 from mtg_ray.rewriting.stages import (
-    Sample,
     SelectionConfig,
     choose_correct,
     expert_record,
     needs_guided,
     rewrite,
 )
+from mtg_ray.rollout import Graded, Sample, SamplingConfig
 
 PROBLEM = Problem(
     problem_id="p1",
@@ -21,24 +21,21 @@ PROBLEM = Problem(
 PROMPT, PROMPT_IDS, EXPERT_IDS = "Problem: What is 2+3?\nSolution:", [1, 2, 3], [7, 8, 9, 10]
 
 
-def sample(text: str, correct: bool, version: int = 3) -> Sample:
+SAMPLING = SamplingConfig(n=2, temperature=1.0, top_p=1.0, max_tokens=64, seed=11)
+
+
+def sample(text: str, correct: bool, version: int = 3) -> tuple[Sample, bool]:
     ids = tuple(range(len(text)))
-    return Sample(
-        text=text,
-        token_ids=ids,
-        logprobs=tuple(-0.5 for _ in ids),
-        correct=correct,
-        policy_version=version,
-        temperature=1.0,
-        top_p=1.0,
-        max_tokens=64,
-        seed=11,
-    )
+    return Sample(text, ids, tuple(-0.5 for _ in ids), "stop", version), correct
+
+
+def graded(items: list[tuple[Sample, bool]]) -> Graded:
+    return Graded(tuple(s for s, _ in items), tuple(c for _, c in items), SAMPLING)
 
 
 def test_self_sample_wins_and_keeps_its_provenance() -> None:
-    selfs = [sample("wrong", False), sample("right \\boxed{5}", True, version=4)]
-    guided = [sample("guided \\boxed{5}", True)]
+    selfs = graded([sample("wrong", False), sample("right \\boxed{5}", True, version=4)])
+    guided = graded([sample("guided \\boxed{5}", True)])
     (rec,) = rewrite(PROBLEM, PROMPT, PROMPT_IDS, EXPERT_IDS, selfs, guided, SelectionConfig())
     assert rec.source == "self"
     assert rec.response == "right \\boxed{5}"
@@ -49,8 +46,8 @@ def test_self_sample_wins_and_keeps_its_provenance() -> None:
 
 
 def test_guided_used_only_when_no_self_sample_is_correct() -> None:
-    selfs = [sample("wrong", False), sample("also wrong", False)]
-    guided = [sample("nope", False), sample("retold \\boxed{5}", True)]
+    selfs = graded([sample("wrong", False), sample("also wrong", False)])
+    guided = graded([sample("nope", False), sample("retold \\boxed{5}", True)])
     assert needs_guided(selfs)
     (rec,) = rewrite(PROBLEM, PROMPT, PROMPT_IDS, EXPERT_IDS, selfs, guided, SelectionConfig())
     assert rec.source == "guided"
@@ -60,7 +57,7 @@ def test_guided_used_only_when_no_self_sample_is_correct() -> None:
 
 
 def test_expert_fallback_when_both_stages_fail() -> None:
-    selfs, guided = [sample("wrong", False)], [sample("still wrong", False)]
+    selfs, guided = graded([sample("wrong", False)]), graded([sample("still wrong", False)])
     (rec,) = rewrite(PROBLEM, PROMPT, PROMPT_IDS, EXPERT_IDS, selfs, guided, SelectionConfig())
     assert rec.source == "expert"
     assert rec.response == PROBLEM.expert_solution
@@ -75,7 +72,7 @@ def test_expert_fallback_without_expert_solution_is_an_error() -> None:
 
 
 def test_keep_policies() -> None:
-    samples = [sample(f"s{i}", i % 2 == 0) for i in range(8)]  # 4 correct
+    samples = graded([sample(f"s{i}", i % 2 == 0) for i in range(8)])  # 4 correct
     assert len(choose_correct(samples, SelectionConfig(keep="one"), "p", "self")) == 1
     assert [s.text for s in choose_correct(samples, SelectionConfig(keep="all"), "p", "self")] == [
         "s0",
@@ -84,16 +81,17 @@ def test_keep_policies() -> None:
         "s6",
     ]
     kept = choose_correct(samples, SelectionConfig(keep="up_to", max_per_problem=3), "p", "self")
-    assert len(kept) == 3 and all(s.correct for s in kept)
+    assert len(kept) == 3 and {s.text for s in kept} <= {"s0", "s2", "s4", "s6"}
     assert (
         len(choose_correct(samples, SelectionConfig(keep="up_to", max_per_problem=9), "p", "s"))
         == 4
     )
-    assert choose_correct([sample("x", False)], SelectionConfig(keep="all"), "p", "self") == []
+    wrong = graded([sample("x", False)])
+    assert choose_correct(wrong, SelectionConfig(keep="all"), "p", "self") == []
 
 
 def test_choice_is_random_across_problems_but_reproducible() -> None:
-    samples = [sample(f"s{i}", True) for i in range(8)]
+    samples = graded([sample(f"s{i}", True) for i in range(8)])
     cfg = SelectionConfig(keep="one", seed=0)
     picks = [choose_correct(samples, cfg, f"p{i}", "self")[0].text for i in range(200)]
     again = [choose_correct(samples, cfg, f"p{i}", "self")[0].text for i in range(200)]
@@ -113,4 +111,6 @@ def test_config_and_sample_validation() -> None:
     with pytest.raises(ValueError, match="max_per_problem"):
         SelectionConfig(keep="up_to", max_per_problem=0)
     with pytest.raises(ValueError, match="log-probs"):
-        Sample("t", (1, 2), (-0.1,), True, 0, 1.0, 1.0, 8)
+        Sample("t", (1, 2), (-0.1,), "stop", 0)
+    with pytest.raises(ValueError, match="verdicts"):
+        Graded((sample("t", True)[0],), (True, False), SAMPLING)

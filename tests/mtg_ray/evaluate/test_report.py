@@ -1,4 +1,4 @@
-from mtg_ray.offline.report import demo_line, headline_accuracy, write_report
+from mtg_ray.evaluate.report import demo_line, headline_accuracy, write_report
 
 SUMMARY = {
     "logprob_expert": -3.0,

@@ -3,9 +3,7 @@
 from collections.abc import Mapping
 from pathlib import Path
 
-from mtg_ray.data import atomic_path, write_text
-
-COLUMNS = ("base", "sft", "dft", "dr_is", "dr_dft")
+from mtg_ray.data import SOURCES, atomic_path, write_text
 
 
 def headline_accuracy(
@@ -17,7 +15,8 @@ def headline_accuracy(
 
 
 def demo_line(accuracy: Mapping[str, float], var_expert: float, var_rewritten: float) -> str:
-    parts = " ".join(f"{m}={accuracy[m]:.4f}" for m in COLUMNS)
+    """`demo: base=.. <method>=.. var_expert=.. var_rewritten=..`, runs in `accuracy`'s order."""
+    parts = " ".join(f"{m}={a:.4f}" for m, a in accuracy.items())
     return f"demo: {parts} var_expert={var_expert:.4f} var_rewritten={var_rewritten:.4f}"
 
 
@@ -39,7 +38,7 @@ def markdown_table(
         f"| rewritten | {summary['logprob_rewritten']:.4f} | {summary['var_rewritten']:.4f} |",
         "",
         "Rewritten data by stage: "
-        + ", ".join(f"{s} {summary[f'{s}_fraction']:.1%}" for s in ("self", "guided", "expert")),
+        + ", ".join(f"{s} {summary[f'{s}_fraction']:.1%}" for s in SOURCES),
     ]
     return "\n".join(lines) + "\n"
 

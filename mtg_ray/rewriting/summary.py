@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from mtg_ray.data import Record
+from mtg_ray.data import SOURCES, Record
 from mtg_ray.rewriting.diagnostics import mean_token_logprob, sequence_log_ratios
 
 
@@ -46,7 +46,7 @@ def stage_fractions(records: Sequence[Record]) -> dict[str, float]:
     per_problem = {r.problem_id: r.source for r in records}
     counts = Counter(per_problem.values())
     total = max(1, len(per_problem))
-    return {s: counts.get(s, 0) / total for s in ("self", "guided", "expert")}
+    return {s: counts.get(s, 0) / total for s in SOURCES}
 
 
 def summarize(

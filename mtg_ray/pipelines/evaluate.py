@@ -1,4 +1,4 @@
-"""The evaluate job: sample n responses per problem with the rollout group, grade, report.
+"""Evaluation: sample n responses per problem with the rollout group, grade, report.
 
 Writes one jsonl row per sample (benchmark, problem_id, sample, response, reference_answer,
 correct, policy_version) atomically, and returns `{benchmark: {"avg@n": .., "pass@n": ..}}`.
@@ -8,12 +8,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mtg_ray.config import EvalConfig
 from mtg_ray.data import Problem, read_benchmark, write_jsonl
+from mtg_ray.evaluate.config import EvalConfig
 from mtg_ray.evaluate.metrics import avg_at_n, pass_at_n
 from mtg_ray.grading import Grader
+from mtg_ray.pipelines.generate import generate_and_grade
+from mtg_ray.pipelines.protocols import Rollout
 from mtg_ray.rewriting.prompts import PromptTemplate
-from mtg_ray.rollout import SamplingConfig
 from mtg_ray.tinyworld import World, read_split
 
 
@@ -38,7 +39,7 @@ def load_eval_sets(
 
 
 def evaluate(
-    rollout: Any,
+    rollout: Rollout,
     tokenizer: Any,
     template: PromptTemplate,
     eval_sets: Mapping[str, Sequence[Problem]],
@@ -46,13 +47,8 @@ def evaluate(
     grader: Grader,
     out_path: Path | None = None,
 ) -> dict[str, dict[str, float]]:
-    """avg@n and pass@n per set; one jsonl row per sample to `out_path` if given."""
-    sampling = SamplingConfig(
-        n=cfg.n,
-        temperature=cfg.temperature,
-        top_p=cfg.top_p,
-        max_tokens=cfg.max_tokens,
-    )
+    """avg@n and pass@n per set, with the rollout group's current weights; one jsonl row per
+    sample to `out_path` if given."""
     results: dict[str, dict[str, float]] = {}
     rows: list[dict[str, Any]] = []
     for bench, problems in eval_sets.items():
@@ -60,28 +56,23 @@ def evaluate(
             tokenizer.encode(template.format(p.question), add_special_tokens=False)
             for p in problems
         ]
-        samples = rollout.generate(prompts, sampling)
-        pairs = [
-            (s.text, p.reference_answer)
-            for p, ss in zip(problems, samples, strict=True)
-            for s in ss
-        ]
-        flat = grader(pairs)
-        verdicts = [flat[i * cfg.n : (i + 1) * cfg.n] for i in range(len(problems))]
+        answers = [p.reference_answer for p in problems]
+        graded = generate_and_grade(rollout, prompts, answers, cfg.sampling(), grader)
+        verdicts = [list(g.correct) for g in graded]
         results[bench] = {f"avg@{cfg.n}": avg_at_n(verdicts), f"pass@{cfg.n}": pass_at_n(verdicts)}
-        for p, ss, vs in zip(problems, samples, verdicts, strict=True):
-            for j, (s, v) in enumerate(zip(ss, vs, strict=True)):
-                rows.append(
-                    {
-                        "benchmark": bench,
-                        "problem_id": p.problem_id,
-                        "sample": j,
-                        "response": s.text,
-                        "reference_answer": p.reference_answer,
-                        "correct": v,
-                        "policy_version": s.policy_version,
-                    }
-                )
+        rows += [
+            {
+                "benchmark": bench,
+                "problem_id": p.problem_id,
+                "sample": j,
+                "response": s.text,
+                "reference_answer": p.reference_answer,
+                "correct": ok,
+                "policy_version": s.policy_version,
+            }
+            for p, g in zip(problems, graded, strict=True)
+            for j, (s, ok) in enumerate(zip(g.samples, g.correct, strict=True))
+        ]
     if out_path is not None:
         write_jsonl(out_path, rows)
     return results

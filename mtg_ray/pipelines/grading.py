@@ -11,16 +11,12 @@ import ray
 from mtg_ray.grading import grade_many
 
 
-def _grade_chunk(pairs: list[tuple[str, str]]) -> list[bool]:
-    return grade_many(pairs)
-
-
 def grade_parallel(pairs: Sequence[tuple[str, str]], tasks: int) -> list[bool]:
     """Verdicts for `pairs`, in order, from up to `tasks` Ray tasks."""
     if not pairs:
         return []
     tasks = max(1, min(tasks, len(pairs)))
     size = -(-len(pairs) // tasks)
-    remote = ray.remote(num_cpus=0)(_grade_chunk)
+    remote = ray.remote(num_cpus=0)(grade_many)
     refs = [remote.remote(list(pairs[i : i + size])) for i in range(0, len(pairs), size)]
     return [v for chunk in ray.get(refs) for v in chunk]

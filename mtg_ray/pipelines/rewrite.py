@@ -16,13 +16,13 @@ from typing import Any
 
 from tqdm import tqdm
 
-from mtg_ray.config import RewriteConfig
 from mtg_ray.data import Problem, Record, read_records, write_records, write_text
 from mtg_ray.grading import Grader
-from mtg_ray.rewriting import SelectionConfig, expert_record, needs_guided, rewrite
+from mtg_ray.pipelines.generate import generate_and_grade
+from mtg_ray.pipelines.protocols import Rollout
+from mtg_ray.rewriting import RewriteConfig, expert_record, needs_guided, rewrite
 from mtg_ray.rewriting.prompts import PromptTemplate
-from mtg_ray.rewriting.stages import Sample
-from mtg_ray.rollout import SamplingConfig
+from mtg_ray.rollout import Graded
 
 
 def encode(tokenizer: Any, text: str) -> list[int]:
@@ -41,64 +41,24 @@ def expert_records(
     return out
 
 
-def _graded(
-    rollout_samples: Sequence[Sequence[Any]],
-    problems: Sequence[Problem],
-    sampling: SamplingConfig,
-    grader: Grader,
-) -> list[list[Sample]]:
-    pairs = [
-        (s.text, p.reference_answer)
-        for p, ss in zip(problems, rollout_samples, strict=True)
-        for s in ss
-    ]
-    verdicts = iter(grader(pairs))
-    return [
-        [
-            Sample(
-                text=s.text,
-                token_ids=tuple(s.token_ids),
-                logprobs=tuple(s.logprobs),
-                correct=next(verdicts),
-                policy_version=s.policy_version,
-                temperature=sampling.temperature,
-                top_p=sampling.top_p,
-                max_tokens=sampling.max_tokens,
-                seed=sampling.seed,
-            )
-            for s in ss
-        ]
-        for ss in rollout_samples
-    ]
-
-
 def rewrite_problems(
     problems: Sequence[Problem],
-    rollout: Any,
+    rollout: Rollout,
     tokenizer: Any,
     template: PromptTemplate,
     cfg: RewriteConfig,
     grader: Grader,
 ) -> list[Record]:
     """Stage 1 for all problems, stage 2 for those without a correct sample, stage 3 last."""
-    selection = SelectionConfig(keep=cfg.keep, max_per_problem=cfg.max_per_problem, seed=cfg.seed)
     prompts = [template.format(p.question) for p in problems]
     prompt_ids = [encode(tokenizer, t) for t in prompts]
-
-    def sampling(n: int) -> SamplingConfig:
-        return SamplingConfig(
-            n=n,
-            temperature=cfg.temperature,
-            top_p=cfg.top_p,
-            max_tokens=cfg.max_tokens,
-        )
-
-    stage1 = sampling(cfg.samples)
-    self_samples = _graded(rollout.generate(prompt_ids, stage1), problems, stage1, grader)
-    guided_idx = [i for i, ss in enumerate(self_samples) if needs_guided(ss)]
-    guided: dict[int, list[Sample]] = {}
+    answers = [p.reference_answer for p in problems]
+    self_samples = generate_and_grade(
+        rollout, prompt_ids, answers, cfg.sampling(cfg.samples), grader
+    )
+    guided_idx = [i for i, g in enumerate(self_samples) if needs_guided(g)]
+    guided: dict[int, Graded] = {}
     if guided_idx and cfg.guided_samples > 0:
-        stage2 = sampling(cfg.guided_samples)
         guided_prompts = [
             encode(
                 tokenizer,
@@ -106,14 +66,20 @@ def rewrite_problems(
             )
             for i in guided_idx
         ]
-        samples = rollout.generate(guided_prompts, stage2)
-        graded = _graded(samples, [problems[i] for i in guided_idx], stage2, grader)
+        graded = generate_and_grade(
+            rollout,
+            guided_prompts,
+            [answers[i] for i in guided_idx],
+            cfg.sampling(cfg.guided_samples),
+            grader,
+        )
         guided = dict(zip(guided_idx, graded, strict=True))
+    selection = cfg.selection()
     records = []
     for i, p in enumerate(problems):
         expert_ids = encode(tokenizer, p.expert_solution or "") + [tokenizer.eos_token_id]
         records += rewrite(
-            p, prompts[i], prompt_ids[i], expert_ids, self_samples[i], guided.get(i, []), selection
+            p, prompts[i], prompt_ids[i], expert_ids, self_samples[i], guided.get(i), selection
         )
     return records
 
@@ -135,7 +101,7 @@ def shard_paths(out_dir: Path, num_problems: int, shard_size: int) -> list[Path]
 
 def run_rewrite(
     problems: Sequence[Problem],
-    rollout: Any,
+    rollout: Rollout,
     tokenizer: Any,
     template: PromptTemplate,
     cfg: RewriteConfig,

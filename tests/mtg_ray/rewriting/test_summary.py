@@ -4,14 +4,15 @@ import numpy as np
 import pytest
 
 from mtg_ray.data import Problem
-from mtg_ray.offline.summary import (
+from mtg_ray.rewriting import expert_record
+from mtg_ray.rewriting.stages import _sample_record
+from mtg_ray.rewriting.summary import (
     normalised_weight_variance,
     record_log_ratios,
     stage_fractions,
     summarize,
 )
-from mtg_ray.rewriting import expert_record
-from mtg_ray.rewriting.stages import Sample, _sample_record
+from mtg_ray.rollout import Sample, SamplingConfig
 
 
 def expert(pid: str, n: int):
@@ -19,8 +20,9 @@ def expert(pid: str, n: int):
 
 
 def sampled(pid: str, source: str, logprobs: list[float]):
-    sample = Sample("t", tuple(range(3, 3 + len(logprobs))), tuple(logprobs), True, 0, 1.0, 1.0, 8)
-    return _sample_record(Problem(pid, "q", "1", expert_solution="e"), "p", [1], sample, source)
+    sample = Sample("t", tuple(range(3, 3 + len(logprobs))), tuple(logprobs), "stop", 0)
+    problem = Problem(pid, "q", "1", expert_solution="e")
+    return _sample_record(problem, "p", [1], sample, SamplingConfig(max_tokens=8), source)
 
 
 def test_log_ratios_use_behaviour_where_known_and_zero_for_experts() -> None:

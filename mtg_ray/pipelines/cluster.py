@@ -1,7 +1,5 @@
-"""Starting Ray on this machine: the one place that decides how a local Ray is brought up; and
-free ports for the groups' rendezvous."""
+"""Starting Ray on this machine: the one place that decides how a local Ray is brought up."""
 
-import socket
 from typing import Any
 
 import ray
@@ -21,10 +19,3 @@ def init_local_ray(num_cpus: int | None, host: str = "127.0.0.1", **kwargs: Any)
         log_to_driver=False,
         **kwargs,
     )
-
-
-def free_port(host: str) -> int:
-    """A port on `host` that nothing listens on now (for a process group's rendezvous)."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]

@@ -1,7 +1,6 @@
 import pytest
 
-from mtg_ray.config import TrainConfig
-from mtg_ray.offline.train import batch_schedule, total_steps
+from mtg_ray.learner.schedule import batch_schedule, num_steps
 
 
 def test_each_epoch_is_a_permutation_cut_into_full_batches() -> None:
@@ -14,8 +13,8 @@ def test_each_epoch_is_a_permutation_cut_into_full_batches() -> None:
     assert batch_schedule(10, 4, 2, seed=0) == steps
     assert batch_schedule(10, 4, 2, seed=1) != steps
     assert batch_schedule(10, 4, 2, seed=0, max_steps=3) == steps[:3]
-    assert total_steps(10, 4, TrainConfig(epochs=2)) == 4
-    assert total_steps(10, 4, TrainConfig(epochs=2, max_steps=3)) == 3
+    assert num_steps(10, 4, epochs=2) == 4 == len(steps)
+    assert num_steps(10, 4, epochs=2, max_steps=3) == 3
 
 
 def test_too_few_records_is_a_clear_error() -> None:

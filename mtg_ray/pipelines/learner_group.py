@@ -1,0 +1,135 @@
+"""Learner group: W `LearnerActor`s forming one torch.distributed group, each driving DeepSpeed.
+
+The group places the ranks (one placement-group bundle each), wires the process group (rank 0
+publishes its address and a free port), splits each batch over the ranks and reduces their
+reports into one `StepResult`.
+"""
+
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import ray
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from torch import Tensor
+
+from actors.learner import LearnerActor
+from mtg_ray.data import Record, write_text
+from mtg_ray.learner import LearnerConfig, StepResult, reduce_ranks, response_tokens, shard
+from mtg_ray.objectives import Objective
+
+LATEST = "latest"
+
+
+class LearnerGroup:
+    """W ranks training the HF model at `model` for `total_steps` optimizer steps."""
+
+    def __init__(self, cfg: LearnerConfig, model: str, total_steps: int) -> None:
+        self.cfg = cfg
+        bundle: dict[str, float] = {"CPU": cfg.cpus_per_worker}
+        if cfg.gpus_per_worker:
+            bundle["GPU"] = cfg.gpus_per_worker
+        self.pg = placement_group([bundle] * cfg.num_workers, strategy="PACK")
+        ray.get(self.pg.ready())
+        env = {"OMP_NUM_THREADS": str(cfg.cpus_per_worker)}
+        if cfg.backend == "gloo":
+            env["DS_ACCELERATOR"] = "cpu"
+        self.workers = [
+            ray.remote(LearnerActor)
+            .options(
+                num_cpus=cfg.cpus_per_worker,
+                num_gpus=cfg.gpus_per_worker,
+                scheduling_strategy=PlacementGroupSchedulingStrategy(
+                    self.pg, placement_group_bundle_index=rank
+                ),
+                runtime_env={"env_vars": env},
+            )
+            .remote(cfg, rank, model, total_steps)
+            for rank in range(cfg.num_workers)
+        ]
+        addr, port = ray.get(self.workers[0].master_address.remote())
+        ray.get([w.setup.remote(addr, port) for w in self.workers])
+        self.step = 0
+
+    def train_step(self, records: Sequence[Record], objective: Objective) -> StepResult:
+        """One optimizer step on `records` (exactly learner.train_batch_size of them)."""
+        cfg = self.cfg
+        if len(records) != cfg.train_batch_size:
+            raise ValueError(
+                f"train_step got {len(records)} records; learner.train_batch_size is "
+                f"{cfg.train_batch_size}"
+            )
+        total = response_tokens(records, cfg.max_length)
+        if total == 0:
+            raise ValueError("train_step got a batch with no response tokens")
+        start = time.perf_counter()
+        shards = shard(records, cfg.num_workers)
+        parts = ray.get(
+            [
+                w.train_step.remote(s, total, objective)
+                for w, s in zip(self.workers, shards, strict=True)
+            ]
+        )
+        self.step = parts[0]["step"]
+        return reduce_ranks(parts, total, time.perf_counter() - start, objective.config.is_clip)
+
+    def score(self, records: Sequence[Record]) -> list[list[float]]:
+        """Per-token log-probs of each record's response under the learner's live weights.
+
+        Every rank runs the same number of forwards (ZeRO-3 gathers are collective), so the
+        list is padded with copies of its last record, which are dropped again.
+        """
+        if not records:
+            return []
+        world = self.cfg.num_workers
+        unit = world * self.cfg.micro_batch_size
+        padded = list(records) + [records[-1]] * (-len(records) % unit)
+        parts = ray.get([w.score.remote(padded[r::world]) for r, w in enumerate(self.workers)])
+        out: list[list[float]] = [[] for _ in padded]
+        for r, part in enumerate(parts):
+            out[r::world] = part
+        return out[: len(records)]
+
+    # ---- checkpoints and export -----------------------------------------------------------
+
+    def save_checkpoint(self, ckpt_dir: str | Path, client_state: dict[str, Any]) -> str:
+        """Save on every rank, then point `latest` at it (atomically, last)."""
+        ckpt_dir = str(ckpt_dir)
+        tags = ray.get([w.save_checkpoint.remote(ckpt_dir, client_state) for w in self.workers])
+        write_text(Path(ckpt_dir) / LATEST, tags[0])
+        return tags[0]
+
+    def load_checkpoint(self, ckpt_dir: str | Path) -> dict[str, Any] | None:
+        """Resume from `ckpt_dir/latest`; None (and nothing changes) when there is none."""
+        latest = Path(ckpt_dir) / LATEST
+        if not latest.is_file():
+            return None
+        tag = latest.read_text().strip()
+        states = ray.get([w.load_checkpoint.remote(str(ckpt_dir), tag) for w in self.workers])
+        self.step = int(tag.removeprefix("global_step"))
+        return states[0]
+
+    def export_hf(self, out_dir: str | Path, bucket_bytes: int = 256 << 20) -> Path:
+        ray.get([w.export_hf.remote(str(out_dir), bucket_bytes) for w in self.workers])
+        return Path(out_dir)
+
+    def named_weights(self, bucket_bytes: int = 64 << 20) -> Iterator[tuple[str, Tensor]]:
+        """Full (name, tensor) pairs streamed from rank 0, one bucket in flight: feed this to
+        `RolloutGroup.update_weights`."""
+        stream = (
+            self.workers[0]
+            .stream_weights.options(num_returns="streaming", _generator_backpressure_num_objects=1)
+            .remote(bucket_bytes)
+        )
+        drains = [w.drain_weights.remote(bucket_bytes) for w in self.workers[1:]]
+        for ref in stream:
+            yield from ray.get(ref)
+        ray.get(drains)
+
+    def shutdown(self) -> None:
+        ray.get([w.shutdown.remote() for w in self.workers])
+        for w in self.workers:
+            ray.kill(w, no_restart=True)
+        remove_placement_group(self.pg)

@@ -1,0 +1,135 @@
+"""The offline jobs: rewrite, train, evaluate, and `main` (all of them, compared).
+
+Every job reads one JobConfig, writes under `output_dir`, and can be rerun after a crash: what is
+finished is read back, what is not is redone (rewrite shards, train checkpoints, eval results).
+"""
+
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from mtg_ray.data import Record, read_records, write_text
+from mtg_ray.evaluate.report import demo_line, headline_accuracy, write_report
+from mtg_ray.learner import batch_schedule, num_steps
+from mtg_ray.monitor import Monitor
+from mtg_ray.objectives import METHODS, Objective
+from mtg_ray.pipelines.batches import RecordBatches
+from mtg_ray.pipelines.evaluate import evaluate
+from mtg_ray.pipelines.loop import TrainLoop
+from mtg_ray.pipelines.protocols import Rollout
+from mtg_ray.pipelines.rewrite import run_rewrite
+from mtg_ray.pipelines.session import Run, rollout_group
+from mtg_ray.rewriting.summary import summarize
+
+
+def rewrite_job(run: Run, rollout: Rollout) -> tuple[list[Record], dict[str, float]]:
+    """Stages 1-3 with the rollout group's policy, then the summary against the raw expert
+    data (both scored by that policy)."""
+    cfg, out = run.cfg, run.out / "rewrite"
+    records = run_rewrite(
+        run.train_problems, rollout, run.tokenizer, run.template, cfg.rewrite, out, run.grader(),
+        model=run.model_path,
+    )  # fmt: skip
+    summary_path = out / "summary.json"
+    if summary_path.is_file():
+        return records, json.loads(summary_path.read_text())
+    expert = run.expert
+    score = lambda recs: rollout.score(  # noqa: E731
+        [r.prompt_token_ids for r in recs], [r.response_token_ids for r in recs]
+    )
+    summary = summarize(records, score(records), expert, score(expert))
+    write_text(summary_path, json.dumps(summary, indent=1))
+    monitor = Monitor(run.out / "tb" / "rewrite")
+    monitor.scalars(summary, 0, prefix="rewrite/")
+    monitor.close()
+    return records, summary
+
+
+def dataset(run: Run, name: str) -> list[Record]:
+    """Records by name: rewritten (this run's rewrite), expert, or a parquet file/folder."""
+    if name == "expert":
+        return run.expert
+    path = run.out / "rewrite" / "shards" if name == "rewritten" else Path(name)
+    files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
+    if not files or not files[0].exists():
+        raise FileNotFoundError(f"no training records at {path}: run the rewrite job first")
+    return [r for f in files for r in read_records(f)]
+
+
+def evaluate_job(run: Run, rollout: Rollout, name: str) -> dict[str, dict[str, float]]:
+    """Evaluate the rollout group's current weights; cached in `<out>/<name>/eval.json`."""
+    path = run.out / name / "eval.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    results = evaluate(
+        rollout, run.tokenizer, run.template, run.eval_sets, run.cfg.eval, run.grader(),
+        run.out / name / "eval_samples.jsonl",
+    )  # fmt: skip
+    write_text(path, json.dumps(results, indent=1))
+    return results
+
+
+def train_job(
+    run: Run, records: list[Record], objective: Objective, name: str,
+    rollout: Rollout | None = None,
+) -> dict[str, Any]:  # fmt: skip
+    """Train a fresh learner group from the base policy on `records` (`train.*` decides epochs,
+    checkpoints and evaluations); `rollout`, if given, ends holding the trained weights."""
+    cfg = run.cfg
+    batch = cfg.learner.train_batch_size
+    steps = num_steps(len(records), batch, cfg.train.epochs, cfg.train.max_steps)
+    schedule = batch_schedule(
+        len(records), batch, cfg.train.epochs, cfg.learner.seed, cfg.train.max_steps
+    )
+    monitor = Monitor(run.out / "tb" / name)
+
+    def on_eval() -> dict[str, float]:
+        assert rollout is not None
+        results = evaluate(
+            rollout, run.tokenizer, run.template, run.eval_sets, cfg.eval, run.grader()
+        )  # fmt: skip
+        return {f"eval/{b}/{m}": v for b, ms in results.items() for m, v in ms.items()}
+
+    loop = TrainLoop(
+        make_learner=lambda: run.learner_group(steps),
+        source=RecordBatches(records, schedule),
+        objective=objective,
+        steps=steps,
+        out_dir=run.out / name,
+        monitor=monitor,
+        rollout=rollout,
+        evaluate=on_eval if rollout is not None else None,
+        eval_every=cfg.train.eval_every,
+        save_every=cfg.train.save_every,
+    )
+    try:
+        return loop.run()
+    finally:
+        monitor.close()
+
+
+def method_objective(run: Run, method: str) -> Objective:
+    """`method`'s objective with this run's objective settings."""
+    return Objective(METHODS[method].objective, run.cfg.objective)
+
+
+def main_job(run: Run) -> str:
+    """World -> rewrite -> train the baselines and ours -> evaluate -> table. Returns the
+    `demo:` line."""
+    start_time = time.monotonic()
+    with rollout_group(run) as rollout:
+        results = {"base": evaluate_job(run, rollout, "base")}
+        rewritten, summary = rewrite_job(run, rollout)
+        for method in run.cfg.methods:
+            if not (run.out / method / "eval.json").is_file():
+                data = run.expert if METHODS[method].dataset == "expert" else rewritten
+                train_job(run, data, method_objective(run, method), method, rollout)
+            results[method] = evaluate_job(run, rollout, method)
+    _, accuracy = headline_accuracy(results)
+    table = write_report(run.out, results, accuracy, summary)
+    print(table)
+    print(f"wall time: {time.monotonic() - start_time:.0f} s; outputs in {run.out}")
+    line = demo_line(accuracy, summary["var_expert"], summary["var_rewritten"])
+    write_text(run.out / "demo.txt", line + "\n")
+    return line

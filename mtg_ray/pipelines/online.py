@@ -1,0 +1,111 @@
+"""The online jobs: train `online.method` with every batch rewritten by the live policy, and
+compare that with the offline run of the same method at equal steps.
+
+The online job is the training loop (`mtg_ray.pipelines.loop`) with an `OnlineBatches` source;
+each step's records are kept as `<out>/<run>/data/step-<s>.parquet` with their provenance and
+policy version.
+"""
+
+from typing import Any
+
+from mtg_ray.config import JobConfig
+from mtg_ray.data import write_text
+from mtg_ray.evaluate.report import headline_accuracy
+from mtg_ray.grading import Grader
+from mtg_ray.learner import num_steps
+from mtg_ray.monitor import Monitor, mean_scalar
+from mtg_ray.online import problem_schedule
+from mtg_ray.pipelines.batches import OnlineBatches
+from mtg_ray.pipelines.loop import TrainLoop
+from mtg_ray.pipelines.offline import evaluate_job, method_objective, rewrite_job, train_job
+from mtg_ray.pipelines.protocols import Rollout
+from mtg_ray.pipelines.rewrite import rewrite_problems
+from mtg_ray.pipelines.session import Run, rollout_group
+
+
+def online_steps(cfg: JobConfig, num_problems: int) -> int:
+    """`online.steps`, or as many as the offline run: `train.epochs` passes over the problems in
+    batches of `learner.train_batch_size`, capped at `train.max_steps`."""
+    per_step = cfg.learner.train_batch_size
+    return cfg.online.steps or num_steps(
+        num_problems, per_step, cfg.train.epochs, cfg.train.max_steps
+    )
+
+
+def online_name(cfg: JobConfig) -> str:
+    """The run's folder and TensorBoard name: online_<method>[_overlap]."""
+    return f"online_{cfg.online.method}" + ("_overlap" if cfg.online.overlap else "")
+
+
+def online_job(run: Run, rollout: Rollout, grader: Grader | None = None) -> dict[str, Any]:
+    """Train `online.method` online from the base policy; the rollout group ends holding the
+    final weights. Returns the loop's result (last step's metrics, timings)."""
+    cfg = run.cfg
+    if cfg.rewrite.keep != "one":
+        raise ValueError("online mode needs rewrite.keep=one (one record per problem per step)")
+    name = online_name(cfg)
+    problems = run.train_problems
+    steps = online_steps(cfg, len(problems))
+    schedule = problem_schedule(
+        len(problems), cfg.learner.train_batch_size, steps, cfg.learner.seed
+    )
+    grade = grader or run.grader()
+
+    def rewrite(batch: list) -> list:
+        return rewrite_problems(batch, rollout, run.tokenizer, run.template, cfg.rewrite, grade)
+
+    monitor = Monitor(run.out / "tb" / name)
+    loop = TrainLoop(
+        make_learner=lambda: run.learner_group(steps),
+        source=OnlineBatches(problems, schedule, rewrite, cfg.online, run.out / name / "data"),
+        objective=method_objective(run, cfg.online.method),
+        steps=steps,
+        out_dir=run.out / name,
+        monitor=monitor,
+        rollout=rollout,
+        save_every=cfg.online.save_every,
+    )
+    try:
+        return loop.run()
+    finally:
+        monitor.close()
+
+
+def compare_job(run: Run) -> str:
+    """Offline vs online `online.method` (the main job's offline run is reused if present) at
+    the same number of steps: test accuracy and the mean per-step importance-weight variance.
+    Returns the `online:` line; the table goes to `<out>/results_<online run>.md`."""
+    cfg = run.cfg
+    method, name = cfg.online.method, online_name(cfg)
+    with rollout_group(run) as rollout:
+        results = {"base": evaluate_job(run, rollout, "base")}
+        rewritten, _ = rewrite_job(run, rollout)
+        if not (run.out / method / "eval.json").is_file():
+            train_job(run, rewritten, method_objective(run, method), method, rollout)
+        results[method] = evaluate_job(run, rollout, method)
+        if not (run.out / name / "eval.json").is_file():
+            online_job(run, rollout)
+        results[name] = evaluate_job(run, rollout, name)
+    offline = num_steps(
+        len(rewritten), cfg.learner.train_batch_size, cfg.train.epochs, cfg.train.max_steps
+    )
+    online = online_steps(cfg, len(run.train_problems))
+    main_set, accuracy = headline_accuracy(results)
+    variance = {m: mean_scalar(run.out / "tb" / m, "is/all/variance") for m in results}
+    lines = [
+        f"| method | steps | {main_set} accuracy | mean per-step IS weight variance |",
+        "|---|---|---|---|",
+    ]
+    for m in results:
+        n = {"base": "-", method: offline}.get(m, online)
+        lines.append(f"| {m} | {n} | {accuracy[m]:.4f} | {variance[m]:.4f} |")
+    table = "\n".join(lines) + "\n"
+    write_text(run.out / f"results_{name}.md", table)
+    print(table)
+    line = (
+        f"online: offline_{method}={accuracy[method]:.4f} online_{method}={accuracy[name]:.4f} "
+        f"is_var_offline={variance[method]:.4f} is_var_online={variance[name]:.4f} "
+        f"steps={offline}/{online} overlap={cfg.online.overlap}"
+    )
+    write_text(run.out / f"{name}.txt", line + "\n")
+    return line

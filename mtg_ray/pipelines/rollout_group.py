@@ -1,0 +1,244 @@
+"""The vLLM rollout group: N engine actors behind one object, kept in sync with the learner.
+
+`RolloutGroup` hosts `RolloutActor`s with resources from `RolloutConfig` (one placement-group
+bundle per engine), spreads requests over the engines, restarts a dead engine from the latest
+weights, and pushes new weights through vLLM's weight-transfer API (our shm or gloo backend on
+CPU). It never decides a policy version: each push is told which version it carries.
+"""
+
+import logging
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import ray
+import torch
+from ray.exceptions import RayActorError
+from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from torch import Tensor
+
+from actors.rollout import RolloutActor
+from mtg_ray.ports import free_port
+from mtg_ray.rollout import RolloutConfig, Sample, SamplingConfig, merge_in_order, split_evenly
+from mtg_ray.weight_sync import BucketMeta, bucket_meta, iter_buckets, unpack
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SyncStats:
+    seconds: float
+    bytes: int
+    buckets: int
+    version: int
+
+
+class RolloutGroup:
+    """N engines serving the HF model at `model`; requests are split evenly and merged back in
+    order. `version` is the policy version of the weights last pushed (0: `model` itself)."""
+
+    def __init__(self, cfg: RolloutConfig, model: str) -> None:
+        self.cfg, self.model = cfg, model
+        on_gpu = cfg.device == "cuda"
+        bundle = (
+            {"GPU": cfg.tensor_parallel_size, "CPU": cfg.cpus_per_engine}
+            if on_gpu
+            else {"CPU": cfg.cpus_per_engine}
+        )
+        self.pg = placement_group([bundle] * cfg.num_engines, strategy="PACK")
+        ray.get(self.pg.ready())
+        self.engines = [self._start(i) for i in range(cfg.num_engines)]
+        ray.get([e.ready.remote() for e in self.engines])
+        self.version = 0
+        self.restarts = 0
+        self.in_flight = 0  # requests submitted to engines and not yet answered
+        self._snapshot: list[tuple[BucketMeta, Any]] = []  # gloo: the last weights, for restarts
+        self._updates: list[dict[str, Any]] = []  # shm: the last sync's bucket files
+        self._sender: Any = None  # gloo transfer group to all engines, or the shm files
+        if cfg.weight_backend == "shm":
+            here = ray.get_runtime_context().get_node_id()
+            nodes = set(ray.get([e.node_id.remote() for e in self.engines]))
+            if nodes != {here}:
+                self.shutdown()
+                raise ValueError(
+                    "rollout.weight_backend=shm needs every engine on the sender's node; "
+                    "use rollout.weight_backend=gloo when they are spread over nodes"
+                )
+
+    def _start(self, index: int) -> Any:
+        cfg = self.cfg
+        threads = str(cfg.cpus_per_engine)
+        env = {"OMP_NUM_THREADS": threads, "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+        actor = ray.remote(RolloutActor).options(
+            num_cpus=cfg.cpus_per_engine,
+            num_gpus=1 if cfg.device == "cuda" and cfg.tensor_parallel_size == 1 else 0,
+            scheduling_strategy=PlacementGroupSchedulingStrategy(
+                self.pg, placement_group_bundle_index=index
+            ),
+            runtime_env={"env_vars": env},
+        )
+        return actor.remote(cfg, index, self.model)
+
+    # ---- requests -------------------------------------------------------------------------
+
+    def generate(self, prompts: list[list[int]], sampling: SamplingConfig) -> list[list[Sample]]:
+        """`sampling.n` samples per prompt, in prompt order."""
+        return self._map("generate", prompts, sampling)
+
+    def score(self, prompts: list[list[int]], responses: list[list[int]]) -> list[list[float]]:
+        """Per-token log-probs of each response under the engines' current weights."""
+        return self._map("score", list(zip(prompts, responses, strict=True)))
+
+    def _map(self, method: str, items: list[Any], *args: Any) -> list[Any]:
+        parts = split_evenly(len(items), len(self.engines))
+        results: list[Any] = [None] * len(parts)
+        attempts = [0] * len(parts)
+
+        def submit(i: int) -> Any:
+            return getattr(self.engines[i], method).remote([items[j] for j in parts[i]], *args)
+
+        pending = {submit(i): i for i, part in enumerate(parts) if len(part)}
+        for i, part in enumerate(parts):
+            if not len(part):
+                results[i] = []
+        while pending:
+            self.in_flight = len(pending)
+            done, _ = ray.wait(list(pending), num_returns=1)
+            i = pending.pop(done[0])
+            try:
+                results[i] = ray.get(done[0])
+            except RayActorError as err:
+                attempts[i] += 1
+                if attempts[i] > self.cfg.max_retries:
+                    raise RuntimeError(f"rollout engine {i} failed {attempts[i]} times") from err
+                log.warning("rollout engine %d died (%s); restarting", i, err)
+                self._restart(i)
+                pending[submit(i)] = i
+        self.in_flight = 0
+        return merge_in_order(parts, results, len(items))
+
+    def _restart(self, index: int) -> None:
+        ray.kill(self.engines[index], no_restart=True)
+        self.engines[index] = self._start(index)
+        ray.get(self.engines[index].ready.remote())
+        self.restarts += 1
+        engine = self.engines[index]
+        if self.cfg.weight_backend == "shm":
+            if self._updates:  # the last sync's files still hold its weights
+                ray.get(engine.start_weight_update.remote())
+                ray.get([engine.update_weights.remote(u) for u in self._updates])
+                ray.get(engine.finish_weight_update.remote(self.version))
+            return
+        self._sender = None  # the gloo transfer group lost a member
+        if self._snapshot:
+            named = (
+                pair
+                for meta, ref in self._snapshot
+                for pair in unpack(torch.from_numpy(ray.get(ref).copy()), meta)
+            )
+            sender = self._connect_gloo([engine])  # the new engine alone, for this push
+            self._push_gloo([engine], named, self.version, keep=False, sender=sender)
+
+    # ---- weights --------------------------------------------------------------------------
+
+    @property
+    def bucket_bytes(self) -> int:
+        """Size of one weight-sync bucket: what a sender should gather at a time."""
+        return self.cfg.bucket_bytes
+
+    def update_weights(self, named: Iterable[tuple[str, Tensor]], version: int) -> SyncStats:
+        """Push (name, tensor) pairs to every engine in buckets; the engines then stamp their
+        samples with `version` (the caller's: the training loop owns policy versions).
+
+        Call it in the process that holds the weights (the learner's rank 0, or the driver the
+        learner streams them to): with gloo it is rank 0 of the transfer group, with shm it
+        writes the bucket files. Tensors are pulled one bucket at a time.
+        """
+        if self.cfg.weight_backend == "shm":
+            stats = self._push_shm(named, version)
+        else:  # gloo
+            if self._sender is None:
+                self._sender = self._connect_gloo(self.engines)
+            keep = self.cfg.keep_weights_for_recovery
+            try:
+                stats = self._push_gloo(self.engines, named, version, keep, self._sender)
+            except BaseException:
+                self._sender = None  # a broken group is never reused
+                raise
+        self.version = version
+        return stats
+
+    def _push_shm(self, named: Iterable[tuple[str, Tensor]], version: int) -> SyncStats:
+        """Bucket i goes into file i while the engines load bucket i - 1: each engine runs its
+        updates in order, so the driver only waits at the end."""
+        from mtg_ray.weight_sync.sender import ShmSender
+
+        start = time.perf_counter()
+        if self._sender is None:
+            self._sender = ShmSender(self.cfg.shm_dir)
+        engines = self.engines
+        ray.get([e.start_weight_update.remote() for e in engines])
+        updates, loads, nbytes = [], [], 0
+        for index, bucket in enumerate(iter_buckets(named, self.cfg.bucket_bytes)):
+            update = self._sender.write(index, bucket)
+            loads += [e.update_weights.remote(update) for e in engines]
+            updates.append(update)
+            nbytes += BucketMeta(update["names"], update["dtype_names"], update["shapes"]).nbytes
+        ray.get(loads)
+        ray.get([e.finish_weight_update.remote(version) for e in engines])
+        self._updates = updates
+        return SyncStats(time.perf_counter() - start, nbytes, len(updates), version)
+
+    def _connect_gloo(self, engines: list[Any]) -> Any:
+        """A transfer group of this process (rank 0) and every engine worker."""
+        from mtg_ray.weight_sync.sender import GlooSender
+
+        host = (
+            ray.util.get_node_ip_address() if self.cfg.sync_host == "auto" else self.cfg.sync_host
+        )
+        sender = GlooSender(host, free_port(host), 1 + len(engines))
+        joins = [
+            e.init_weight_sync.remote(host, sender.port, 1 + i, sender.world_size)
+            for i, e in enumerate(engines)
+        ]
+        sender.connect()
+        ray.get(joins)
+        return sender
+
+    def _push_gloo(
+        self,
+        engines: list[Any],
+        named: Iterable[tuple[str, Tensor]],
+        version: int,
+        keep: bool,
+        sender: Any,
+    ) -> SyncStats:
+        """One broadcast per bucket over `sender`'s group, whose members are `engines`."""
+        start = time.perf_counter()
+        ray.get([e.start_weight_update.remote() for e in engines])
+        snapshot, nbytes, nbuckets = [], 0, 0
+        for bucket in iter_buckets(named, self.cfg.bucket_bytes):
+            meta = bucket_meta(bucket)
+            receives = [e.update_weights.remote(asdict(meta)) for e in engines]
+            buf = sender.send(bucket)
+            ray.get(receives)
+            if keep:  # numpy goes into the object store with one copy, no pickling
+                snapshot.append((meta, ray.put(buf.numpy())))
+            nbytes += buf.numel()
+            nbuckets += 1
+        ray.get([e.finish_weight_update.remote(version) for e in engines])
+        if keep:
+            self._snapshot = snapshot
+        return SyncStats(time.perf_counter() - start, nbytes, nbuckets, version)
+
+    def versions(self) -> list[int]:
+        return ray.get([e.ready.remote() for e in self.engines])
+
+    def shutdown(self) -> None:
+        for e in self.engines:
+            ray.kill(e, no_restart=True)
+        remove_placement_group(self.pg)
+        if self._sender is not None:
+            self._sender.close()

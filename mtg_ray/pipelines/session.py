@@ -1,0 +1,99 @@
+"""What every job starts from: Ray (joined or started), the tiny world when the config uses it,
+the resolved policy, its tokenizer, and the problem sets, read once per run."""
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import ray
+from transformers import AutoTokenizer
+
+from mtg_ray.config import JobConfig
+from mtg_ray.data import Problem, Record, read_sft_parquet
+from mtg_ray.grading import Grader
+from mtg_ray.pipelines.cluster import init_local_ray
+from mtg_ray.pipelines.evaluate import load_eval_sets
+from mtg_ray.pipelines.grading import grade_parallel
+from mtg_ray.pipelines.learner_group import LearnerGroup
+from mtg_ray.pipelines.rewrite import expert_records
+from mtg_ray.pipelines.rollout_group import RolloutGroup
+from mtg_ray.rewriting.prompts import PromptTemplate, get_template
+from mtg_ray.tinyworld import World, build_world
+
+
+@dataclass
+class Run:
+    """A job's context. `model_path` is the policy both groups start from: `model.path`, or the
+    tiny world's base model when that is empty (derived here; the config is left as given)."""
+
+    cfg: JobConfig
+    world: World | None
+    out: Path
+    model_path: str
+    tokenizer: Any
+
+    @property
+    def template(self) -> PromptTemplate:
+        return get_template(self.cfg.model.template)
+
+    @cached_property
+    def train_problems(self) -> list[Problem]:
+        data = self.cfg.data
+        if data.train == "tinyworld":
+            assert self.world is not None
+            problems = self.world.train_problems()
+        else:
+            problems = read_sft_parquet(data.train)
+        return problems[: data.max_train_problems] if data.max_train_problems else problems
+
+    @cached_property
+    def eval_sets(self) -> dict[str, list[Problem]]:
+        return load_eval_sets(self.cfg.data.test, self.world, self.cfg.data.max_test_problems)
+
+    @cached_property
+    def expert(self) -> list[Record]:
+        """The raw SFT data: every train problem's expert demonstration as a record."""
+        return expert_records(self.train_problems, self.tokenizer, self.template)
+
+    def grader(self) -> Grader:
+        """Grade (response, answer) pairs in `rewrite.grading_tasks` parallel Ray tasks."""
+        return lambda pairs: grade_parallel(pairs, self.cfg.rewrite.grading_tasks)
+
+    def learner_group(self, total_steps: int) -> LearnerGroup:
+        """A fresh learner group on the base policy, its lr schedule `total_steps` long."""
+        return LearnerGroup(self.cfg.learner, self.model_path, max(1, total_steps))
+
+
+def start(cfg: JobConfig) -> Run:
+    """Join or start Ray, build (or load) the tiny world when the config uses it."""
+    res = cfg.resources
+    if not ray.is_initialized():
+        if res.address:
+            ray.init(address=res.address, log_to_driver=False)
+        else:
+            init_local_ray(res.num_cpus or None, res.host)
+    world = None
+    if not cfg.model.path or cfg.data.train == "tinyworld" or "tinyworld" in cfg.data.test:
+        world = build_world(cfg.world, cfg.cache_dir or None, log=print)
+        print(f"tiny world: {world.root}")
+    if cfg.model.path:
+        model_path = cfg.model.path
+    else:
+        assert world is not None
+        model_path = str(world.model_dir)
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    return Run(cfg, world, out, model_path, AutoTokenizer.from_pretrained(model_path))
+
+
+@contextmanager
+def rollout_group(run: Run) -> Iterator[RolloutGroup]:
+    """The rollout group on the base policy, shut down on exit."""
+    group = RolloutGroup(run.cfg.rollout, run.model_path)
+    try:
+        yield group
+    finally:
+        group.shutdown()

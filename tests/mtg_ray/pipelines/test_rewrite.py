@@ -1,0 +1,91 @@
+"""The rewrite and evaluate drivers over an in-process stand-in rollout group and grader."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from mtg_ray.evaluate import EvalConfig
+from mtg_ray.pipelines.evaluate import evaluate
+from mtg_ray.pipelines.generate import generate_and_grade
+from mtg_ray.pipelines.rewrite import expert_records, rewrite_problems, run_rewrite
+from mtg_ray.rewriting import RewriteConfig, get_template
+
+PLAIN = get_template("plain")
+CFG = RewriteConfig(samples=2, guided_samples=3, shard_size=4)
+
+
+def test_generate_and_grade_puts_each_verdict_beside_its_sample(standins) -> None:
+    rollout = standins.Rollout(lambda prompt, version, i: f"\\boxed{{{i}}}")
+    graded = generate_and_grade(
+        rollout, [[5, 6], [7]], ["1", "0"], CFG.sampling(3), standins.grader
+    )
+    assert [g.correct for g in graded] == [(False, True, False), (True, False, False)]
+    assert graded[0].sampling.n == 3 and graded[1].samples[0].text == "\\boxed{0}"
+
+
+def test_three_stages_pick_self_then_guided_then_expert(standins) -> None:
+    rollout = standins.Rollout()
+    problems = standins.problems(9)
+    records = rewrite_problems(problems, rollout, standins.tokenizer, PLAIN, CFG, standins.grader)
+    by_id = {r.problem_id: r for r in records}
+    assert len(records) == 9 == len(by_id)  # keep=one: one record per problem
+    for k in range(9):
+        assert by_id[f"p{k}"].source == ("self", "guided", "expert")[k % 3], k
+    guided = by_id["p1"]
+    assert guided.prompt == PLAIN.format("q1")  # trained on the plain prompt
+    assert guided.temperature == CFG.temperature and guided.max_tokens == CFG.max_tokens
+    assert guided.behaviour_logprobs and guided.policy_version == 0
+    assert by_id["p2"].behaviour_logprobs is None and by_id["p2"].response == "ref \\boxed{2}"
+    # stage 2 only for the 6 problems without a correct self sample
+    assert rollout.requests == [(9, 0), (6, 0)]
+
+
+def test_expert_records_are_the_raw_demonstrations(standins) -> None:
+    records = expert_records(standins.problems(3), standins.tokenizer, PLAIN)
+    assert [r.source for r in records] == ["expert"] * 3
+    assert records[0].response_token_ids[-1] == standins.tokenizer.eos_token_id
+
+
+def test_sharded_rewrite_resumes_and_refuses_other_settings(standins, tmp_path: Path) -> None:
+    problems = standins.problems(10)
+    calls = []
+
+    def flaky(pairs):
+        calls.append(len(pairs))
+        if len(calls) == 3:  # the second shard's first grading
+            raise KeyboardInterrupt
+        return standins.grader(pairs)
+
+    rollout = standins.Rollout()
+    with pytest.raises(KeyboardInterrupt):
+        run_rewrite(problems, rollout, standins.tokenizer, PLAIN, CFG, tmp_path, flaky)
+    shards = sorted((tmp_path / "shards").glob("*.parquet"))
+    assert [s.name for s in shards] == ["shard-00000.parquet"]
+    before = shards[0].read_bytes()
+    records = run_rewrite(
+        problems, rollout, standins.tokenizer, PLAIN, CFG, tmp_path, standins.grader
+    )
+    assert shards[0].read_bytes() == before  # a finished shard is not redone
+    assert sorted(r.problem_id for r in records) == sorted(p.problem_id for p in problems)
+    assert len(list((tmp_path / "shards").glob("*.parquet"))) == 3
+    other = RewriteConfig(samples=3, shard_size=4)
+    with pytest.raises(ValueError, match="other problems or settings"):
+        run_rewrite(problems, rollout, standins.tokenizer, PLAIN, other, tmp_path, flaky)
+
+
+def test_evaluate_reports_avg_and_pass_at_n_and_every_sample(standins, tmp_path: Path) -> None:
+    def partly_right(prompt: str, version: int, i: int) -> str:
+        k = standins.answer_of(prompt)  # sample i of qK is right when i < K
+        return f"\\boxed{{{k if i < k else -1}}}"
+
+    rollout = standins.Rollout(partly_right)
+    sets = {"toy": standins.problems(3)}
+    out = tmp_path / "samples.jsonl"
+    results = evaluate(
+        rollout, standins.tokenizer, PLAIN, sets, EvalConfig(n=4), standins.grader, out
+    )
+    assert results == {"toy": {"avg@4": pytest.approx(3 / 12), "pass@4": pytest.approx(2 / 3)}}
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 12 and sum(r["correct"] for r in rows) == 3
+    assert {r["policy_version"] for r in rows} == {0}
