@@ -1,4 +1,4 @@
-.PHONY: setup test lint demo
+.PHONY: setup test test-fast lint demo
 
 setup:
 	bash scripts/setup.sh
@@ -6,6 +6,11 @@ setup:
 test: setup
 	.venv/bin/python -m ruff check .
 	.venv/bin/python -m pytest -q tests
+
+# The fast tier: pure code and the drivers over in-process stand-ins (no Ray, vLLM, DeepSpeed).
+test-fast: setup
+	.venv/bin/python -m ruff check .
+	.venv/bin/python -m pytest -q -m "not slow" tests
 
 lint: setup
 	.venv/bin/python -m ruff check .

@@ -6,30 +6,91 @@ from pathlib import Path
 from mtg_ray.paths import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "mtg_ray"
+# The only package of mtg_ray that may import Ray or the actors: the drivers.
+DRIVERS = PACKAGE / "pipelines"
+CODE_ROOTS = [PACKAGE, REPO_ROOT / "actors", REPO_ROOT / "scripts"]
 
 
 def imported_modules(path: Path) -> set[str]:
+    """Absolute module names `path` imports (relative imports resolved within mtg_ray)."""
     tree = ast.parse(path.read_text(), filename=str(path))
+    here = path.relative_to(REPO_ROOT).with_suffix("").parts
     names: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names.add(node.module)
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = here[: len(here) - node.level]
+                names.add(".".join(base + ((node.module,) if node.module else ())))
+            elif node.module:
+                names.add(node.module)
     return names
 
 
-DRIVER_MODULES = ("jobs.py",)  # the only modules of mtg_ray that drive Ray actors
+def unit(module: str) -> str | None:
+    """The package-level unit of an mtg_ray module: `mtg_ray.learner.rank` -> `learner`,
+    `mtg_ray.config` -> `config`; None outside mtg_ray."""
+    parts = module.split(".")
+    return parts[1] if parts[0] == "mtg_ray" and len(parts) > 1 else None
 
 
-def test_only_drivers_import_ray_or_actors() -> None:
+def test_only_the_drivers_import_ray_or_actors() -> None:
     offenders = {
         str(path.relative_to(REPO_ROOT))
         for path in PACKAGE.rglob("*.py")
-        if path.name not in DRIVER_MODULES
+        if DRIVERS not in path.parents
         and any(m.split(".")[0] in ("ray", "actors") for m in imported_modules(path))
     }
-    assert not offenders, f"Ray belongs in actors/ and drivers, not in: {sorted(offenders)}"
+    assert not offenders, f"Ray belongs in actors/ and {DRIVERS.name}/, not in: {sorted(offenders)}"
+
+
+def test_actors_are_thin_and_import_no_driver() -> None:
+    for path in (REPO_ROOT / "actors").glob("*.py"):
+        assert len(path.read_text().splitlines()) <= 60, f"{path.name}: keep actors thin"
+        drivers = {m for m in imported_modules(path) if m.startswith("mtg_ray.pipelines")}
+        assert not drivers, f"{path.name} imports the drivers: {drivers}"
+
+
+def import_graph() -> dict[str, set[str]]:
+    """unit -> the other mtg_ray units it imports."""
+    graph: dict[str, set[str]] = {}
+    for path in PACKAGE.rglob("*.py"):
+        rel = path.relative_to(PACKAGE)
+        src = rel.parts[0] if len(rel.parts) > 1 else rel.stem
+        if src == "__init__":
+            continue
+        deps = {unit(m) for m in imported_modules(path)} - {None, src}
+        graph.setdefault(src, set()).update(d for d in deps if d is not None)
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """A cycle of units as a path (first == last), or None."""
+    state: dict[str, int] = {}  # 1: on the stack, 2: done
+
+    def visit(node: str, stack: list[str]) -> list[str] | None:
+        state[node] = 1
+        for dep in sorted(graph.get(node, ())):
+            if state.get(dep) == 1:
+                return stack[stack.index(dep) :] + [dep]
+            if dep not in state and (found := visit(dep, stack + [dep])):
+                return found
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node, [node])):
+            return found
+    return None
+
+
+def test_no_import_cycles_between_packages() -> None:
+    assert find_cycle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+    graph = import_graph()
+    assert {"pipelines", "config", "learner", "rollout"} <= set(graph)
+    assert find_cycle(graph) is None, f"import cycle between packages: {find_cycle(graph)}"
 
 
 def test_every_subpackage_has_a_mirrored_test_folder() -> None:
@@ -44,11 +105,22 @@ def test_every_subpackage_has_a_mirrored_test_folder() -> None:
 
 
 def test_python_files_stay_small() -> None:
-    roots = [PACKAGE, REPO_ROOT / "actors", REPO_ROOT / "scripts"]
     big = {
         str(p.relative_to(REPO_ROOT)): n
-        for root in roots
+        for root in CODE_ROOTS
         for p in root.rglob("*.py")
         if (n := len(p.read_text().splitlines())) > 600
     }
     assert not big, f"split these by concept (over 600 lines): {big}"
+
+
+def test_functions_stay_short() -> None:
+    long = {}
+    for root in CODE_ROOTS:
+        for path in root.rglob("*.py"):
+            for node in ast.walk(ast.parse(path.read_text())):
+                if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                    n = node.end_lineno - node.lineno + 1
+                    if n > 80:
+                        long[f"{path.relative_to(REPO_ROOT)}:{node.name}"] = n
+    assert not long, f"split these functions (over 80 lines): {long}"
