@@ -8,6 +8,10 @@ from mtg_ray.objectives import list_objectives
 ZERO_STAGES = (0, 1, 2, 3)
 DTYPES = ("auto", "float32", "bfloat16")
 BACKENDS = ("gloo", "nccl")
+# token_mean: the gradient of the token-mean loss over the whole optimizer batch.
+# micro_batch_mean: the authors' trainer: each micro-batch's token-mean loss back-propagated as
+# is, so a rank's gradient is the sum over its micro-batches (averaged over ranks), then clipped.
+LOSS_REDUCTIONS = ("token_mean", "micro_batch_mean")
 
 
 @dataclass(frozen=True)
@@ -22,6 +26,7 @@ class LearnerConfig:
     min_lr_ratio: linear warmup then cosine decay to min_lr_ratio * lr over the run's steps
     (which the data and `train` decide). weight_decay, betas, eps: AdamW. grad_clip: max
     global gradient norm. max_length: prompt + response tokens; longer responses are cut.
+    loss_reduction: how the micro-batches' losses combine (LOSS_REDUCTIONS).
     gradient_checkpointing: recompute activations in backward. seed: parameter-free randomness
     (dropout, shuffles).
     """
@@ -42,6 +47,7 @@ class LearnerConfig:
     eps: float = 1e-8
     grad_clip: float = 1.0
     max_length: int = 512
+    loss_reduction: str = "token_mean"
     gradient_checkpointing: bool = False
     seed: int = 0
 
@@ -52,6 +58,11 @@ class LearnerConfig:
             raise ValueError(f"learner.zero_stage must be one of {ZERO_STAGES}")
         if self.dtype not in DTYPES:
             raise ValueError(f"learner.dtype must be one of {DTYPES}, got {self.dtype!r}")
+        if self.loss_reduction not in LOSS_REDUCTIONS:
+            raise ValueError(
+                f"learner.loss_reduction must be one of {LOSS_REDUCTIONS}, "
+                f"got {self.loss_reduction!r}"
+            )
         if self.backend not in BACKENDS:
             raise ValueError(f"learner.backend must be one of {BACKENDS}, got {self.backend!r}")
         per_step = self.micro_batch_size * self.num_workers
@@ -111,7 +122,7 @@ class TrainConfig:
     checkpoints (0 = only at the end)."""
 
     dataset: str = "rewritten"
-    objective: str = "dr_dft"
+    objective: str = "dft"
     epochs: int = 2
     max_steps: int = 0
     eval_every: int = 0

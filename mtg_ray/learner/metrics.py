@@ -18,8 +18,9 @@ class StepResult:
     """One optimizer step of the learner group.
 
     scalars: `train/{loss,grad_norm,lr,tokens_per_s,step_seconds,clipped_fraction,truncated,
-    logprob_mean}` and `is/<source>/<stat>`. log_ratios: the finite per-record mean token
-    log-ratios log pi_theta - log pi_behaviour (the `is/log_ratio` histogram)."""
+    logprob_mean}`, `train/is_normalizer` (when weights self-normalise) and
+    `is/<source>/<stat>`. log_ratios: the finite per-record mean token log-ratios
+    log pi_theta - log pi_behaviour (the `is/log_ratio` histogram)."""
 
     scalars: dict[str, float]
     log_ratios: tuple[float, ...]
@@ -58,5 +59,7 @@ def reduce_ranks(
         "train/truncated": float(sum(p["truncated"] for p in parts)),
         "train/logprob_mean": float(np.mean([x for p in parts for x in p["logprob_means"]])),
     }
+    if parts[0].get("normalizer") is not None:  # the self-normalisation constant used
+        scalars["train/is_normalizer"] = parts[0]["normalizer"]
     scalars.update(importance_metrics(sources, log_ratios, clip))
     return StepResult(scalars, tuple(x for x in log_ratios if x == x))

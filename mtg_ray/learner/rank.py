@@ -20,7 +20,7 @@ from mtg_ray.learner.config import LearnerConfig, deepspeed_config
 from mtg_ray.learner.export import gathered_buckets, save_hf_folder
 from mtg_ray.learner.rng import rng_state, seed_everything, set_rng_state
 from mtg_ray.learner.schedule import lr_multiplier
-from mtg_ray.learner.step import forward_objective
+from mtg_ray.learner.step import forward_objective, normalizer_sums
 from mtg_ray.objectives import Objective, token_logprobs
 
 CLIENT_KEY = "mtg_ray"  # our entry among the extras DeepSpeed returns as client state
@@ -79,23 +79,33 @@ class LearnerRank:
     ) -> dict[str, Any]:
         """Forward/backward over this rank's micro-batches, then one optimizer step.
 
-        Each micro-batch's token-mean loss is rescaled so that, after DeepSpeed divides by the
-        accumulation steps and averages over ranks, the gradient is that of the token-mean over
-        the whole global batch. Returns this rank's evidence for `reduce_ranks`.
+        learner.loss_reduction=token_mean rescales each micro-batch's token-mean loss so that,
+        after DeepSpeed divides by the accumulation steps and averages over ranks, the gradient
+        is that of the token-mean over the whole optimizer batch; micro_batch_mean (the
+        authors' trainer) back-propagates each micro-batch's token mean as is, so a rank's
+        gradient is their sum. Returns this rank's evidence for `reduce_ranks`.
         """
         cfg, engine = self.cfg, self.engine
         start = time.perf_counter()
         lr = engine.get_lr()[0]
-        scale = cfg.gradient_accumulation_steps * cfg.num_workers / global_response_tokens
+        batches = [
+            collate(micro, self.pad_id, cfg.max_length).to(engine.device)
+            for micro in micro_batches(records, cfg.micro_batch_size)
+        ]
+        normalizer = self._normalizer(batches, objective) if objective.self_normalizes else None
+        if cfg.loss_reduction == "micro_batch_mean":
+            scale = lambda out: float(cfg.gradient_accumulation_steps)  # noqa: E731
+        else:
+            per_token = cfg.gradient_accumulation_steps * cfg.num_workers / global_response_tokens
+            scale = lambda out: out.response_tokens * per_token  # noqa: E731
         report: dict[str, Any] = dict(
             loss_sum=0.0, tokens=0, clipped_tokens=0, truncated=0,
             log_ratios=[], logprob_means=[], sources=[],
         )  # fmt: skip
         stage0_norm: float | None = None
-        for micro in micro_batches(records, cfg.micro_batch_size):
-            batch = collate(micro, self.pad_id, cfg.max_length).to(engine.device)
-            out = forward_objective(engine, batch, objective)
-            engine.backward(out.loss * (out.response_tokens * scale))
+        for batch in batches:
+            out = forward_objective(engine, batch, objective, normalizer)
+            engine.backward(out.loss * scale(out))
             if cfg.effective_zero_stage == 0 and engine.is_gradient_accumulation_boundary():
                 stage0_norm = _grad_norm(engine.module)  # DeepSpeed only reports it for ZeRO
             engine.step()
@@ -112,8 +122,18 @@ class LearnerRank:
             lr=float(lr),
             seconds=time.perf_counter() - start,
             step=int(engine.global_steps),
+            normalizer=normalizer,
         )
         return report
+
+    def _normalizer(self, batches: list, objective: Objective) -> float:
+        """Mean untruncated importance weight over the whole optimizer batch (every rank's
+        micro-batches), for self-normalisation."""
+        total, count = normalizer_sums(self.engine, batches, objective)
+        sums = torch.tensor([total, float(count)], dtype=torch.float64, device=self.engine.device)
+        if torch.distributed.is_initialized():
+            torch.distributed.all_reduce(sums)
+        return float(sums[0] / sums[1]) if sums[1] > 0 else 1.0
 
     @torch.no_grad()
     def score(self, records: list[Record]) -> list[list[float]]:

@@ -1,7 +1,9 @@
 """One forward pass: live log-probs, the objective, and the importance-weight evidence.
 
-The importance ratio is taken from the same forward pass as the loss (no second forward): the
-live token log-probs feed both the objective and the per-record diagnostics.
+The importance ratio is taken from the same forward pass as the loss: the live token log-probs
+feed both the objective and the per-record diagnostics. Only self-normalisation over the whole
+optimizer batch needs its constant before any backward, from one pre-pass without gradient
+(`normalizer_sums`).
 """
 
 from dataclasses import dataclass
@@ -10,7 +12,7 @@ import torch
 from torch import Tensor, nn
 
 from mtg_ray.learner.batch import Batch
-from mtg_ray.objectives import Objective, compute_objective, token_logprobs
+from mtg_ray.objectives import Objective, compute_objective, normalizer_terms, token_logprobs
 
 
 @dataclass(frozen=True)
@@ -29,11 +31,20 @@ class ForwardOutput:
     response_tokens: int
 
 
-def forward_objective(model: nn.Module, batch: Batch, objective: Objective) -> ForwardOutput:
+def live_logprobs(model: nn.Module, batch: Batch) -> Tensor:
+    """(B, L-1) log-prob of each next token under `model`."""
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    logprobs = token_logprobs(logits[:, :-1], batch.labels)
+    return token_logprobs(logits[:, :-1], batch.labels)
+
+
+def forward_objective(
+    model: nn.Module, batch: Batch, objective: Objective, normalizer: float | None = None
+) -> ForwardOutput:
+    """The objective's loss on `batch` and the importance-weight evidence, from one forward.
+    `normalizer`: the optimizer batch's self-normalisation constant (see `normalizer_sums`)."""
+    logprobs = live_logprobs(model, batch)
     out = compute_objective(
-        objective, logprobs, batch.mask, batch.behaviour_logprobs, batch.has_behaviour
+        objective, logprobs, batch.mask, batch.behaviour_logprobs, batch.has_behaviour, normalizer
     )
     with torch.no_grad():
         mask = batch.mask.float()
@@ -51,3 +62,22 @@ def forward_objective(model: nn.Module, batch: Batch, objective: Objective) -> F
         clipped_tokens=int((out.clipped & batch.mask).sum()),
         response_tokens=batch.num_response_tokens,
     )
+
+
+@torch.no_grad()
+def normalizer_sums(
+    model: nn.Module, batches: list[Batch], objective: Objective
+) -> tuple[float, int]:
+    """(sum of untruncated weights, weighted tokens) over `batches` under `model`: one rank's
+    share of the self-normalisation constant (an extra forward without gradient)."""
+    total, count = 0.0, 0
+    for batch in batches:
+        t, c = normalizer_terms(
+            live_logprobs(model, batch),
+            batch.behaviour_logprobs,
+            batch.mask,
+            batch.has_behaviour,
+            objective.config,
+        )
+        total, count = total + t, count + c
+    return total, count

@@ -1,16 +1,18 @@
-"""Objectives: losses as pure tensor functions, registered by name (sft, dft, is, dr_dft)."""
+"""Objectives: losses as pure tensor functions, registered by name (sft, dft, is, is_dft), and
+the methods that pair them with training data."""
 
 from mtg_ray.objectives import losses as _losses  # noqa: F401  (registers the objectives)
 from mtg_ray.objectives.config import ObjectiveConfig
 from mtg_ray.objectives.importance import (
     importance_weights,
     masked_mean,
+    normalizer_terms,
     sequence_log_ratio,
     token_log_ratio,
 )
 from mtg_ray.objectives.logprobs import IGNORE_INDEX, token_logprobs
 from mtg_ray.objectives.losses import ObjectiveOutput
-from mtg_ray.objectives.methods import METHODS, ONLINE_METHODS, Method
+from mtg_ray.objectives.methods import METHODS, ONLINE_METHODS, PAPER_METHODS, Method
 from mtg_ray.objectives.registry import (
     Objective,
     get_objective,
@@ -21,10 +23,12 @@ from mtg_ray.objectives.registry import (
 OBJECTIVE_NAMES = tuple(list_objectives())
 
 
-def compute_objective(objective: Objective, logprobs, mask, behaviour_logprobs, has_behaviour):
-    """Run `objective` on one batch."""
+def compute_objective(
+    objective: Objective, logprobs, mask, behaviour_logprobs, has_behaviour, normalizer=None
+):
+    """Run `objective` on one batch (`normalizer`: see `importance_weights`)."""
     fn = get_objective(objective.name)
-    return fn(logprobs, mask, behaviour_logprobs, has_behaviour, objective.config)
+    return fn(logprobs, mask, behaviour_logprobs, has_behaviour, objective.config, normalizer)
 
 
 __all__ = [
@@ -32,6 +36,7 @@ __all__ = [
     "METHODS",
     "OBJECTIVE_NAMES",
     "ONLINE_METHODS",
+    "PAPER_METHODS",
     "Method",
     "Objective",
     "ObjectiveConfig",
@@ -41,6 +46,7 @@ __all__ = [
     "importance_weights",
     "list_objectives",
     "masked_mean",
+    "normalizer_terms",
     "register_objective",
     "sequence_log_ratio",
     "token_log_ratio",

@@ -34,18 +34,16 @@ def sequence_log_ratio(
     return masked_mean(token_log_ratio(logprobs, behaviour_logprobs, mask, bound), mask, dim=1)
 
 
-def importance_weights(
+def raw_weights(
     logprobs: Tensor,
     behaviour_logprobs: Tensor,
     mask: Tensor,
     has_behaviour: Tensor,
     cfg: ObjectiveConfig,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Per-token weights for records with behaviour log-probs.
-
-    Returns (weights, log_ratio, clipped), each (B,T) and detached. Rows without behaviour
-    (expert records) get weight 1 and log-ratio 0 here; the objective decides their weight.
-    """
+    """Untruncated weights exp(log_ratio) per token (the sequence ratio repeated over the
+    response at `is_level=sequence`), the token log-ratios, and the rows they apply to: each
+    (B,T), detached."""
     mask = mask.bool()
     rows = has_behaviour.bool().unsqueeze(1) & mask
     log_ratio = token_log_ratio(logprobs, behaviour_logprobs, rows, cfg.log_ratio_bound)
@@ -54,9 +52,49 @@ def importance_weights(
         raw = torch.exp(seq).unsqueeze(1).expand_as(log_ratio)
     else:
         raw = torch.exp(log_ratio)
+    return raw, log_ratio, rows
+
+
+def normalizer_terms(
+    logprobs: Tensor,
+    behaviour_logprobs: Tensor,
+    mask: Tensor,
+    has_behaviour: Tensor,
+    cfg: ObjectiveConfig,
+) -> tuple[float, int]:
+    """(sum of untruncated weights, number of weighted tokens) of one micro-batch: summed over
+    every micro-batch of every rank, their ratio is the self-normalisation constant of the
+    optimizer batch."""
+    raw, _, rows = raw_weights(logprobs, behaviour_logprobs, mask, has_behaviour, cfg)
+    return float(torch.where(rows, raw, torch.zeros_like(raw)).sum()), int(rows.sum())
+
+
+def importance_weights(
+    logprobs: Tensor,
+    behaviour_logprobs: Tensor,
+    mask: Tensor,
+    has_behaviour: Tensor,
+    cfg: ObjectiveConfig,
+    normalizer: float | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Per-token weights for records with behaviour log-probs.
+
+    With `cfg.self_normalize` the untruncated weights are first divided by their mean over the
+    optimizer batch (`normalizer`, from `normalizer_terms` summed over the batch; None: this
+    batch is the whole optimizer batch), then truncated to [is_clip_low, is_clip]: normalising
+    before truncation keeps every weight within the cap.
+
+    Returns (weights, log_ratio, clipped), each (B,T) and detached. Rows without behaviour
+    (expert records) get weight 1 and log-ratio 0 here; the objective decides their weight.
+    """
+    raw, log_ratio, rows = raw_weights(logprobs, behaviour_logprobs, mask, has_behaviour, cfg)
+    if cfg.self_normalize:
+        if normalizer is None:
+            total, count = normalizer_terms(logprobs, behaviour_logprobs, mask, has_behaviour, cfg)
+            normalizer = total / count if count else 1.0
+        if normalizer > 0:  # raw weights are >= exp(-log_ratio_bound) > 0 where they apply
+            raw = raw / normalizer
     weights = raw.clamp(cfg.is_clip_low, cfg.is_clip)
     clipped = rows & (weights != raw)
-    if cfg.self_normalize:
-        weights = weights / masked_mean(weights, rows).clamp(min=1e-8)
     weights = torch.where(rows, weights, torch.ones_like(weights))
     return weights.detach(), log_ratio, clipped

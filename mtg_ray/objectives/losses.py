@@ -1,10 +1,13 @@
-"""The registered objectives: SFT, DFT, importance-sampled SFT, and DR+DFT.
+"""The registered objectives: SFT, DFT (the paper's two losses), and importance-sampled SFT
+with a true ratio (`is`; `is_dft` weighs expert rows by DFT's probability instead of 1).
 
 Every objective has one signature:
-    fn(logprobs (B,T), mask (B,T), behaviour_logprobs (B,T), has_behaviour (B,), cfg)
-        -> ObjectiveOutput
-and returns a surrogate whose gradient is -sum_t sg(w_t) grad log pi_theta(y_t), token-mean over
-all response tokens of the batch (the reduction of the authors' trainer).
+    fn(logprobs (B,T), mask (B,T), behaviour_logprobs (B,T), has_behaviour (B,), cfg,
+       normalizer=None) -> ObjectiveOutput
+and returns a surrogate whose gradient is -sum_t sg(w_t) grad log pi_theta(y_t) / N, the
+token-mean over the N response tokens of the batch it is given. How the micro-batches of an
+optimizer step combine is the learner's `loss_reduction` (mtg_ray.learner.rank). `normalizer`
+is the optimizer batch's self-normalisation constant (`is` objectives with self_normalize).
 """
 
 from dataclasses import dataclass, replace
@@ -50,29 +53,32 @@ def _plain(logprobs: Tensor, mask: Tensor, weights: Tensor) -> ObjectiveOutput:
 
 
 @register_objective("sft")
-def sft(logprobs, mask, behaviour_logprobs, has_behaviour, cfg: ObjectiveConfig):
+def sft(logprobs, mask, behaviour_logprobs, has_behaviour, cfg: ObjectiveConfig, normalizer=None):
     """Token-mean cross-entropy."""
     return _plain(logprobs, mask, torch.ones_like(logprobs))
 
 
 @register_objective("dft")
-def dft(logprobs, mask, behaviour_logprobs, has_behaviour, cfg: ObjectiveConfig):
-    """DFT (arXiv 2508.05629): cross-entropy times the detached token probability."""
+def dft(logprobs, mask, behaviour_logprobs, has_behaviour, cfg: ObjectiveConfig, normalizer=None):
+    """DFT (arXiv 2508.05629): cross-entropy times the detached token probability, on every
+    row whatever its source (the paper's DR+DFT is this loss on the rewritten data)."""
     return _plain(logprobs, mask, _dft_weights(logprobs, mask))
 
 
-@register_objective("is")
+@register_objective("is", importance=True)
 def importance_sampled(
     logprobs: Tensor,
     mask: Tensor,
     behaviour_logprobs: Tensor,
     has_behaviour: Tensor,
     cfg: ObjectiveConfig,
+    normalizer: float | None = None,
 ) -> ObjectiveOutput:
-    """SFT weighted by truncated pi_theta / pi_behaviour; expert rows weighted per
-    cfg.expert_weight (1, or DFT's detached probability)."""
+    """SFT weighted by truncated pi_theta / pi_behaviour (our extension: the paper has no true
+    ratio); expert rows, whose behaviour policy is unknown, weighted per cfg.expert_weight (1,
+    or DFT's detached probability)."""
     weights, log_ratio, clipped = importance_weights(
-        logprobs, behaviour_logprobs, mask, has_behaviour, cfg
+        logprobs, behaviour_logprobs, mask, has_behaviour, cfg, normalizer
     )
     if cfg.expert_weight == "dft":
         expert_rows = (~has_behaviour.bool()).unsqueeze(1).expand_as(weights)
@@ -85,10 +91,12 @@ def importance_sampled(
     )
 
 
-@register_objective("dr_dft")
-def dr_dft(logprobs, mask, behaviour_logprobs, has_behaviour, cfg: ObjectiveConfig):
-    """DR+DFT as ../shared/docs/paper.md reads the paper: importance weights for rewritten
-    (self/guided) records, DFT's detached probability for expert records, whose behaviour
-    policy is unknown."""
+@register_objective("is_dft", importance=True)
+def is_dft(
+    logprobs, mask, behaviour_logprobs, has_behaviour, cfg: ObjectiveConfig, normalizer=None
+):
+    """A hybrid (our extension, formerly named dr_dft): true-ratio weights for sampled
+    (self/guided) records, DFT's detached probability for expert records; `is` with
+    expert_weight=dft whatever that setting says."""
     cfg = replace(cfg, expert_weight="dft")
-    return importance_sampled(logprobs, mask, behaviour_logprobs, has_behaviour, cfg)
+    return importance_sampled(logprobs, mask, behaviour_logprobs, has_behaviour, cfg, normalizer)

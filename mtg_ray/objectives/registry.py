@@ -8,13 +8,19 @@ from mtg_ray.objectives.config import ObjectiveConfig
 
 ObjectiveFn = Callable[..., Any]
 _OBJECTIVES: dict[str, ObjectiveFn] = {}
+_IMPORTANCE: set[str] = set()  # objectives weighted by pi_theta / pi_behaviour
 
 
-def register_objective(name: str) -> Callable[[ObjectiveFn], ObjectiveFn]:
+def register_objective(name: str, importance: bool = False) -> Callable[[ObjectiveFn], ObjectiveFn]:
+    """Register `fn` as objective `name`; `importance`: it weighs by the true ratio (and so
+    reads the batch's self-normalisation constant)."""
+
     def wrap(fn: ObjectiveFn) -> ObjectiveFn:
         if name in _OBJECTIVES:
             raise ValueError(f"objective {name!r} is already registered")
         _OBJECTIVES[name] = fn
+        if importance:
+            _IMPORTANCE.add(name)
         return fn
 
     return wrap
@@ -42,3 +48,8 @@ class Objective:
     def __post_init__(self) -> None:
         if self.name not in _OBJECTIVES:
             raise ValueError(f"unknown objective {self.name!r}; known: {list_objectives()}")
+
+    @property
+    def self_normalizes(self) -> bool:
+        """Its weights are divided by their mean over the optimizer batch."""
+        return self.config.self_normalize and self.name in _IMPORTANCE

@@ -42,7 +42,7 @@ records = arithmetic_records(8, build_tokenizer())
 tokens = sum(len(r.response_token_ids) for r in records)
 losses = []
 for step in range(30):
-    name = OBJECTIVE_NAMES[step % len(OBJECTIVE_NAMES)] if step < 8 else "dr_dft"
+    name = OBJECTIVE_NAMES[step % len(OBJECTIVE_NAMES)] if step < 8 else "is_dft"
     m = worker.train_step(records, tokens, Objective(name))
     losses.append(m["loss_sum"] / tokens)
     assert math.isfinite(losses[-1]) and math.isfinite(m["grad_norm"]), (name, m)

@@ -7,17 +7,19 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from mtg_ray.data import Record
+from mtg_ray.data import Problem, Record
 from mtg_ray.learner import LearnerConfig
-from mtg_ray.objectives import OBJECTIVE_NAMES, Objective
+from mtg_ray.models.tiny import build_tokenizer
+from mtg_ray.objectives import OBJECTIVE_NAMES, Objective, ObjectiveConfig
 from mtg_ray.pipelines.learner_group import LearnerGroup
 from mtg_ray.pipelines.rollout_group import RolloutGroup
-from mtg_ray.rollout import RolloutConfig
+from mtg_ray.rewriting import SelectionConfig, rewrite
+from mtg_ray.rollout import Graded, RolloutConfig, SamplingConfig
 
 pytestmark = pytest.mark.slow
 
 SFT = Objective("sft")
-DR_DFT = Objective("dr_dft")
+IS_DFT = Objective("is_dft")
 
 
 def make_group(model: Path, **overrides) -> LearnerGroup:
@@ -80,7 +82,7 @@ def test_zero2_and_zero3_agree_and_export_matches(
         group = make_group(tiny_models[0], zero_stage=stage)
         try:
             losses[stage] = [
-                group.train_step(records, DR_DFT).scalars["train/loss"] for _ in range(3)
+                group.train_step(records, IS_DFT).scalars["train/loss"] for _ in range(3)
             ]
             live = group.score(records[:5])
             streamed = dict(group.named_weights(bucket_bytes=64 << 10))
@@ -102,16 +104,16 @@ def test_resume_equals_uninterrupted(ray_session, tiny_models, records, tmp_path
     try:
         assert group.load_checkpoint(ckpt) is None
         for _ in range(2):
-            group.train_step(records, DR_DFT)
+            group.train_step(records, IS_DFT)
         group.save_checkpoint(ckpt, {"cursor": 16})
-        uninterrupted = [group.train_step(records, DR_DFT).scalars for _ in range(3)]
+        uninterrupted = [group.train_step(records, IS_DFT).scalars for _ in range(3)]
     finally:
         group.shutdown()
     group = make_group(tiny_models[0])
     try:
         assert group.load_checkpoint(ckpt) == {"cursor": 16}
         assert group.step == 2
-        resumed = [group.train_step(records, DR_DFT).scalars for _ in range(3)]
+        resumed = [group.train_step(records, IS_DFT).scalars for _ in range(3)]
     finally:
         group.shutdown()
     for a, b in zip(uninterrupted, resumed, strict=True):
@@ -145,3 +147,76 @@ def test_learner_weights_reach_vllm(ray_session, tiny_models, records) -> None:
     finally:
         learner.shutdown()
         rollout.shutdown()
+
+
+RATIO_TOLERANCE = 1e-3  # per token: |log pi_learner - log pi_vllm| at the same weights (fp32)
+
+
+def test_a_self_record_at_version_0_has_importance_ratio_one(ray_session, tiny_models) -> None:
+    """vLLM's sampling log-probs and the learner's live log-probs agree end to end: at policy
+    version 0 every sampled token's ratio is 1 within RATIO_TOLERANCE (in log space)."""
+    model = str(tiny_models[0])
+    rollout = RolloutGroup(RolloutConfig(num_engines=1, max_model_len=256), model)
+    learner = make_group(tiny_models[0], num_workers=1, micro_batch_size=4)
+    try:
+        tok = build_tokenizer()
+        prompts = [tok(f"Problem: {a}+{a}\nSolution:")["input_ids"] for a in range(10, 14)]
+        sampling = SamplingConfig(n=2, temperature=1.0, max_tokens=48)
+        records = []
+        generated = rollout.generate(prompts, sampling)
+        for i, (ids, samples) in enumerate(zip(prompts, generated, strict=True)):
+            graded = Graded(tuple(samples), (True,) * len(samples), sampling)
+            problem = Problem(f"p{i}", "q", "0", expert_solution="e")
+            records += rewrite(problem, "p", ids, [], graded, None, SelectionConfig(keep="all"))
+        assert len(records) == 8 and {r.source for r in records} == {"self"}
+        assert {r.policy_version for r in records} == {0}
+        live = learner.score(records)
+    finally:
+        learner.shutdown()
+        rollout.shutdown()
+    diffs = [
+        a - b
+        for r, lp in zip(records, live, strict=True)
+        for a, b in zip(lp, r.behaviour_logprobs, strict=True)
+    ]
+    assert len(diffs) == sum(len(r.response_token_ids) for r in records)
+    assert max(abs(d) for d in diffs) < RATIO_TOLERANCE
+
+
+def test_micro_batch_mean_sums_the_micro_batches_gradients(
+    ray_session, tiny_models, records
+) -> None:
+    """With identical micro-batches, the authors' reduction (each micro-batch's token mean,
+    back-propagated as is) gives accumulation-steps times the token-mean gradient."""
+    same = [records[0]] * 8
+    norms = {}
+    for reduction in ("token_mean", "micro_batch_mean"):
+        group = make_group(
+            tiny_models[0], num_workers=1, micro_batch_size=2, loss_reduction=reduction
+        )
+        try:
+            norms[reduction] = group.train_step(same, SFT).scalars["train/grad_norm"]
+        finally:
+            group.shutdown()
+    assert norms["micro_batch_mean"] == pytest.approx(4 * norms["token_mean"], rel=1e-4)
+
+
+def test_self_normalisation_uses_the_whole_optimizer_batch(
+    ray_session, tiny_models, records
+) -> None:
+    """Two ranks, micro-batches of 2: the constant is the mean untruncated token weight over
+    all 8 records, as computed from the live log-probs before the step."""
+    objective = Objective("is", ObjectiveConfig(self_normalize=True))
+    group = make_group(tiny_models[0])
+    try:
+        live = group.score(records)
+        scalars = group.train_step(records, objective).scalars
+    finally:
+        group.shutdown()
+    weights = [
+        math.exp(max(-20.0, min(20.0, a - b)))
+        for r, lp in zip(records, live, strict=True)
+        if r.behaviour_logprobs is not None
+        for a, b in zip(lp, r.behaviour_logprobs, strict=True)
+    ]
+    assert scalars["train/is_normalizer"] == pytest.approx(sum(weights) / len(weights), rel=1e-4)

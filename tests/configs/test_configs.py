@@ -12,6 +12,7 @@ import pytest
 import yaml
 
 from mtg_ray.config import JobConfig, compose, to_job_config
+from mtg_ray.objectives import PAPER_METHODS
 from mtg_ray.paths import REPO_ROOT
 
 CONFIGS = REPO_ROOT / "configs"
@@ -114,6 +115,9 @@ def test_paper_presets_share_one_base_and_differ_only_by_model() -> None:
     )
     assert small.learner.num_workers == 8 and small.learner.dtype == "bfloat16"
     assert (small.eval.n, small.eval.temperature, small.model.template) == (16, 1.0, "qwen-boxed")
+    # the paper's rows, with the authors' weight decay and loss reduction
+    assert small.methods == PAPER_METHODS
+    assert (small.learner.weight_decay, small.learner.loss_reduction) == (0.01, "micro_batch_mean")
 
 
 @pytest.mark.parametrize(

@@ -6,41 +6,45 @@ import math
 import pytest
 import torch
 
-from mtg_ray.objectives import Objective, ObjectiveConfig, compute_objective, list_objectives
+from mtg_ray.objectives import (
+    Objective,
+    ObjectiveConfig,
+    compute_objective,
+    list_objectives,
+    normalizer_terms,
+)
 
 
 def reference_loss(logp, mask, behav, has, objective: Objective) -> torch.Tensor:
     """Straight from the formulas, one record and one token at a time."""
     name, cfg = objective.name, objective.config
     bound = cfg.log_ratio_bound
-    expert_dft = name == "dft" or (
-        name in ("is", "dr_dft") and (cfg.expert_weight == "dft" or name == "dr_dft")
-    )
-    weights = {}
+    importance = name in ("is", "is_dft")
+    expert_dft = name == "dft" or (importance and (cfg.expert_weight == "dft" or name == "is_dft"))
+    raw = {}
     for b in range(logp.shape[0]):
         toks = [t for t in range(logp.shape[1]) if mask[b, t]]
-        use_is = name in ("is", "dr_dft") and bool(has[b])
+        use_is = importance and bool(has[b])
         if use_is and cfg.is_level == "sequence":
             lr = [min(max(float(logp[b, t].detach() - behav[b, t]), -bound), bound) for t in toks]
             w_seq = math.exp(sum(lr) / len(lr)) if lr else 1.0
         for t in toks:
-            if use_is:
-                if cfg.is_level == "token":
-                    lr = min(max(float(logp[b, t].detach() - behav[b, t]), -bound), bound)
-                    w = math.exp(lr)
-                else:
-                    w = w_seq
-                w = min(max(w, cfg.is_clip_low), cfg.is_clip)
-            elif name == "sft" or (name != "dft" and not expert_dft):
-                w = 1.0
-            else:
+            if use_is and cfg.is_level == "token":
+                w = math.exp(min(max(float(logp[b, t].detach() - behav[b, t]), -bound), bound))
+            elif use_is:
+                w = w_seq
+            elif expert_dft or name == "dft":
                 w = math.exp(float(logp[b, t].detach()))
-            weights[b, t] = (w, use_is)
-    if cfg.self_normalize:
-        is_ws = [w for w, use_is in weights.values() if use_is]
-        mean = sum(is_ws) / len(is_ws) if is_ws else 1.0
-        weights = {k: (w / mean if u else w, u) for k, (w, u) in weights.items()}
-    total = sum(-w * logp[b, t] for (b, t), (w, _) in weights.items())
+            else:
+                w = 1.0
+            raw[b, t] = (w, use_is)
+    # self-normalised by the mean untruncated weight, then truncated
+    is_ws = [w for w, use_is in raw.values() if use_is]
+    mean = sum(is_ws) / len(is_ws) if cfg.self_normalize and is_ws else 1.0
+    weights = {
+        k: min(max(w / mean, cfg.is_clip_low), cfg.is_clip) if u else w for k, (w, u) in raw.items()
+    }
+    total = sum(-w * logp[b, t] for (b, t), w in weights.items())
     return total / max(len(weights), 1)
 
 
@@ -61,7 +65,7 @@ CONFIGS = [
 ] + [
     Objective(name, ObjectiveConfig(is_level=level, self_normalize=norm, expert_weight=expert))
     for name, level, norm, expert in itertools.product(
-        ("is", "dr_dft"), ("token", "sequence"), (False, True), ("one", "dft")
+        ("is", "is_dft"), ("token", "sequence"), (False, True), ("one", "dft")
     )
 ]
 
@@ -94,7 +98,7 @@ def test_gradcheck_with_weights_held_fixed(cfg: Objective) -> None:
     torch.testing.assert_close(out.loss, frozen(logp))
 
 
-@pytest.mark.parametrize("name", ["sft", "dft", "is", "dr_dft"])
+@pytest.mark.parametrize("name", ["sft", "dft", "is", "is_dft"])
 def test_padding_changes_nothing(name: str) -> None:
     cfg = Objective(name)
     logp, mask, behav, has = random_batch(4)
@@ -111,7 +115,7 @@ def test_padding_changes_nothing(name: str) -> None:
     assert torch.all(pgrad[:, 6:] == 0)
 
 
-@pytest.mark.parametrize("name", ["sft", "dft", "is", "dr_dft"])
+@pytest.mark.parametrize("name", ["sft", "dft", "is", "is_dft"])
 def test_empty_mask_is_a_finite_zero_with_a_graph(name: str) -> None:
     logp, _, behav, has = random_batch(5)
     out = compute_objective(Objective(name), logp, torch.zeros(4, 6, dtype=torch.bool), behav, has)
@@ -122,16 +126,40 @@ def test_empty_mask_is_a_finite_zero_with_a_graph(name: str) -> None:
 
 @pytest.mark.parametrize("level", ["token", "sequence"])
 @pytest.mark.parametrize("diff", [1e4, -1e4])
-def test_extreme_log_ratios_stay_finite(level: str, diff: float) -> None:
+@pytest.mark.parametrize("norm", [False, True])
+def test_extreme_log_ratios_stay_finite(level: str, diff: float, norm: bool) -> None:
     logp = torch.full((2, 3), -1.0, requires_grad=True)
     behav = logp.detach() - diff
-    cfg = Objective("is", ObjectiveConfig(is_level=level, self_normalize=True))
+    cfg = Objective("is", ObjectiveConfig(is_level=level, self_normalize=norm))
     out = compute_objective(
         cfg, logp, torch.ones(2, 3, dtype=torch.bool), behav, torch.tensor([True, True])
     )
     (grad,) = torch.autograd.grad(out.loss, logp)
     assert torch.isfinite(out.loss) and torch.all(torch.isfinite(grad))
-    assert out.clipped.all() if diff > 0 else not out.clipped.any()
+    if norm:  # equal ratios normalise to 1 before truncation: nothing to clip
+        assert not out.clipped.any() and torch.allclose(out.token_weights, torch.ones(2, 3))
+    else:
+        assert out.clipped.all() if diff > 0 else not out.clipped.any()
+
+
+@pytest.mark.parametrize("level", ["token", "sequence"])
+def test_self_normalisation_spans_the_optimizer_batch(level: str) -> None:
+    """Cut into micro-batches that share the batch's constant, the weights are the whole
+    batch's; normalised before truncation, none exceeds the cap."""
+    logp, mask, behav, has = random_batch(3)
+    objective = Objective("is", ObjectiveConfig(is_level=level, self_normalize=True, is_clip=1.5))
+    whole = compute_objective(objective, logp, mask, behav, has).token_weights
+    halves = [slice(0, 2), slice(2, 4)]
+    terms = [normalizer_terms(logp[h], behav[h], mask[h], has[h], objective.config) for h in halves]
+    constant = sum(t for t, _ in terms) / sum(c for _, c in terms)
+    parts = [
+        compute_objective(objective, logp[h], mask[h], behav[h], has[h], constant).token_weights
+        for h in halves
+    ]
+    torch.testing.assert_close(torch.cat(parts), whole)
+    assert whole.max() <= 1.5
+    alone = compute_objective(objective, logp[:2], mask[:2], behav[:2], has[:2]).token_weights
+    assert not torch.allclose(alone, whole[:2])  # its own constant differs from the batch's
 
 
 def test_sequence_weight_is_the_geometric_mean_and_clip_is_reported() -> None:
@@ -149,7 +177,7 @@ def test_sequence_weight_is_the_geometric_mean_and_clip_is_reported() -> None:
 def test_registry_and_config_validation() -> None:
     from mtg_ray.objectives import get_objective, register_objective
 
-    assert list_objectives() == ["sft", "dft", "is", "dr_dft"]
+    assert list_objectives() == ["sft", "dft", "is", "is_dft"]
     with pytest.raises(KeyError, match="known: .*sft"):
         get_objective("ppo")
     with pytest.raises(ValueError, match="already registered"):
@@ -166,7 +194,7 @@ def test_registry_and_config_validation() -> None:
             ObjectiveConfig(**bad)
 
 
-@pytest.mark.parametrize("name", ["sft", "dft", "is", "dr_dft"])
+@pytest.mark.parametrize("name", ["sft", "dft", "is", "is_dft"])
 def test_each_objective_trains(name: str) -> None:
     """A linear softmax policy fitted to fixed targets: the NLL of the targets goes down."""
     torch.manual_seed(0)
