@@ -5,6 +5,8 @@ from pathlib import Path
 
 from mtg_ray.data import SOURCES, atomic_path, write_text
 
+DEMO_SUMMARY = ("var_expert", "var_self", "var_guided", "expert_share")
+
 
 def headline_accuracy(
     results: Mapping[str, Mapping[str, Mapping[str, float]]],
@@ -14,10 +16,12 @@ def headline_accuracy(
     return main_set, {m: next(iter(r[main_set].values())) for m, r in results.items()}
 
 
-def demo_line(accuracy: Mapping[str, float], var_expert: float, var_rewritten: float) -> str:
-    """`demo: base=.. <method>=.. var_expert=.. var_rewritten=..`, runs in `accuracy`'s order."""
+def demo_line(accuracy: Mapping[str, float], summary: Mapping[str, float]) -> str:
+    """`demo: base=.. <method>=.. var_expert=.. var_self=.. var_guided=.. expert_share=..`, runs
+    in `accuracy`'s order; the rest from the rewrite summary."""
     parts = " ".join(f"{m}={a:.4f}" for m, a in accuracy.items())
-    return f"demo: {parts} var_expert={var_expert:.4f} var_rewritten={var_rewritten:.4f}"
+    gap = " ".join(f"{k}={summary[k]:.4f}" for k in DEMO_SUMMARY)
+    return f"demo: {parts} {gap}"
 
 
 def markdown_table(
@@ -32,13 +36,21 @@ def markdown_table(
         lines.append(f"| {method} | " + " | ".join(values) + " |")
     lines += [
         "",
-        "| data | mean token log-prob (base policy) | importance-weight variance |",
-        "|---|---|---|",
-        f"| raw expert | {summary['logprob_expert']:.4f} | {summary['var_expert']:.4f} |",
-        f"| rewritten | {summary['logprob_rewritten']:.4f} | {summary['var_rewritten']:.4f} |",
+        "| data (under the base policy) | mean token log-prob | normalised weight variance | ESS"
+        " fraction |",
+        "|---|---|---|---|",
+        f"| raw expert | {summary['logprob_expert']:.4f} | {summary['var_expert']:.4f} | - |",
+    ]
+    for s in ("self", "guided"):
+        lines.append(
+            f"| rewritten: {s} | {summary[f'logprob_{s}']:.4f} | {summary[f'var_{s}']:.4f} | "
+            f"{summary[f'ess_{s}']:.4f} |"
+        )
+    lines += [
         "",
         "Rewritten data by stage: "
-        + ", ".join(f"{s} {summary[f'{s}_fraction']:.1%}" for s in SOURCES),
+        + ", ".join(f"{s} {summary[f'{s}_fraction']:.1%}" for s in SOURCES)
+        + f" (expert share {summary['expert_share']:.4f})",
     ]
     return "\n".join(lines) + "\n"
 

@@ -130,6 +130,6 @@ def main_job(run: Run) -> str:
     table = write_report(run.out, results, accuracy, summary)
     print(table)
     print(f"wall time: {time.monotonic() - start_time:.0f} s; outputs in {run.out}")
-    line = demo_line(accuracy, summary["var_expert"], summary["var_rewritten"])
+    line = demo_line(accuracy, summary)
     write_text(run.out / "demo.txt", line + "\n")
     return line

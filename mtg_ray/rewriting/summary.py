@@ -7,6 +7,10 @@ generation for self and guided records). An expert demonstration's pi_beta is un
 the demonstrator as deterministic (log pi_beta = 0), so its weight is the policy's own
 geometric-mean token probability. Variances are of self-normalised weights w / mean(w), so sets
 of different overall likelihood compare on the same scale.
+
+Pooling the sources would mostly measure the expert share (expert rows sit near log w = mean
+log-prob, sampled rows near 0), so the summary reports each sampled source on its own (variance,
+effective sample size, mean log-prob) and the expert share as its own number.
 """
 
 from collections import Counter
@@ -15,7 +19,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from mtg_ray.data import SOURCES, Record
-from mtg_ray.rewriting.diagnostics import mean_token_logprob, sequence_log_ratios
+from mtg_ray.rewriting.diagnostics import mean_token_logprob, sequence_log_ratios, weight_stats
 
 
 def record_log_ratios(records: Sequence[Record], policy_logprobs: Sequence[Sequence[float]]):
@@ -55,16 +59,24 @@ def summarize(
     expert: Sequence[Record],
     expert_logprobs: Sequence[Sequence[float]],
 ) -> dict[str, float]:
-    """The rewrite summary: keys are the TensorBoard tags under `rewrite/`."""
+    """The rewrite summary: keys are the TensorBoard tags under `rewrite/`. Per sampled source
+    s (self, guided): var_s (variance of normalised weights), ess_s (Kish effective sample size
+    as a fraction of the count), logprob_s; expert_share (the expert fallback's share of the
+    problems); var_expert / logprob_expert of the raw expert data."""
     fractions = stage_fractions(rewritten)
-    return {
+    log_w = record_log_ratios(rewritten, rewritten_logprobs)
+    out = {
         "problems": float(len({r.problem_id for r in rewritten})),
         "records": float(len(rewritten)),
         **{f"{s}_fraction": f for s, f in fractions.items()},
+        "expert_share": fractions["expert"],
         "logprob_rewritten": mean_token_logprob(rewritten_logprobs),
         "logprob_expert": mean_token_logprob(expert_logprobs),
-        "var_rewritten": normalised_weight_variance(
-            record_log_ratios(rewritten, rewritten_logprobs)
-        ),
         "var_expert": normalised_weight_variance(record_log_ratios(expert, expert_logprobs)),
     }
+    for source in ("self", "guided"):
+        rows = [i for i, r in enumerate(rewritten) if r.source == source]
+        out[f"var_{source}"] = normalised_weight_variance(log_w[rows])
+        out[f"ess_{source}"] = weight_stats(log_w[rows]).ess_fraction
+        out[f"logprob_{source}"] = mean_token_logprob([rewritten_logprobs[i] for i in rows])
+    return out

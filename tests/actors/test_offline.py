@@ -21,8 +21,8 @@ from mtg_ray.tinyworld import World, small
 pytestmark = pytest.mark.slow
 
 DEMO = re.compile(
-    r"demo: base=[0-9.]+ sft=[0-9.]+ dft=[0-9.]+ dr_is=[0-9.]+ dr_dft=[0-9.]+ "
-    r"var_expert=[0-9.]+ var_rewritten=[0-9.]+"
+    r"demo: base=[0-9.]+ sft=[0-9.]+ dft=[0-9.]+ dr_sft=[0-9.]+ dr_dft=[0-9.]+ dr_is=[0-9.]+ "
+    r"var_expert=[0-9.]+ var_self=([0-9.]+|nan) var_guided=([0-9.]+|nan) expert_share=[0-9.]+"
 )
 
 
@@ -61,7 +61,7 @@ def test_main_job_end_to_end_and_rerun(ray_session, small_world: World, tmp_path
     records = [r for s in shards for r in read_records(s)]
     assert len(shards) == 3 and len(records) == 48
     assert len({r.problem_id for r in records}) == 48  # keep=one: every problem exactly once
-    for method in ("sft", "dft", "dr_is", "dr_dft"):
+    for method in ("sft", "dft", "dr_sft", "dr_dft", "dr_is"):
         assert (out / method / "model" / "model.safetensors").is_file()
 
     # A rerun after losing a shard, a summary and one method's results redoes only those.

@@ -4,7 +4,13 @@ SUMMARY = {
     "logprob_expert": -3.0,
     "logprob_rewritten": -1.0,
     "var_expert": 0.5,
-    "var_rewritten": 0.25,
+    "var_self": 0.25,
+    "var_guided": 0.75,
+    "ess_self": 0.9,
+    "ess_guided": 0.6,
+    "logprob_self": -0.5,
+    "logprob_guided": -1.5,
+    "expert_share": 0.25,
     "self_fraction": 0.5,
     "guided_fraction": 0.25,
     "expert_fraction": 0.25,
@@ -12,10 +18,10 @@ SUMMARY = {
 
 
 def test_demo_line_has_the_exact_shape() -> None:
-    acc = {"base": 0.1, "sft": 0.2, "dft": 0.25, "dr_is": 0.3, "dr_dft": 0.35}
-    assert demo_line(acc, 0.5, 0.25) == (
-        "demo: base=0.1000 sft=0.2000 dft=0.2500 dr_is=0.3000 dr_dft=0.3500 "
-        "var_expert=0.5000 var_rewritten=0.2500"
+    acc = {"base": 0.1, "sft": 0.2, "dft": 0.25, "dr_sft": 0.3, "dr_dft": 0.35, "dr_is": 0.4}
+    assert demo_line(acc, SUMMARY) == (
+        "demo: base=0.1000 sft=0.2000 dft=0.2500 dr_sft=0.3000 dr_dft=0.3500 dr_is=0.4000 "
+        "var_expert=0.5000 var_self=0.2500 var_guided=0.7500 expert_share=0.2500"
     )
 
 

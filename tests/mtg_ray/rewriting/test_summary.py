@@ -52,4 +52,18 @@ def test_summary_counts_problems_per_stage() -> None:
     assert s["problems"] == 3 and s["records"] == 3
     assert s["logprob_expert"] == pytest.approx(-5.0)
     assert s["logprob_rewritten"] == pytest.approx(-7 / 3)
-    assert s["var_expert"] > 0 and s["var_rewritten"] > 0
+    assert s["var_expert"] > 0 and s["expert_share"] == pytest.approx(1 / 3)
+    assert s["var_self"] == 0.0 and s["ess_self"] == 1.0  # one record: nothing varies
+    assert s["logprob_guided"] == pytest.approx(-1.0)
+
+
+def test_summary_reports_each_sampled_source_apart_from_the_expert_share() -> None:
+    """Self records at the policy (log w = 0) stay at variance 0 however many experts are
+    mixed in; a pooled variance would grow with the expert share."""
+    rewritten = [sampled(f"s{i}", "self", [-1.0, -1.0]) for i in range(4)]
+    rewritten += [sampled("g", "guided", [-3.0]), expert("e1", 2), expert("e2", 2)]
+    policy = [[-1.0, -1.0]] * 4 + [[-1.0], [-6.0, -6.0], [-8.0, -8.0]]
+    s = summarize(rewritten, policy, [expert("x", 1)], [[-2.0]])
+    assert s["var_self"] == 0.0 and s["ess_self"] == 1.0 and s["logprob_self"] == -1.0
+    assert s["expert_share"] == pytest.approx(2 / 7) and s["ess_guided"] == 1.0
+    assert math.isnan(summarize(rewritten[:4], policy[:4], [], [])["var_guided"])
