@@ -163,6 +163,7 @@ def read_benchmark(
                 reference_answer=loader.answer(obj, where),
                 expert_solution=loader.solution(obj, where),
                 dataset=name,
+                level=str(obj.get("level", "")),
             )
         )
     return problems

@@ -9,7 +9,8 @@ class Problem:
 
     `reference_answer` is what the grader compares a response's final answer with;
     `expert_solution` is the human demonstration (training data; some benchmarks have one too);
-    `dataset` names where it came from (a benchmark name, or the training file's stem).
+    `dataset` names where it came from (a benchmark name, or the training file's stem);
+    `level` its difficulty level where the source has one (MATH500, the tiny world), else "".
     """
 
     problem_id: str
@@ -17,3 +18,4 @@ class Problem:
     reference_answer: str
     expert_solution: str | None = None
     dataset: str = ""
+    level: str = ""

@@ -2,6 +2,6 @@
 `demo:` line). The sampling and grading driver is `mtg_ray.pipelines.evaluate`."""
 
 from mtg_ray.evaluate.config import EvalConfig
-from mtg_ray.evaluate.metrics import avg_at_n, pass_at_n
+from mtg_ray.evaluate.metrics import avg_at_n, pass_at_n, set_metrics
 
-__all__ = ["EvalConfig", "avg_at_n", "pass_at_n"]
+__all__ = ["EvalConfig", "avg_at_n", "pass_at_n", "set_metrics"]

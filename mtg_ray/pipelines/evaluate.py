@@ -1,7 +1,9 @@
-"""Evaluation: sample n responses per problem with the rollout group, grade, report.
+"""Evaluation: sample n responses per problem with the rollout group (and one greedy), grade,
+report.
 
-Writes one jsonl row per sample (benchmark, problem_id, sample, response, reference_answer,
-correct, policy_version) atomically, and returns `{benchmark: {"avg@n": .., "pass@n": ..}}`.
+Writes one jsonl row per response (benchmark, problem_id, level, mode: sample | greedy, sample,
+response, reference_answer, correct, policy_version) atomically, and returns
+`{benchmark: {"avg@n": .., "pass@n": .., "greedy": .., "avg@n/level_<L>": ..}}`.
 """
 
 from collections.abc import Mapping, Sequence
@@ -10,7 +12,7 @@ from typing import Any
 
 from mtg_ray.data import Problem, read_benchmark, write_jsonl
 from mtg_ray.evaluate.config import EvalConfig
-from mtg_ray.evaluate.metrics import avg_at_n, pass_at_n
+from mtg_ray.evaluate.metrics import set_metrics
 from mtg_ray.grading import Grader
 from mtg_ray.pipelines.generate import generate_and_grade
 from mtg_ray.pipelines.protocols import Rollout
@@ -47,8 +49,8 @@ def evaluate(
     grader: Grader,
     out_path: Path | None = None,
 ) -> dict[str, dict[str, float]]:
-    """avg@n and pass@n per set, with the rollout group's current weights; one jsonl row per
-    sample to `out_path` if given."""
+    """Per set, with the rollout group's current weights: avg@n, pass@n, greedy accuracy and
+    avg@n per level (`set_metrics`); one jsonl row per response to `out_path` if given."""
     results: dict[str, dict[str, float]] = {}
     rows: list[dict[str, Any]] = []
     for bench, problems in eval_sets.items():
@@ -57,19 +59,29 @@ def evaluate(
             for p in problems
         ]
         answers = [p.reference_answer for p in problems]
-        graded = generate_and_grade(rollout, prompts, answers, cfg.sampling(), grader)
-        verdicts = [list(g.correct) for g in graded]
-        results[bench] = {f"avg@{cfg.n}": avg_at_n(verdicts), f"pass@{cfg.n}": pass_at_n(verdicts)}
+        runs = {"sample": generate_and_grade(rollout, prompts, answers, cfg.sampling(), grader)}
+        if cfg.greedy:
+            runs["greedy"] = generate_and_grade(
+                rollout, prompts, answers, cfg.greedy_sampling(), grader
+            )
+        results[bench] = set_metrics(
+            [list(g.correct) for g in runs["sample"]],
+            [p.level for p in problems],
+            [g.correct[0] for g in runs["greedy"]] if cfg.greedy else None,
+        )
         rows += [
             {
                 "benchmark": bench,
                 "problem_id": p.problem_id,
+                "level": p.level,
+                "mode": mode,
                 "sample": j,
                 "response": s.text,
                 "reference_answer": p.reference_answer,
                 "correct": ok,
                 "policy_version": s.policy_version,
             }
+            for mode, graded in runs.items()
             for p, g in zip(problems, graded, strict=True)
             for j, (s, ok) in enumerate(zip(g.samples, g.correct, strict=True))
         ]

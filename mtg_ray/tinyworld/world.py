@@ -162,6 +162,7 @@ def read_split(path: str | os.PathLike[str]) -> list[Problem]:
                 reference_answer=require_text(obj, "answer", path, row),
                 expert_solution=require_text(obj, "solution", path, row),
                 dataset=require_text(obj, "dataset", path, row),
+                level=str(obj.get("level", "")),
             )
         )
     return problems

@@ -115,8 +115,10 @@ def standin_grader(pairs: Sequence[tuple[str, str]]) -> list[bool]:
 
 
 def problems(n: int) -> list[Problem]:
+    """qK, answer K, levels alternating "1", "2"."""
     return [
-        Problem(f"p{k}", f"q{k}", str(k), expert_solution=f"ref \\boxed{{{k}}}") for k in range(n)
+        Problem(f"p{k}", f"q{k}", str(k), f"ref \\boxed{{{k}}}", level=str(k % 2 + 1))
+        for k in range(n)
     ]
 
 

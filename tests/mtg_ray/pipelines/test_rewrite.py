@@ -85,7 +85,20 @@ def test_evaluate_reports_avg_and_pass_at_n_and_every_sample(standins, tmp_path:
     results = evaluate(
         rollout, standins.tokenizer, PLAIN, sets, EvalConfig(n=4), standins.grader, out
     )
-    assert results == {"toy": {"avg@4": pytest.approx(3 / 12), "pass@4": pytest.approx(2 / 3)}}
+    assert results == {
+        "toy": {
+            "avg@4": pytest.approx(3 / 12),
+            "pass@4": pytest.approx(2 / 3),
+            "greedy": pytest.approx(2 / 3),  # greedy is sample 0: right for q1 and q2
+            "avg@4/level_1": pytest.approx(2 / 8),  # q0, q2
+            "avg@4/level_2": pytest.approx(1 / 4),  # q1
+        }
+    }
     rows = [json.loads(line) for line in out.read_text().splitlines()]
-    assert len(rows) == 12 and sum(r["correct"] for r in rows) == 3
-    assert {r["policy_version"] for r in rows} == {0}
+    sampled = [r for r in rows if r["mode"] == "sample"]
+    assert len(sampled) == 12 and sum(r["correct"] for r in sampled) == 3
+    assert len(rows) == 15 and {r["policy_version"] for r in rows} == {0}
+    no_greedy = evaluate(
+        rollout, standins.tokenizer, PLAIN, sets, EvalConfig(n=4, greedy=False), standins.grader
+    )
+    assert "greedy" not in no_greedy["toy"]
