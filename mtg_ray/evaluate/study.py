@@ -1,0 +1,78 @@
+"""A multi-seed study's statistics, as pure functions on per-problem accuracies.
+
+A study runs every method once per seed on the same world and test split. For method m, seed s
+and test problem p, acc[m][s, p] is the share of p's n samples graded correct, so avg@n of a run
+is acc[m][s].mean(). Differences between methods are paired (same seeds, same problems), and
+their 95% intervals come from resampling problems with replacement (the test set is the
+sample we want to generalise over; seeds are averaged inside each resample).
+"""
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Interval:
+    """A mean with its 95% bootstrap interval."""
+
+    mean: float
+    low: float
+    high: float
+
+    def __str__(self) -> str:
+        return f"{self.mean:+.4f} [{self.low:+.4f}, {self.high:+.4f}]"
+
+
+def run_means(acc: np.ndarray) -> np.ndarray:
+    """(S,) avg@n of each seed's run from (S, P) per-problem accuracies."""
+    return acc.mean(axis=1)
+
+
+def paired_difference(a: np.ndarray, b: np.ndarray, reps: int = 2000, seed: int = 0) -> Interval:
+    """Mean of a - b over seeds and problems, with a problem-bootstrap 95% interval.
+
+    a, b: (S, P) per-problem accuracies of two methods on the same seeds and problems."""
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(
+            f"need two (seeds, problems) arrays of one shape, got {a.shape}, {b.shape}"
+        )
+    per_problem = (a - b).mean(axis=0)  # (P,): averaged over seeds
+    rng = np.random.default_rng(seed)
+    draws = rng.integers(0, per_problem.size, size=(reps, per_problem.size))
+    boot = per_problem[draws].mean(axis=1)
+    low, high = np.percentile(boot, [2.5, 97.5])
+    return Interval(float(per_problem.mean()), float(low), float(high))
+
+
+def method_table(acc: Mapping[str, np.ndarray]) -> list[str]:
+    """Markdown rows: method | mean avg@n over seeds | std over seeds | per-seed values."""
+    lines = ["| method | mean | std over seeds | per seed |", "|---|---|---|---|"]
+    for method, a in acc.items():
+        runs = run_means(a)
+        std = runs.std(ddof=1) if runs.size > 1 else 0.0
+        per_seed = ", ".join(f"{x:.4f}" for x in runs)
+        lines.append(f"| {method} | {runs.mean():.4f} | {std:.4f} | {per_seed} |")
+    return lines
+
+
+def difference_table(
+    acc: Mapping[str, np.ndarray], pairs: Sequence[tuple[str, str]], reps: int = 2000
+) -> list[str]:
+    """Markdown rows: a - b | mean difference [95% interval] | interval excludes 0."""
+    lines = ["| difference | mean [95% CI] | excludes 0 |", "|---|---|---|"]
+    for a, b in pairs:
+        if a in acc and b in acc:
+            ci = paired_difference(acc[a], acc[b], reps)
+            sign = "yes" if ci.low > 0 or ci.high < 0 else "no"
+            lines.append(f"| {a} - {b} | {ci} | {sign} |")
+    return lines
+
+
+def study_pairs(methods: Sequence[str]) -> list[tuple[str, str]]:
+    """The comparisons a study reports: the paper's (dr_sft - sft, dr_dft - dft), ours against
+    the paper's DR rows, and each method against the base model."""
+    wanted = [("dr_sft", "sft"), ("dr_dft", "dft"), ("dr_is", "dr_sft"), ("dr_is", "dr_dft")]
+    pairs = [(a, b) for a, b in wanted if a in methods and b in methods]
+    return pairs + [(m, "base") for m in methods]

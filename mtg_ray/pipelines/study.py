@@ -1,0 +1,138 @@
+"""The study job: the main job once per seed on one world, then the statistics the paper's
+claims need (mean and spread over seeds, paired differences with problem-bootstrap intervals),
+written as `<results_dir>/results.md` and `results.png`.
+
+Seed s varies the learner, rollout and rewrite seeds together (each the configured seed + s);
+the world, the data and every other setting stay. Each seed's run lives in
+`<output_dir>/seed-<s>` and resumes like the main job, so a rerun only recomputes the tables.
+"""
+
+import dataclasses
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import numpy as np
+
+from mtg_ray.config import JobConfig
+from mtg_ray.data import atomic_path, iter_jsonl, write_text
+from mtg_ray.evaluate.study import difference_table, method_table, run_means, study_pairs
+from mtg_ray.pipelines.offline import main_job
+from mtg_ray.pipelines.session import start
+
+
+def seed_config(cfg: JobConfig, seed: int) -> JobConfig:
+    """Seed `seed`'s run: learner, rollout and rewrite seeds each moved by `seed`."""
+    return dataclasses.replace(
+        cfg,
+        output_dir=str(Path(cfg.output_dir) / f"seed-{seed}"),
+        learner=dataclasses.replace(cfg.learner, seed=cfg.learner.seed + seed),
+        rollout=dataclasses.replace(cfg.rollout, seed=cfg.rollout.seed + seed),
+        rewrite=dataclasses.replace(cfg.rewrite, seed=cfg.rewrite.seed + seed),
+    )
+
+
+def problem_accuracy(samples: Path, benchmark: str) -> dict[str, float]:
+    """problem_id -> share of its sampled responses graded correct, from eval_samples.jsonl."""
+    hits: dict[str, list[bool]] = {}
+    for _, row in iter_jsonl(samples):
+        if row["benchmark"] == benchmark and row.get("mode", "sample") == "sample":
+            hits.setdefault(row["problem_id"], []).append(bool(row["correct"]))
+    return {p: sum(v) / len(v) for p, v in hits.items()}
+
+
+def machine() -> str:
+    """CPU model, CPU count, OS and Python of this machine, for the report."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
+        cpu = names[0] if names else cpu
+    except OSError:
+        pass
+    system = f"{platform.system()} {platform.release()}"
+    return f"{cpu}, {os.cpu_count()} CPUs, {system}, Python {platform.python_version()}"
+
+
+def study_job(cfg: JobConfig, seeds: int, results_dir: Path, command: str) -> str:
+    """Run the main job for `seeds` seeds and write the study's tables and plot. Returns the
+    `study:` line (mean avg@n per method)."""
+    if seeds < 1:
+        raise ValueError(f"--seeds must be >= 1, got {seeds}")
+    started = time.monotonic()
+    outs = []
+    for s in range(seeds):
+        run = start(seed_config(cfg, s))
+        main_job(run)
+        outs.append(run.out)
+    wall = time.monotonic() - started
+    names = ["base", *cfg.methods]
+    benchmark = next(iter(json.loads((outs[0] / "base" / "eval.json").read_text())))
+    per_run = {
+        m: [problem_accuracy(out / m / "eval_samples.jsonl", benchmark) for out in outs]
+        for m in names
+    }
+    problems = sorted(per_run["base"][0])
+    acc = {m: np.array([[r[p] for p in problems] for r in runs]) for m, runs in per_run.items()}
+    evals = {
+        m: [json.loads((out / m / "eval.json").read_text())[benchmark] for out in outs]
+        for m in names
+    }
+    lines = _report(cfg, seeds, command, wall, benchmark, len(problems), acc, evals)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    write_text(results_dir / "results.md", "\n".join(lines) + "\n")
+    _plot(acc, results_dir / "results.png", f"{benchmark}: avg@n over {seeds} seeds")
+    return "study: " + " ".join(f"{m}={run_means(a).mean():.4f}" for m, a in acc.items())
+
+
+def _report(cfg, seeds, command, wall, benchmark, n_problems, acc, evals) -> list[str]:
+    """results.md's lines: provenance, the method and difference tables, greedy and levels."""
+    metrics = [k for k in evals["base"][0] if k.startswith("greedy") or "/level_" in k]
+    lines = [
+        "# Study results",
+        "",
+        f"Command: `{command}`  ",
+        f"Machine: {machine()}  ",
+        f"Wall time: {wall / 60:.1f} min for {seeds} seeds (runs already finished are read back)",
+        "",
+        f"Test set: {benchmark}, {n_problems} problems, avg@{cfg.eval.n} at temperature "
+        f"{cfg.eval.temperature}. Seeds vary the learner, rollout and rewrite seeds together.",
+        "",
+        "## Accuracy per method (avg@n; mean and standard deviation over seeds)",
+        "",
+        *method_table(acc),
+        "",
+        "## Paired differences (same seeds and problems; 95% problem-bootstrap intervals)",
+        "",
+        *difference_table(acc, study_pairs(list(cfg.methods))),
+        "",
+        "## Greedy accuracy and avg@n per level (means over seeds)",
+        "",
+        "| method | " + " | ".join(metrics) + " |",
+        "|---" * (len(metrics) + 1) + "|",
+    ]
+    for m, per_seed in evals.items():
+        values = [np.mean([e[k] for e in per_seed]) for k in metrics]
+        lines.append(f"| {m} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
+    return lines
+
+
+def _plot(acc, path: Path, title: str) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    means = [run_means(a).mean() for a in acc.values()]
+    stds = [run_means(a).std(ddof=1) if a.shape[0] > 1 else 0.0 for a in acc.values()]
+    fig, ax = plt.subplots(figsize=(7, 3.5))
+    bars = ax.bar(list(acc), means, yerr=stds, capsize=4, color="#4c72b0")
+    ax.bar_label(bars, fmt="%.3f")
+    ax.set_ylabel("test accuracy (avg@n)")
+    ax.set_title(title)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)

@@ -1,0 +1,48 @@
+"""The study's statistics on synthetic per-problem accuracies."""
+
+import numpy as np
+import pytest
+
+from mtg_ray.evaluate.study import (
+    difference_table,
+    method_table,
+    paired_difference,
+    run_means,
+    study_pairs,
+)
+
+
+def test_identical_methods_differ_by_exactly_zero() -> None:
+    a = np.random.default_rng(0).random((3, 50))
+    ci = paired_difference(a, a.copy())
+    assert (ci.mean, ci.low, ci.high) == (0.0, 0.0, 0.0)
+
+
+def test_a_clear_gain_has_an_interval_above_zero_and_noise_straddles_it() -> None:
+    rng = np.random.default_rng(1)
+    base = rng.random((3, 200))
+    gain = paired_difference(np.clip(base + 0.1, 0, 1), base)
+    assert 0.05 < gain.low < gain.mean < gain.high
+    shuffled = paired_difference(base, base[:, ::-1])  # per-problem gaps that cancel exactly
+    assert shuffled.low < 0 < shuffled.high and shuffled.mean == pytest.approx(0.0, abs=1e-12)
+    assert paired_difference(base + 0.1, base, seed=7) == paired_difference(
+        base + 0.1, base, seed=7
+    )
+    with pytest.raises(ValueError, match="one shape"):
+        paired_difference(base, base[:, :10])
+
+
+def test_tables_report_seed_spread_and_which_intervals_exclude_zero() -> None:
+    acc = {"base": np.array([[0.0, 1.0], [0.5, 0.5]]), "sft": np.array([[1.0, 1.0], [1.0, 1.0]])}
+    assert run_means(acc["base"]).tolist() == [0.5, 0.5]
+    rows = method_table(acc)
+    assert rows[2] == "| base | 0.5000 | 0.0000 | 0.5000, 0.5000 |"
+    diff = difference_table(acc, [("sft", "base"), ("dr_sft", "sft")])
+    assert len(diff) == 3 and diff[2].startswith("| sft - base | +0.5000") and "| yes |" in diff[2]
+
+
+def test_study_pairs_put_the_papers_comparisons_first() -> None:
+    pairs = study_pairs(["sft", "dft", "dr_sft", "dr_dft", "dr_is"])
+    assert pairs[:2] == [("dr_sft", "sft"), ("dr_dft", "dft")]
+    assert ("dr_is", "dr_dft") in pairs and pairs[-1] == ("dr_is", "base")
+    assert study_pairs(["sft"]) == [("sft", "base")]
