@@ -6,7 +6,8 @@ results table), online (`online.method` with per-batch rewriting against the liv
 `online.*`; see configs/online.yaml), compare_online (offline vs online `online.method` at equal
 steps), study (`--seeds N`: the main job once per seed, then mean and spread over seeds,
 paired differences with problem-bootstrap intervals, into `<--results-dir>/results.md` and
-`results.png`). Overrides use the config keys of configs/ (hydra syntax), e.g.
+`results.png`; `--online dr_sft,dr_dft,dr_is` adds those methods' online runs at equal
+steps). Overrides use the config keys of configs/ (hydra syntax), e.g.
 `learner.lr=1e-4 world=small train.objective=dft`. Under `ray job submit`, add
 `resources=cluster` to join the job's cluster.
 """
@@ -19,7 +20,7 @@ from pathlib import Path
 
 from mtg_ray.config import compose
 from mtg_ray.objectives import Objective
-from mtg_ray.pipelines import offline, online
+from mtg_ray.pipelines import offline
 from mtg_ray.pipelines.session import rollout_group, start
 from mtg_ray.pipelines.study import study_job
 
@@ -32,12 +33,16 @@ def main() -> None:
     parser.add_argument("--config", default="tiny", help="preset under configs/")
     parser.add_argument("--seeds", type=int, default=3, help="study: seeds (runs per method)")
     parser.add_argument("--results-dir", default="docs", help="study: where results.md goes")
+    parser.add_argument(
+        "--online", default="", help="study: methods also run online, e.g. dr_sft,dr_dft,dr_is"
+    )
     parser.add_argument("overrides", nargs="*", help="hydra overrides, e.g. learner.lr=1e-4")
     args = parser.parse_intermixed_args()  # overrides may come before or after --config
     cfg = compose(args.config, args.overrides)
     if args.job == "study":  # starts Ray itself, once per seed's run
         command = "python " + shlex.join(["scripts/run.py", *sys.argv[1:]])
-        print(study_job(cfg, args.seeds, Path(args.results_dir), command))
+        online = [m for m in args.online.split(",") if m]
+        print(study_job(cfg, args.seeds, Path(args.results_dir), command, online))
         return
     run = start(cfg)
     if args.job == "world":

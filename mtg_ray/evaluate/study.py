@@ -72,7 +72,9 @@ def difference_table(
 
 def study_pairs(methods: Sequence[str]) -> list[tuple[str, str]]:
     """The comparisons a study reports: the paper's (dr_sft - sft, dr_dft - dft), ours against
-    the paper's DR rows, and each method against the base model."""
+    the paper's DR rows, each online run against its offline run (`online_<m>` - `<m>`), and
+    each against the base model."""
     wanted = [("dr_sft", "sft"), ("dr_dft", "dft"), ("dr_is", "dr_sft"), ("dr_is", "dr_dft")]
-    pairs = [(a, b) for a, b in wanted if a in methods and b in methods]
+    wanted += [(m, m.removeprefix("online_").removesuffix("_overlap")) for m in methods]
+    pairs = [(a, b) for a, b in wanted if a != b and a in methods and b in methods]
     return pairs + [(m, "base") for m in methods]

@@ -1,6 +1,7 @@
-"""The study job: the main job once per seed on one world, then the statistics the paper's
-claims need (mean and spread over seeds, paired differences with problem-bootstrap intervals),
-written as `<results_dir>/results.md` and `results.png`.
+"""The study job: the main job once per seed on one world (and, on request, online runs of
+methods on rewritten data at the offline runs' steps), then the statistics the paper's claims
+need (mean and spread over seeds, paired differences with problem-bootstrap intervals), written
+as `<results_dir>/results.md` and `results.png`.
 
 Seed s varies the learner, rollout and rewrite seeds together (each the configured seed + s);
 the world, the data and every other setting stay. Each seed's run lives in
@@ -12,6 +13,7 @@ import json
 import os
 import platform
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -19,8 +21,10 @@ import numpy as np
 from mtg_ray.config import JobConfig
 from mtg_ray.data import atomic_path, iter_jsonl, write_text
 from mtg_ray.evaluate.study import difference_table, method_table, run_means, study_pairs
-from mtg_ray.pipelines.offline import main_job
-from mtg_ray.pipelines.session import start
+from mtg_ray.objectives import ONLINE_METHODS
+from mtg_ray.pipelines.offline import evaluate_job, main_job
+from mtg_ray.pipelines.online import online_job, online_name
+from mtg_ray.pipelines.session import Run, rollout_group, start
 
 
 def seed_config(cfg: JobConfig, seed: int) -> JobConfig:
@@ -56,19 +60,41 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, {system}, Python {platform.python_version()}"
 
 
-def study_job(cfg: JobConfig, seeds: int, results_dir: Path, command: str) -> str:
-    """Run the main job for `seeds` seeds and write the study's tables and plot. Returns the
-    `study:` line (mean avg@n per method)."""
+def online_runs(run: Run, methods: Sequence[str]) -> list[str]:
+    """Train and evaluate each of `methods` online (as `online.method`, at `online.steps`: by
+    default the offline run's steps) in `run`'s folder; returns their run names."""
+    names = []
+    with rollout_group(run) as rollout:
+        for method in methods:
+            cfg = dataclasses.replace(
+                run.cfg, online=dataclasses.replace(run.cfg.online, method=method)
+            )
+            online = dataclasses.replace(run, cfg=cfg)
+            online_job(online, rollout)
+            evaluate_job(online, rollout, online_name(cfg))
+            names.append(online_name(cfg))
+    return names
+
+
+def study_job(
+    cfg: JobConfig, seeds: int, results_dir: Path, command: str, online: Sequence[str] = ()
+) -> str:
+    """Run the main job (and the `online` methods online) for `seeds` seeds and write the
+    study's tables and plot. Returns the `study:` line (mean avg@n per run)."""
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
+    unknown = [m for m in online if m not in ONLINE_METHODS]
+    if unknown:
+        raise ValueError(f"--online takes methods of {ONLINE_METHODS}, got {unknown}")
     started = time.monotonic()
-    outs = []
+    outs, online_names = [], []
     for s in range(seeds):
         run = start(seed_config(cfg, s))
         main_job(run)
+        online_names = online_runs(run, online)
         outs.append(run.out)
     wall = time.monotonic() - started
-    names = ["base", *cfg.methods]
+    names = ["base", *cfg.methods, *online_names]
     benchmark = next(iter(json.loads((outs[0] / "base" / "eval.json").read_text())))
     per_run = {
         m: [problem_accuracy(out / m / "eval_samples.jsonl", benchmark) for out in outs]
@@ -106,7 +132,7 @@ def _report(cfg, seeds, command, wall, benchmark, n_problems, acc, evals) -> lis
         "",
         "## Paired differences (same seeds and problems; 95% problem-bootstrap intervals)",
         "",
-        *difference_table(acc, study_pairs(list(cfg.methods))),
+        *difference_table(acc, study_pairs(list(acc)[1:])),
         "",
         "## Greedy accuracy and avg@n per level (means over seeds)",
         "",

@@ -34,12 +34,18 @@ def test_study_runs_each_seed_and_writes_the_report(
             "train.epochs=1",
         ],
     )
-    line = study_job(cfg, 2, tmp_path / "docs", "python scripts/run.py study --seeds 2")
-    assert re.fullmatch(r"study: base=[0-9.]+ sft=[0-9.]+ dr_sft=[0-9.]+", line), line
+    command = "python scripts/run.py study --seeds 2 --online dr_sft"
+    line = study_job(cfg, 2, tmp_path / "docs", command, online=["dr_sft"])
+    number = "[0-9.]+"
+    assert re.fullmatch(
+        rf"study: base={number} sft={number} dr_sft={number} online_dr_sft={number}", line
+    ), line
     for seed in (0, 1):  # seeds vary together, each run in its own folder
         assert (tmp_path / "runs" / f"seed-{seed}" / "dr_sft" / "eval.json").is_file()
     report = (tmp_path / "docs" / "results.md").read_text()
-    assert "Command: `python scripts/run.py study --seeds 2`" in report
+    assert f"Command: `{command}`" in report
     assert "| dr_sft - sft |" in report and "| sft - base |" in report
+    assert "| online_dr_sft - dr_sft |" in report  # online vs offline at equal steps
+    assert (tmp_path / "runs" / "seed-1" / "online_dr_sft" / "train_done.json").is_file()
     assert "greedy" in report and "level_" in report
     assert (tmp_path / "docs" / "results.png").read_bytes()[:4] == b"\x89PNG"

@@ -46,3 +46,6 @@ def test_study_pairs_put_the_papers_comparisons_first() -> None:
     assert pairs[:2] == [("dr_sft", "sft"), ("dr_dft", "dft")]
     assert ("dr_is", "dr_dft") in pairs and pairs[-1] == ("dr_is", "base")
     assert study_pairs(["sft"]) == [("sft", "base")]
+    online = study_pairs(["dr_sft", "online_dr_sft", "online_dr_is_overlap"])
+    assert online[0] == ("online_dr_sft", "dr_sft")  # no offline dr_is: nothing to pair with
+    assert ("online_dr_is_overlap", "dr_is") not in online
