@@ -66,6 +66,10 @@ def normalizer_terms(
     every micro-batch of every rank, their ratio is the self-normalisation constant of the
     optimizer batch."""
     raw, _, rows = raw_weights(logprobs, behaviour_logprobs, mask, has_behaviour, cfg)
+    return _sum_and_count(raw, rows)
+
+
+def _sum_and_count(raw: Tensor, rows: Tensor) -> tuple[float, int]:
     return float(torch.where(rows, raw, torch.zeros_like(raw)).sum()), int(rows.sum())
 
 
@@ -90,7 +94,7 @@ def importance_weights(
     raw, log_ratio, rows = raw_weights(logprobs, behaviour_logprobs, mask, has_behaviour, cfg)
     if cfg.self_normalize:
         if normalizer is None:
-            total, count = normalizer_terms(logprobs, behaviour_logprobs, mask, has_behaviour, cfg)
+            total, count = _sum_and_count(raw, rows)
             normalizer = total / count if count else 1.0
         if normalizer > 0:  # raw weights are >= exp(-log_ratio_bound) > 0 where they apply
             raw = raw / normalizer

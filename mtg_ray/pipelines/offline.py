@@ -11,7 +11,7 @@ from typing import Any
 
 from mtg_ray.data import Record, read_records, write_text
 from mtg_ray.evaluate.report import demo_line, headline_accuracy, write_report
-from mtg_ray.learner import batch_schedule, num_steps
+from mtg_ray.learner import batch_schedule
 from mtg_ray.monitor import Monitor
 from mtg_ray.objectives import METHODS, Objective
 from mtg_ray.pipelines.batches import RecordBatches
@@ -77,11 +77,14 @@ def train_job(
     """Train a fresh learner group from the base policy on `records` (`train.*` decides epochs,
     checkpoints and evaluations); `rollout`, if given, ends holding the trained weights."""
     cfg = run.cfg
-    batch = cfg.learner.train_batch_size
-    steps = num_steps(len(records), batch, cfg.train.epochs, cfg.train.max_steps)
     schedule = batch_schedule(
-        len(records), batch, cfg.train.epochs, cfg.learner.seed, cfg.train.max_steps
+        len(records),
+        cfg.learner.train_batch_size,
+        cfg.train.epochs,
+        cfg.learner.seed,
+        cfg.train.max_steps,
     )
+    steps = len(schedule)
     monitor = Monitor(run.out / "tb" / name)
 
     def on_eval() -> dict[str, float]:
