@@ -1,16 +1,18 @@
-"""Build (or load from the cache) the tiny world and print its key facts.
+"""Build (or load) the tiny world and print its key facts.
 
-    python scripts/build_world.py [--seed S] [--cache-dir D] [--small]
+    python scripts/build_world.py [--seed S] [--cache-dir D] [--small] [--ship]
 
-The world lands in `<cache-dir>/tinyworld-<hash>/` (default cache: $MTG_RAY_CACHE, else
-~/.cache/mtg-ray); a second run with the same recipe only loads it. See `mtg_ray.tinyworld`.
+The default world is shipped in the repository (`mtg_ray/tinyworld/shipped/`): this loads it
+unless its recipe changed. Other recipes land in `<cache-dir>/tinyworld-<hash>/` (default cache:
+$MTG_RAY_CACHE, else ~/.cache/mtg-ray). `--ship` rebuilds the default world from scratch and
+replaces the shipped copy: run it after changing the recipe (`mtg_ray/tinyworld`), and commit.
 """
 
 import argparse
 import json
 import time
 
-from mtg_ray.tinyworld import WorldConfig, build_world, default_cache_root, small
+from mtg_ray.tinyworld import WorldConfig, build_world, default_cache_root, ship_world, small
 
 
 def main() -> None:
@@ -18,11 +20,13 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="the world's seed (default 0)")
     parser.add_argument("--cache-dir", default=None, help=f"default {default_cache_root()}")
     parser.add_argument("--small", action="store_true", help="the small test/CI world")
+    parser.add_argument("--ship", action="store_true", help="rebuild the shipped default world")
     args = parser.parse_args()
 
     start = time.monotonic()
     cfg = small(seed=args.seed) if args.small else WorldConfig(seed=args.seed)
-    world = build_world(cfg, args.cache_dir, log=lambda msg: print(msg, flush=True))
+    say = lambda msg: print(msg, flush=True)  # noqa: E731
+    world = ship_world(cfg, log=say) if args.ship else build_world(cfg, args.cache_dir, log=say)
     facts = world.facts
     print(f"world: {world.root}")
     print(f"model: {world.model_dir} ({facts['n_params']} parameters)")
@@ -38,6 +42,7 @@ def main() -> None:
     print(
         f"guided re-solving on the {facts['guided_on_wrong']} train problems missed: "
         f"guided={facts['guided_success_rate']} "
+        f"(by level {json.dumps(facts['guided_success_by_level'])}) "
         f"plain_resample={facts['plain_resample_success_rate']}"
     )
     print(

@@ -9,7 +9,7 @@ Usage::
 
     from mtg_ray.tinyworld import WorldConfig, build_world, small
 
-    world = build_world(WorldConfig(seed=0))   # cached under $MTG_RAY_CACHE or ~/.cache/mtg-ray
+    world = build_world(WorldConfig(seed=0))   # shipped, or cached under $MTG_RAY_CACHE
     world.model_dir          # HF folder (Qwen2 safetensors + char tokenizer): transformers, vLLM
     world.train_problems()   # list[Problem] with expert solutions (the SFT data to rewrite)
     world.test_problems()    # list[Problem], harder levels included (evaluation only)
@@ -17,19 +17,25 @@ Usage::
     world.facts              # sizes, accuracy at T=1, guided success, log-prob gap (facts.json)
     world.template           # get_template("plain"): the prompts the model was pretrained on
 
-`small()` is the config for tests and CI end-to-end runs. `python scripts/build_world.py` builds
-the default world and prints its facts.
+`small()` is the config for tests and CI end-to-end runs. `python scripts/build_world.py` prints
+the default world's facts; `--ship` rebuilds the shipped copy (after a recipe change).
 
 Modules: `task` (problems), `styles` (own and expert solutions), `pretrain` (corpus and training
-loop), `sampling` (CPU sampling and scoring), `facts` (measurements), `world` (config, cache).
+loop), `sampling` (CPU sampling and scoring), `facts` (measurements), `world` (the recipe:
+config and build), `store` (opening a world, the shipped world, the cache).
 """
 
-from mtg_ray.tinyworld.world import (
-    RECIPE_VERSION,
+from mtg_ray.tinyworld.store import (
+    SHIPPED,
     World,
-    WorldConfig,
     build_world,
     default_cache_root,
+    ship_world,
+    shipped_hash,
+)
+from mtg_ray.tinyworld.world import (
+    RECIPE_VERSION,
+    WorldConfig,
     read_split,
     recipe_hash,
     small,
@@ -37,6 +43,9 @@ from mtg_ray.tinyworld.world import (
 
 __all__ = [
     "RECIPE_VERSION",
+    "SHIPPED",
+    "ship_world",
+    "shipped_hash",
     "World",
     "WorldConfig",
     "build_world",

@@ -3,7 +3,7 @@
 - accuracy at temperature 1 (one sample per problem) on a sample of the train split and on the
   test split, the latter by level: the base model is partially competent, less so on hard ones;
 - guided re-solving (stage 2): on the sampled train problems its plain sample got wrong, one
-  guided sample each, against one fresh plain sample each as the control;
+  guided sample each (also by level), against one fresh plain sample each as the control;
 - the policy gap: mean per-token log-prob under the base model (plain prompt) of the expert
   solutions, of its own samples, and of its correct guided re-solutions.
 
@@ -91,6 +91,7 @@ def measure(
         "test_accuracy_t1_by_level": _by_level(test_ok, [levels[p.problem_id] for p in test]),
         "guided_on_wrong": len(wrong),
         "guided_success_rate": _rate(guided_ok),
+        "guided_success_by_level": _by_level(guided_ok, [levels[p.problem_id] for p in wrong]),
         "plain_resample_success_rate": _rate(again_ok),
         "logprob_per_token_expert": logprob(picked, [p.expert_solution or "" for p in picked]),
         "logprob_per_token_self": logprob(picked, plain),

@@ -6,12 +6,14 @@ train or test expression. It has three kinds of example, all scored on the respo
 - drill: one-operation problems (level 0, never in the splits), plain prompt -> own style: the
   arithmetic facts, cheaply (short sequences dense in results);
 - plain: the plain prompt -> an own-style solution; a few (`slip_rate`) carry one arithmetic
-  slip, so the model learns to err now and then, as base models do;
+  slip, so the model learns to err now and then, as base models do; a few others
+  (`expert_style_rate`) are written in the expert's style, so that style is inside the base
+  model's support but unlikely under it;
 - guided: the guided prompt with an expert-style reference -> the correct own-style solution, so
   the model learns to read a reference and retell it in its own style (the paper's stage 2).
 
-Expert-style text appears only inside guided prompts, never as a target, so the base model
-cannot write it: the expert demonstrations sit far from its own distribution (the policy gap).
+The corpus covers the pretraining levels only (the world's `pretrain_levels`: level 4 is never
+in it), so the train split's level-4 problems carry skill the base model lacks.
 Training is short (a few hundred AdamW steps, warmup then cosine) and, with the data, weights
 and thread count fixed, bit-for-bit deterministic on one machine.
 """
@@ -61,6 +63,7 @@ def build_corpus(
     rng: random.Random,
     counts: dict[str, int],
     slip_rate: float,
+    expert_style_rate: float,
     level_weights: dict[int, float],
     exclude: set[Expr],
     template: PromptTemplate,
@@ -70,8 +73,11 @@ def build_corpus(
     for item in sample_items(rng, counts.get("drill", 0), {0: 1.0}, exclude, unique=False):
         corpus.append(Example(template.format(item.question), own_solution(item), "drill"))
     for item in sample_items(rng, counts.get("plain", 0), level_weights, exclude, unique=False):
-        slip = rng if rng.random() < slip_rate else None
-        corpus.append(Example(template.format(item.question), own_solution(item, slip), "plain"))
+        if rng.random() < expert_style_rate:
+            response = expert_solution(item, rng)
+        else:
+            response = own_solution(item, rng if rng.random() < slip_rate else None)
+        corpus.append(Example(template.format(item.question), response, "plain"))
     for item in sample_items(rng, counts.get("guided", 0), level_weights, exclude, unique=False):
         prompt = template.format_guided(item.question, expert_solution(item, rng))
         corpus.append(Example(prompt, own_solution(item), "guided"))

@@ -16,11 +16,17 @@ ordered unlike what the base model writes, so they are unlikely under it. Here:
   (each result is written right after its operands: a small model learns that far faster than
   results buried in a rewritten expression);
 
-- expert style (the demonstrations in the train split): prose, one sentence per operation, with
-  commutative operands swapped and varied wording::
+- expert style (the demonstrations in the train split): prose that first restates the
+  expression, then one sentence per operation, commutative operands swapped, varied wording,
+  and what is left to evaluate after each step (the same scratchpad, in other words)::
 
-      First, multiply 12 by 6 to get 72. Next, adding 7 to 72 gives 79. Finally, take 5
-      away from 79, leaving 74. The answer is \\boxed{74}.
+      We need 7 + 6 * 12 - 5. First, multiply 12 by 6 to get 72, which leaves 7 + 72 - 5.
+      Next, adding 7 to 72 gives 79, which leaves 79 - 5. Finally, take 5 away from 79,
+      leaving 74. The answer is \\boxed{74}.
+
+  Pretraining writes a small share of its plain solutions in this style (`expert_style_rate`
+  of the world's recipe), so the expert's text is unlikely under the base model but inside its
+  support, as a real expert's is for a real base model.
 
 Both end in `\\boxed{answer}` so `mtg_ray.grading.grade` applies. Responses start right after
 the prompt's "Solution:" with no separator, so stripping a response never changes a record.
@@ -30,7 +36,7 @@ through to a wrong answer): the pretraining corpus uses a few to keep the base m
 
 import random
 
-from mtg_ray.tinyworld.task import Expr, Item, Step, compact, evaluate
+from mtg_ray.tinyworld.task import Expr, Item, Step, compact, evaluate, spaced
 
 # Expert phrasing per operator: {a} op {b} = {r}; products and sums name their operands swapped.
 EXPERT_PHRASES: dict[str, tuple[str, ...]] = {
@@ -40,6 +46,8 @@ EXPERT_PHRASES: dict[str, tuple[str, ...]] = {
     "/": ("divide {a} by {b} to get {r}", "{a} split into {b} equal parts is {r} each"),
 }
 EXPERT_ENDINGS = ("The answer is \\boxed{{{r}}}.", "So the result is \\boxed{{{r}}}.")
+EXPERT_OPENINGS = ("We need {e}.", "We evaluate {e}.")
+EXPERT_LEFT = (", which leaves {e}", ", so we have {e}")
 SLIP_DELTAS = (-10, -2, -1, 1, 2, 10)
 
 
@@ -83,10 +91,13 @@ def _connector(i: int, n: int) -> str:
 
 
 def expert_solution(item: Item, rng: random.Random) -> str:
-    """The expert's style: one sentence per operation, wording drawn from `rng`."""
-    sentences = []
+    """The expert's style: the expression, then one sentence per operation with what is left,
+    wording drawn from `rng`."""
+    sentences = [rng.choice(EXPERT_OPENINGS).format(e=spaced(item.expr))]
     for i, s in enumerate(item.steps):
         text = rng.choice(EXPERT_PHRASES[s.op]).format(a=s.left, b=s.right, r=s.result)
+        if len(s.after) > 1:
+            text += rng.choice(EXPERT_LEFT).format(e=spaced(s.after))
         lead = _connector(i, len(item.steps))
         sentences.append(lead + (text if lead else text[0].upper() + text[1:]) + ".")
     sentences.append(rng.choice(EXPERT_ENDINGS).format(r=item.answer))

@@ -1,34 +1,27 @@
-"""A built tiny world on disk, its recipe (`WorldConfig`), and the cached build.
+"""A tiny world's recipe: `WorldConfig`, the splits and the build (`build_into`).
 
-`build_world(cfg, cache_root)` returns the world for a recipe, building it only if the cache has
-none: `<cache_root>/tinyworld-<hash>/` where the hash covers `RECIPE_VERSION`, the config and the
-source of the modules that generate the world. A build happens in a hidden temp folder beside it
-and is renamed into place only when complete, under a lock, so a crash never leaves a half world
-and concurrent callers build once.
+Everything that decides a world's bytes lives in this module and the ones named in
+`SOURCE_MODULES`; `recipe_hash` covers their source, the config and `RECIPE_VERSION`, so any
+change to them is a new world. Opening, caching and the shipped world are in `store.py`.
 """
 
 import dataclasses
-import fcntl
 import hashlib
 import json
 import os
 import random
-import shutil
-import tempfile
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from transformers import Qwen2ForCausalLM
 
 from mtg_ray.data import Problem, iter_jsonl, write_jsonl, write_text
 from mtg_ray.data.jsonl import require_text
 from mtg_ray.models import TinyModelConfig, build_tiny_model
-from mtg_ray.rewriting.prompts import PromptTemplate, get_template
+from mtg_ray.rewriting.prompts import get_template
 from mtg_ray.tinyworld import facts as facts_module
 from mtg_ray.tinyworld.pretrain import Schedule, build_corpus, make_batches, pretrain
 from mtg_ray.tinyworld.styles import expert_solution, own_solution
@@ -36,7 +29,7 @@ from mtg_ray.tinyworld.task import Item, sample_items
 from mtg_ray.tinyworld.tokenizer import world_tokenizer
 
 # Bump when the world changes in a way the config and sources do not show (e.g. a dependency).
-RECIPE_VERSION = "tinyworld-1"
+RECIPE_VERSION = "tinyworld-2"
 TEMPLATE = "plain"
 SPLIT_LEVELS = (1, 2, 3, 4)  # level 0 is pretraining drill only
 SOURCE_MODULES = ("task", "styles", "tokenizer", "pretrain", "sampling", "facts", "world")
@@ -49,28 +42,35 @@ WORLD_MODEL = TinyModelConfig(
     num_hidden_layers=2,
     num_attention_heads=4,
     num_key_value_heads=2,
-    max_position_embeddings=512,
+    max_position_embeddings=768,
 )
 
 
 @dataclass(frozen=True)
 class WorldConfig:
-    """Everything that decides a world. Level weights list levels 1..4 in order."""
+    """Everything that decides a world. Level weights list levels 1..4 in order.
+
+    `pretrain_levels` is the pretraining mix; a level weighted there 0 but not in `train_levels`
+    is skill only the expert demonstrations carry (the default: level 4).
+    """
 
     seed: int = 0
-    n_train: int = 4000
+    n_train: int = 3000
     n_test: int = 500
-    train_levels: tuple[float, ...] = (0.4, 0.35, 0.25, 0.0)
-    test_levels: tuple[float, ...] = (0.2, 0.3, 0.3, 0.2)
+    pretrain_levels: tuple[float, ...] = (0.4, 0.35, 0.25, 0.0)
+    train_levels: tuple[float, ...] = (0.25, 0.25, 0.2, 0.3)
+    test_levels: tuple[float, ...] = (0.25, 0.25, 0.2, 0.3)
     # pretraining: one step per batch of `batch_size` sequences (drill batches: twice that);
     # the fractions of the batches that are drill (one-operation problems) and guided; the
     # rest are plain
     pretrain_steps: int = 1500
     batch_size: int = 32
-    lr: float = 2e-3
+    lr: float = 1e-3
     drill_fraction: float = 0.4
     guided_fraction: float = 0.2
     slip_rate: float = 0.0
+    # the share of plain pretraining solutions written in the expert's style
+    expert_style_rate: float = 0.05
     # the base model's shape (a Qwen2), initialised from `seed`
     model: TinyModelConfig = field(default_factory=lambda: WORLD_MODEL)
     # facts: train problems sampled for accuracy / guided re-solving / log-probs
@@ -84,12 +84,12 @@ class WorldConfig:
         for name in ("n_train", "n_test", "pretrain_steps", "batch_size", "facts_train_sample"):
             if getattr(self, name) < 1:
                 problems.append(f"{name} must be >= 1, got {getattr(self, name)}")
-        for name in ("train_levels", "test_levels"):
+        for name in ("pretrain_levels", "train_levels", "test_levels"):
             w = tuple(getattr(self, name))
             if len(w) != len(SPLIT_LEVELS) or min(w) < 0 or sum(w) <= 0:
                 problems.append(f"{name} needs {len(SPLIT_LEVELS)} non-negative weights, got {w}")
             object.__setattr__(self, name, tuple(float(x) for x in w))  # lists from JSON/yaml
-        for name in ("drill_fraction", "guided_fraction", "slip_rate"):
+        for name in ("drill_fraction", "guided_fraction", "slip_rate", "expert_style_rate"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 problems.append(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.drill_fraction + self.guided_fraction > 1.0:
@@ -106,8 +106,8 @@ class WorldConfig:
             raise ValueError("bad WorldConfig: " + "; ".join(problems))
 
     def levels(self, split: str) -> dict[int, float]:
-        """{level: weight} for "train" (also the pretraining mix) or "test"."""
-        weights = self.train_levels if split == "train" else self.test_levels
+        """{level: weight} for "pretrain", "train" or "test"."""
+        weights = getattr(self, f"{split}_levels")
         return {level: w for level, w in zip(SPLIT_LEVELS, weights, strict=True) if w > 0}
 
     def pretrain_batches(self) -> dict[str, int]:
@@ -136,11 +136,6 @@ def small(seed: int = 0, **overrides: Any) -> WorldConfig:
     return dataclasses.replace(base, **overrides)
 
 
-def default_cache_root() -> Path:
-    """$MTG_RAY_CACHE, else ~/.cache/mtg-ray."""
-    return Path(os.environ.get("MTG_RAY_CACHE", "~/.cache/mtg-ray")).expanduser()
-
-
 def recipe_hash(cfg: WorldConfig) -> str:
     """16 hex digits over RECIPE_VERSION, the config and the generating modules' source."""
     here = Path(__file__).resolve().parent
@@ -166,52 +161,6 @@ def read_split(path: str | os.PathLike[str]) -> list[Problem]:
             )
         )
     return problems
-
-
-@dataclass(frozen=True)
-class World:
-    """A complete world folder: base model, splits, facts. Open one with `World.open`."""
-
-    root: Path
-    config: WorldConfig
-    facts: dict[str, Any] = field(compare=False)
-
-    @property
-    def model_dir(self) -> Path:
-        return self.root / "model"
-
-    @property
-    def train_path(self) -> Path:
-        return self.root / "train.jsonl"
-
-    @property
-    def test_path(self) -> Path:
-        return self.root / "test.jsonl"
-
-    @property
-    def facts_path(self) -> Path:
-        return self.root / "facts.json"
-
-    @property
-    def template(self) -> PromptTemplate:
-        return get_template(TEMPLATE)
-
-    def train_problems(self) -> list[Problem]:
-        return read_split(self.train_path)
-
-    def test_problems(self) -> list[Problem]:
-        return read_split(self.test_path)
-
-    @classmethod
-    def open(cls, root: str | os.PathLike[str]) -> "World":
-        """Load a built world; a folder missing any part is an error, never half-used."""
-        root = Path(root)
-        missing = [name for name in REQUIRED if not (root / name).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{root} is not a complete tiny world (missing {missing})")
-        recipe = json.loads((root / "recipe.json").read_text())
-        facts = json.loads((root / "facts.json").read_text())
-        return cls(root=root, config=WorldConfig(**recipe["config"]), facts=facts)
 
 
 def _split_rows(items: list[Item], split: str, rng: random.Random) -> list[dict[str, Any]]:
@@ -243,8 +192,8 @@ def make_splits(cfg: WorldConfig) -> tuple[list[Item], list[Item]]:
     return train, test
 
 
-def _build(cfg: WorldConfig, out: Path, log: Callable[[str], None]) -> None:
-    """Write a whole world into the empty folder `out`."""
+def build_into(cfg: WorldConfig, out: Path, log: Callable[[str], None]) -> None:
+    """Write a whole world into the empty folder `out` (torch threads: the caller's)."""
     template = get_template(TEMPLATE)
     train, test = make_splits(cfg)
     rows = {"train": _split_rows(train, "train", random.Random(f"tinyworld:{cfg.seed}:expert"))}
@@ -257,7 +206,8 @@ def _build(cfg: WorldConfig, out: Path, log: Callable[[str], None]) -> None:
         rng,
         cfg.pretrain_examples(),
         slip_rate=cfg.slip_rate,
-        level_weights=cfg.levels("train"),
+        expert_style_rate=cfg.expert_style_rate,
+        level_weights=cfg.levels("pretrain"),
         exclude={item.expr for item in train + test},
         template=template,
     )
@@ -282,7 +232,9 @@ def _build(cfg: WorldConfig, out: Path, log: Callable[[str], None]) -> None:
     start = time.monotonic()
     problems = {s: read_split(out / f"{s}.jsonl") for s in rows}
     levels = {r["problem_id"]: r["level"] for s in rows for r in rows[s]}
-    max_new_tokens = max(len(own_solution(item)) for item in train + test) + 16
+    # room for either style (the base model writes the expert's now and then)
+    longest_expert = max(len(r["solution"]) for split in rows.values() for r in split)
+    max_new_tokens = max(longest_expert, *(len(own_solution(i)) for i in train + test)) + 16
     measured = facts_module.measure(
         model, tokenizer, template, problems["train"], problems["test"], levels,
         n_train_sample=cfg.facts_train_sample, max_new_tokens=max_new_tokens, seed=cfg.seed,
@@ -308,62 +260,3 @@ def _build(cfg: WorldConfig, out: Path, log: Callable[[str], None]) -> None:
         "config": dataclasses.asdict(cfg),
     }
     write_text(out / "recipe.json", json.dumps(recipe, indent=2) + "\n")
-
-
-def _fsync_tree(folder: Path) -> None:
-    """Flush every file of a finished build to disk and make it world-readable (mkdtemp: 0700)."""
-    for path in sorted(folder.rglob("*")):
-        if path.is_file():
-            with open(path, "rb+") as f:
-                os.fsync(f.fileno())
-    folder.chmod(0o755)
-
-
-@contextmanager
-def _locked(path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on `path` (created if absent), held for the block."""
-    with open(path, "a") as f:
-        fcntl.flock(f, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-@contextmanager
-def _threads(n: int) -> Iterator[None]:
-    """torch intra-op threads fixed to `n` for the block (builds are deterministic per count)."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(n)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
-
-
-def build_world(
-    cfg: WorldConfig | None = None,
-    cache_root: str | os.PathLike[str] | None = None,
-    log: Callable[[str], None] | None = None,
-) -> World:
-    """The world for `cfg` (default `WorldConfig()`), from the cache or freshly built into it."""
-    cfg = cfg or WorldConfig()
-    root = Path(cache_root) if cache_root is not None else default_cache_root()
-    root.mkdir(parents=True, exist_ok=True)
-    final = root / f"tinyworld-{recipe_hash(cfg)}"
-    say = log or (lambda _: None)
-    if final.is_dir():
-        return World.open(final)
-    with _locked(root / f".{final.name}.lock"):
-        if final.is_dir():  # another process built it while we waited
-            return World.open(final)
-        say(f"building {final}")
-        tmp = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".tmp", dir=root))
-        try:
-            with _threads(cfg.num_threads):
-                _build(cfg, tmp, say)
-            _fsync_tree(tmp)
-            os.rename(tmp, final)
-        finally:
-            shutil.rmtree(tmp, ignore_errors=True)
-    return World.open(final)

@@ -7,7 +7,15 @@ from pathlib import Path
 import pytest
 
 from mtg_ray.data import read_benchmark
-from mtg_ray.tinyworld import World, WorldConfig, build_world, recipe_hash, small
+from mtg_ray.tinyworld import (
+    SHIPPED,
+    World,
+    WorldConfig,
+    build_world,
+    recipe_hash,
+    shipped_hash,
+    small,
+)
 from mtg_ray.tinyworld import world as world_module
 from mtg_ray.tinyworld.world import WORLD_MODEL
 
@@ -29,8 +37,30 @@ def test_recipe_hash_follows_the_recipe() -> None:
     assert recipe_hash(WorldConfig(seed=1)) != recipe_hash(WorldConfig())
     assert recipe_hash(WorldConfig(pretrain_steps=7)) != recipe_hash(WorldConfig())
     # JSON turns tuples into lists: a config read back hashes the same
-    listed = WorldConfig(train_levels=[0.4, 0.35, 0.25, 0.0])  # type: ignore[arg-type]
+    listed = WorldConfig(train_levels=[0.25, 0.25, 0.2, 0.3])  # type: ignore[arg-type]
     assert recipe_hash(listed) == recipe_hash(WorldConfig())
+
+
+def test_the_shipped_world_is_the_default_recipe_and_is_used(tmp_path: Path) -> None:
+    assert shipped_hash() == recipe_hash(WorldConfig()), (
+        "the tiny world's recipe changed: rebuild the shipped copy with "
+        "`python scripts/build_world.py --ship` and commit it"
+    )
+    world = build_world(WorldConfig(), tmp_path / "cache")
+    assert world.root == SHIPPED and not (tmp_path / "cache").exists()  # loaded, not built
+    assert world.config == WorldConfig()
+    levels = {p.level for p in world.test_problems()}
+    assert levels == {"1", "2", "3", "4"}
+
+
+def test_the_shipped_world_meets_its_design() -> None:
+    """The targets README fixed before the world was built (and before any method ran)."""
+    facts = World.open(SHIPPED).facts
+    assert -1.5 <= facts["logprob_per_token_expert"] <= -0.2  # expert style: inside the support
+    assert facts["logprob_per_token_self"] > facts["logprob_per_token_expert"]
+    assert facts["test_accuracy_t1_by_level"]["4"] < 0.15  # level 4: skill the base lacks
+    assert 0.05 <= facts["guided_success_by_level"]["4"] <= 0.9  # guided: possible, imperfect
+    assert WorldConfig().levels("pretrain").get(4, 0.0) == 0.0 < WorldConfig().levels("train")[4]
 
 
 def test_same_seed_same_world_and_the_cache_is_used(cache: Path, tmp_path: Path) -> None:
