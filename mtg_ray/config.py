@@ -48,8 +48,8 @@ class DataConfig:
 
     train: str = "tinyworld"
     test: tuple[str, ...] = ("tinyworld",)
-    max_train_problems: int = 1024
-    max_test_problems: int = 250
+    max_train_problems: int = 0
+    max_test_problems: int = 0
 
 
 @dataclass(frozen=True)

@@ -2,9 +2,10 @@
 
     python scripts/demo.py [key=value ...]
 
-Builds the tiny world (cached), rewrites its train split with the base model, trains SFT and DFT
-on the raw expert data and DR+IS and DR+DFT on the rewritten data, evaluates all of them and the
-base model on the world's test split, and prints the table. The last line is the `demo:` line.
+Loads the tiny world (shipped in the repository), rewrites its train split with the base model,
+trains SFT and DFT on the raw expert data and DR+SFT, DR+DFT and DR+IS on the rewritten data
+(each at its selected lr, `train.method_lr`), evaluates all of them and the base model on the
+world's test split, and prints the table. The last line is the `demo:` line.
 Same as `python scripts/run.py main [key=value ...]`; rerun after a crash to continue.
 """
 

@@ -1,15 +1,16 @@
 """Run a job: `python scripts/run.py <job> [--config tiny] [key=value ...]`.
 
 Jobs: world (build the tiny world and print its facts), rewrite, train (`train.dataset` with
-`train.objective`), evaluate, main (world -> rewrite -> train baselines and ours -> evaluate ->
-results table), online (`online.method` with per-batch rewriting against the live policy, keys
-`online.*`; see configs/online.yaml), compare_online (offline vs online `online.method` at equal
-steps), study (`--seeds N`: the main job once per seed, then mean and spread over seeds,
-paired differences with problem-bootstrap intervals, into `<--results-dir>/results.md` and
-`results.png`; `--online dr_sft,dr_dft,dr_is` adds those methods' online runs at equal
-steps). Overrides use the config keys of configs/ (hydra syntax), e.g.
-`learner.lr=1e-4 world=small train.objective=dft`. Under `ray job submit`, add
-`resources=cluster` to join the job's cluster.
+`train.objective`), evaluate, select_lr (each method at each `train.lr_grid` value, chosen on
+a validation split cut from train), main (world -> rewrite -> train baselines and ours ->
+evaluate -> results table), online (`online.method` with per-batch rewriting against the live
+policy, keys `online.*`; see configs/online.yaml), compare_online (offline vs online
+`online.method` at equal steps), study (`--seeds N`: select_lr once, then the main job once per
+seed at the selected lrs, then mean and spread over seeds, paired differences with
+problem-bootstrap intervals, into `<--results-dir>/results.md` and `results.png`; `--online
+dr_sft,dr_dft,dr_is` adds those methods' online runs at equal steps). Overrides use the config
+keys of configs/ (hydra syntax), e.g. `learner.lr=1e-4 world=small train.objective=dft`. Under
+`ray job submit`, add `resources=cluster` to join the job's cluster.
 """
 
 import argparse
@@ -20,11 +21,15 @@ from pathlib import Path
 
 from mtg_ray.config import compose
 from mtg_ray.objectives import Objective
-from mtg_ray.pipelines import offline
+from mtg_ray.pipelines import offline, online
+from mtg_ray.pipelines.select_lr import select_lr
 from mtg_ray.pipelines.session import rollout_group, start
 from mtg_ray.pipelines.study import study_job
 
-JOBS = ("world", "rewrite", "train", "evaluate", "main", "online", "compare_online", "study")
+JOBS = (
+    "world", "rewrite", "train", "evaluate", "select_lr", "main", "online", "compare_online",
+    "study",
+)  # fmt: skip
 
 
 def main() -> None:
@@ -36,13 +41,19 @@ def main() -> None:
     parser.add_argument(
         "--online", default="", help="study: methods also run online, e.g. dr_sft,dr_dft,dr_is"
     )
+    parser.add_argument(
+        "--no-select-lr",
+        action="store_true",
+        help="study: train at train.method_lr instead of selecting lrs first",
+    )
     parser.add_argument("overrides", nargs="*", help="hydra overrides, e.g. learner.lr=1e-4")
     args = parser.parse_intermixed_args()  # overrides may come before or after --config
     cfg = compose(args.config, args.overrides)
     if args.job == "study":  # starts Ray itself, once per seed's run
         command = "python " + shlex.join(["scripts/run.py", *sys.argv[1:]])
-        online = [m for m in args.online.split(",") if m]
-        print(study_job(cfg, args.seeds, Path(args.results_dir), command, online))
+        methods = [m for m in args.online.split(",") if m]
+        results_dir = Path(args.results_dir)
+        print(study_job(cfg, args.seeds, results_dir, command, methods, not args.no_select_lr))
         return
     run = start(cfg)
     if args.job == "world":
@@ -60,6 +71,9 @@ def main() -> None:
     elif args.job == "evaluate":
         with rollout_group(run) as rollout:
             print(json.dumps(offline.evaluate_job(run, rollout, "evaluate"), indent=1))
+    elif args.job == "select_lr":
+        with rollout_group(run) as rollout:
+            print(json.dumps(select_lr(run, rollout), indent=1))
     elif args.job == "online":
         with rollout_group(run) as rollout:
             result = online.online_job(run, rollout)

@@ -14,7 +14,7 @@ class EvalConfig:
     n: int = 4
     temperature: float = 1.0
     top_p: float = 1.0
-    max_tokens: int = 200
+    max_tokens: int = 320
     greedy: bool = True
 
     def sampling(self) -> SamplingConfig:

@@ -1,9 +1,9 @@
 """LearnerConfig: the DeepSpeed learner group (configs/learner/*.yaml); TrainConfig: what the
 training loop runs over (`train:` in configs/tiny.yaml)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
-from mtg_ray.objectives import list_objectives
+from mtg_ray.objectives import METHODS, list_objectives
 
 ZERO_STAGES = (0, 1, 2, 3)
 DTYPES = ("auto", "float32", "bfloat16")
@@ -12,6 +12,9 @@ BACKENDS = ("gloo", "nccl")
 # micro_batch_mean: the authors' trainer: each micro-batch's token-mean loss back-propagated as
 # is, so a rank's gradient is the sum over its micro-batches (averaged over ranks), then clipped.
 LOSS_REDUCTIONS = ("token_mean", "micro_batch_mean")
+# The study's lr selection on the default tiny world (docs/lr_selection.json); a test keeps the
+# two equal. Empty until a selection exists: every method then trains at learner.lr.
+TINY_METHOD_LR: dict[str, float] = {}
 
 
 @dataclass(frozen=True)
@@ -42,7 +45,7 @@ class LearnerConfig:
     lr: float = 2e-4
     warmup_ratio: float = 0.1
     min_lr_ratio: float = 0.0
-    weight_decay: float = 0.0
+    weight_decay: float = 0.01
     betas: tuple[float, float] = (0.9, 0.95)
     eps: float = 1e-8
     grad_clip: float = 1.0
@@ -119,16 +122,39 @@ class TrainConfig:
     demonstrations; or a records parquet file or folder) with `objective` (a registered
     objective; the `main` job picks each method's own). epochs over the data; max_steps caps
     them (0 = no cap). eval_every / save_every: optimizer steps between evaluations /
-    checkpoints (0 = only at the end)."""
+    checkpoints (0 = only at the end).
+
+    Learning rates, one procedure for every method (`select_lr`): each method trains once per
+    `lr_grid` value on the train split less its last `validation_problems` problems, and the
+    one with the best avg@`validation_n` on those held-out problems is chosen (ties: the
+    smaller). `method_lr` holds a selection (method -> peak lr) and is what the jobs train
+    with; a method it does not list trains at `learner.lr`. The default is the selection the
+    study made on the default tiny world (docs/lr_selection.json, checked by a test).
+    """
 
     dataset: str = "rewritten"
     objective: str = "dft"
-    epochs: int = 2
+    epochs: int = 1
     max_steps: int = 0
     eval_every: int = 0
     save_every: int = 16
+    lr_grid: tuple[float, ...] = (1e-4, 3e-4, 1e-3)
+    validation_problems: int = 300
+    validation_n: int = 4
+    method_lr: dict[str, float] = field(default_factory=lambda: dict(TINY_METHOD_LR))
+
+    def lr(self, method: str, default: float) -> float:
+        """The peak lr `method` trains at: its selection, else `default` (`learner.lr`)."""
+        return float(self.method_lr.get(method, default))
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.method_lr) - set(METHODS))
+        if unknown:
+            raise ValueError(f"train.method_lr names unknown methods {unknown}: {list(METHODS)}")
+        if not self.lr_grid or min(self.lr_grid) <= 0:
+            raise ValueError(f"train.lr_grid needs positive lrs, got {self.lr_grid}")
+        if self.validation_problems < 1 or self.validation_n < 1:
+            raise ValueError("train.validation_problems and train.validation_n must be >= 1")
         if self.objective not in list_objectives():
             raise ValueError(
                 f"train.objective must be one of {list_objectives()}, got {self.objective!r}"

@@ -72,10 +72,11 @@ def evaluate_job(run: Run, rollout: Rollout, name: str) -> dict[str, dict[str, f
 
 def train_job(
     run: Run, records: list[Record], objective: Objective, name: str,
-    rollout: Rollout | None = None,
+    rollout: Rollout | None = None, lr: float | None = None,
 ) -> dict[str, Any]:  # fmt: skip
-    """Train a fresh learner group from the base policy on `records` (`train.*` decides epochs,
-    checkpoints and evaluations); `rollout`, if given, ends holding the trained weights."""
+    """Train a fresh learner group from the base policy on `records` at peak `lr` (default
+    `learner.lr`; `train.*` decides epochs, checkpoints and evaluations); `rollout`, if given,
+    ends holding the trained weights."""
     cfg = run.cfg
     schedule = batch_schedule(
         len(records),
@@ -95,7 +96,7 @@ def train_job(
         return {f"eval/{b}/{m}": v for b, ms in results.items() for m, v in ms.items()}
 
     loop = TrainLoop(
-        make_learner=lambda: run.learner_group(steps),
+        make_learner=lambda: run.learner_group(steps, lr),
         source=RecordBatches(records, schedule),
         objective=objective,
         steps=steps,
@@ -127,7 +128,8 @@ def main_job(run: Run) -> str:
         for method in run.cfg.methods:
             if not (run.out / method / "eval.json").is_file():
                 data = run.expert if METHODS[method].dataset == "expert" else rewritten
-                train_job(run, data, method_objective(run, method), method, rollout)
+                lr = run.cfg.train.lr(method, run.cfg.learner.lr)
+                train_job(run, data, method_objective(run, method), method, rollout, lr)
             results[method] = evaluate_job(run, rollout, method)
     _, accuracy = headline_accuracy(results)
     table = write_report(run.out, results, accuracy, summary)

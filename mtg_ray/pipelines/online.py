@@ -38,8 +38,9 @@ def online_name(cfg: JobConfig) -> str:
 
 
 def online_job(run: Run, rollout: Rollout, grader: Grader | None = None) -> dict[str, Any]:
-    """Train `online.method` online from the base policy; the rollout group ends holding the
-    final weights. Returns the loop's result (last step's metrics, timings)."""
+    """Train `online.method` online from the base policy (at the method's lr, as offline); the
+    rollout group ends holding the final weights. Returns the loop's result (last step's
+    metrics, timings)."""
     cfg = run.cfg
     if cfg.rewrite.keep != "one":
         raise ValueError("online mode needs rewrite.keep=one (one record per problem per step)")
@@ -56,7 +57,9 @@ def online_job(run: Run, rollout: Rollout, grader: Grader | None = None) -> dict
 
     monitor = Monitor(run.out / "tb" / name)
     loop = TrainLoop(
-        make_learner=lambda: run.learner_group(steps),
+        make_learner=lambda: run.learner_group(
+            steps, cfg.train.lr(cfg.online.method, cfg.learner.lr)
+        ),
         source=OnlineBatches(problems, schedule, rewrite, cfg.online, run.out / name / "data"),
         objective=method_objective(run, cfg.online.method),
         steps=steps,

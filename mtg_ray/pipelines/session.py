@@ -1,6 +1,7 @@
 """What every job starts from: Ray (joined or started), the tiny world when the config uses it,
 the resolved policy, its tokenizer, and the problem sets, read once per run."""
 
+import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -62,9 +63,11 @@ class Run:
         """Grade (response, answer) pairs in `rewrite.grading_tasks` parallel Ray tasks."""
         return lambda pairs: grade_parallel(pairs, self.cfg.rewrite.grading_tasks)
 
-    def learner_group(self, total_steps: int) -> LearnerGroup:
-        """A fresh learner group on the base policy, its lr schedule `total_steps` long."""
-        return LearnerGroup(self.cfg.learner, self.model_path, max(1, total_steps))
+    def learner_group(self, total_steps: int, lr: float | None = None) -> LearnerGroup:
+        """A fresh learner group on the base policy, its lr schedule `total_steps` long,
+        peaking at `lr` (default `learner.lr`)."""
+        cfg = self.cfg.learner if lr is None else dataclasses.replace(self.cfg.learner, lr=lr)
+        return LearnerGroup(cfg, self.model_path, max(1, total_steps))
 
 
 def start(cfg: JobConfig) -> Run:

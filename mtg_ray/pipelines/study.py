@@ -1,5 +1,6 @@
-"""The study job: the main job once per seed on one world (and, on request, online runs of
-methods on rewritten data at the offline runs' steps), then the statistics the paper's claims
+"""The study job: the lr selection (`select_lr`, once, in seed 0's run), the main job once per
+seed on one world at the selected lrs (and, on request, online runs of methods on rewritten
+data at the offline runs' steps), then the statistics the paper's claims
 need (mean and spread over seeds, paired differences with problem-bootstrap intervals), written
 as `<results_dir>/results.md` and `results.png`.
 
@@ -24,6 +25,7 @@ from mtg_ray.evaluate.study import difference_table, method_table, run_means, st
 from mtg_ray.objectives import ONLINE_METHODS
 from mtg_ray.pipelines.offline import evaluate_job, main_job
 from mtg_ray.pipelines.online import online_job, online_name
+from mtg_ray.pipelines.select_lr import select_lr
 from mtg_ray.pipelines.session import Run, rollout_group, start
 
 
@@ -76,17 +78,34 @@ def online_runs(run: Run, methods: Sequence[str]) -> list[str]:
     return names
 
 
+def with_selected_lrs(cfg: JobConfig, results_dir: Path) -> tuple[JobConfig, dict | None]:
+    """Select lrs in seed 0's run; `cfg` training at them, and the selection (also written to
+    `<results_dir>/lr_selection.json`)."""
+    run = start(seed_config(cfg, 0))
+    with rollout_group(run) as rollout:
+        selection = select_lr(run, rollout)
+    results_dir.mkdir(parents=True, exist_ok=True)
+    write_text(results_dir / "lr_selection.json", json.dumps(selection, indent=1) + "\n")
+    train = dataclasses.replace(cfg.train, method_lr=dict(selection["selected"]))
+    return dataclasses.replace(cfg, train=train), selection
+
+
 def study_job(
-    cfg: JobConfig, seeds: int, results_dir: Path, command: str, online: Sequence[str] = ()
-) -> str:
-    """Run the main job (and the `online` methods online) for `seeds` seeds and write the
-    study's tables and plot. Returns the `study:` line (mean avg@n per run)."""
+    cfg: JobConfig, seeds: int, results_dir: Path, command: str, online: Sequence[str] = (),
+    select: bool = True,
+) -> str:  # fmt: skip
+    """Select lrs (unless `select` is false: then `train.method_lr` as given), run the main job
+    (and the `online` methods online) for `seeds` seeds, and write the study's tables and plot.
+    Returns the `study:` line (mean avg@n per run)."""
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     unknown = [m for m in online if m not in ONLINE_METHODS]
     if unknown:
         raise ValueError(f"--online takes methods of {ONLINE_METHODS}, got {unknown}")
     started = time.monotonic()
+    selection = None
+    if select:
+        cfg, selection = with_selected_lrs(cfg, results_dir)
     outs, online_names = [], []
     for s in range(seeds):
         run = start(seed_config(cfg, s))
@@ -107,6 +126,7 @@ def study_job(
         for m in names
     }
     lines = _report(cfg, seeds, command, wall, benchmark, len(problems), acc, evals)
+    lines += _selection_lines(cfg, selection)
     results_dir.mkdir(parents=True, exist_ok=True)
     write_text(results_dir / "results.md", "\n".join(lines) + "\n")
     _plot(acc, results_dir / "results.png", f"{benchmark}: avg@n over {seeds} seeds")
@@ -142,6 +162,28 @@ def _report(cfg, seeds, command, wall, benchmark, n_problems, acc, evals) -> lis
     for m, per_seed in evals.items():
         values = [np.mean([e[k] for e in per_seed]) for k in metrics]
         lines.append(f"| {m} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
+    return lines
+
+
+def _selection_lines(cfg: JobConfig, selection: dict | None) -> list[str]:
+    """The learning rates each method trained at, and (if selected here) how they were chosen."""
+    lines = ["", "## Learning rates", ""]
+    if selection is None:
+        rates = ", ".join(f"{m} {cfg.train.lr(m, cfg.learner.lr):g}" for m in cfg.methods)
+        return lines + [f"Given, not selected here: {rates}."]
+    grid = [f"{lr:g}" for lr in selection["lr_grid"]]
+    lines += [
+        f"Selected in seed 0's run: each method trained once per lr on the train split less its "
+        f"last {selection['validation_problems']} problems, then avg@{selection['validation_n']} "
+        f"on those held-out problems; the best lr wins (ties: the smaller). Same grid and "
+        f"budget for every method.",
+        "",
+        "| method | " + " | ".join(f"lr {lr}" for lr in grid) + " | selected |",
+        "|---" * (len(grid) + 2) + "|",
+    ]
+    for method, scores in selection["accuracy"].items():
+        cells = " | ".join(f"{scores[lr]:.4f}" for lr in grid)
+        lines.append(f"| {method} | {cells} | {selection['selected'][method]:g} |")
     return lines
 
 

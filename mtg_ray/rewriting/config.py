@@ -17,7 +17,7 @@ class RewriteConfig:
     guided_samples: int = 4
     temperature: float = 1.0
     top_p: float = 1.0
-    max_tokens: int = 200
+    max_tokens: int = 320
     keep: str = "one"
     max_per_problem: int = 1
     shard_size: int = 256

@@ -34,7 +34,7 @@ class RolloutConfig:
     kv_cache_bytes: int = 256 << 20
     gpu_memory_utilization: float = 0.5
     dtype: str = "float32"
-    max_model_len: int = 512
+    max_model_len: int = 768
     seed: int = 0
     enforce_eager: bool = True
     max_retries: int = 2

@@ -1,0 +1,72 @@
+"""The learning-rate selection: one procedure, one budget, for every method.
+
+Each method trains once per `train.lr_grid` value, on the train split less its last
+`train.validation_problems` problems (their rewritten records, or their expert ones), and is
+evaluated with `train.validation_n` samples per held-out problem; the lr with the best avg@n is
+chosen, ties going to the smaller. The rewrite is the run's own (`rewrite_job`, shared with the
+main job of the same run), so selecting costs training and validation only. Every candidate
+lives in `<out>/select_lr/<method>/lr-<lr>` and resumes like any run; the result is
+`<out>/select_lr/selection.json`.
+"""
+
+import dataclasses
+import json
+from typing import Any
+
+from mtg_ray.data import Record, write_text
+from mtg_ray.learner.lr_selection import choose_lr
+from mtg_ray.objectives import METHODS
+from mtg_ray.pipelines.evaluate import evaluate
+from mtg_ray.pipelines.offline import method_objective, rewrite_job, train_job
+from mtg_ray.pipelines.protocols import Rollout
+from mtg_ray.pipelines.session import Run
+
+VALIDATION = "validation"
+
+
+def select_lr(run: Run, rollout: Rollout) -> dict[str, Any]:
+    """Run (or read back) the selection for `run.cfg.methods`; returns selection.json's dict:
+    grid, validation size and n, avg@n per method and lr, and `selected` (method -> lr)."""
+    cfg, out = run.cfg, run.out / "select_lr"
+    path = out / "selection.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    k = cfg.train.validation_problems
+    if k >= len(run.train_problems):
+        raise ValueError(
+            f"train.validation_problems ({k}) must be fewer than the {len(run.train_problems)} "
+            "train problems"
+        )
+    held_out = run.train_problems[-k:]
+    held_ids = {p.problem_id for p in held_out}
+    rewritten, _ = rewrite_job(run, rollout)
+    data: dict[str, list[Record]] = {
+        "rewritten": [r for r in rewritten if r.problem_id not in held_ids],
+        "expert": [r for r in run.expert if r.problem_id not in held_ids],
+    }
+    eval_cfg = dataclasses.replace(cfg.eval, n=cfg.train.validation_n, greedy=False)
+    accuracy: dict[str, dict[str, float]] = {}
+    for method in cfg.methods:
+        accuracy[method] = {}
+        for lr in cfg.train.lr_grid:
+            name = f"select_lr/{method}/lr-{lr:g}"
+            result_path = run.out / name / "validation.json"
+            if not result_path.is_file():
+                records = data[METHODS[method].dataset]
+                train_job(run, records, method_objective(run, method), name, rollout, lr)
+                results = evaluate(
+                    rollout, run.tokenizer, run.template, {VALIDATION: held_out}, eval_cfg,
+                    run.grader(),
+                )  # fmt: skip
+                write_text(result_path, json.dumps(results, indent=1))
+            metrics = json.loads(result_path.read_text())[VALIDATION]
+            accuracy[method][f"{lr:g}"] = metrics[f"avg@{eval_cfg.n}"]
+    selection = {
+        "lr_grid": list(cfg.train.lr_grid),
+        "validation_problems": k,
+        "validation_n": cfg.train.validation_n,
+        "accuracy": accuracy,
+        "selected": {m: choose_lr(a) for m, a in accuracy.items()},
+    }
+    write_text(path, json.dumps(selection, indent=1) + "\n")
+    return selection

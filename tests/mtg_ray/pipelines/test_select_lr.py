@@ -1,0 +1,116 @@
+"""The lr selection driver over in-process stand-ins: every method gets the same grid and
+budget, validation problems never reach training, the best validation lr wins."""
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from mtg_ray.config import JobConfig
+from mtg_ray.learner import TrainConfig
+from mtg_ray.learner.lr_selection import choose_lr
+from mtg_ray.pipelines.select_lr import select_lr
+from mtg_ray.pipelines.session import Run
+
+GRID = (1e-4, 3e-4, 1e-3)
+# The lr at which each method's stand-in policy solves everything; elsewhere it solves nothing.
+BEST = {"sft": 1e-3, "dr_dft": 1e-4}
+
+
+def test_choose_lr_takes_the_best_and_breaks_ties_low() -> None:
+    assert choose_lr({"0.0001": 0.2, "0.0003": 0.5, "0.001": 0.4}) == 3e-4
+    assert choose_lr({"0.001": 0.5, "0.0001": 0.5, "0.0003": 0.1}) == 1e-4
+    with pytest.raises(ValueError, match="no validation scores"):
+        choose_lr({})
+
+
+def test_method_lr_is_checked_and_falls_back_to_learner_lr() -> None:
+    train = TrainConfig(method_lr={"sft": 1e-3})
+    assert train.lr("sft", 2e-4) == 1e-3 and train.lr("dft", 2e-4) == 2e-4
+    with pytest.raises(ValueError, match="unknown methods"):
+        TrainConfig(method_lr={"sgd": 1e-3})
+    with pytest.raises(ValueError, match="lr_grid"):
+        TrainConfig(lr_grid=())
+
+
+def _run(standins, tmp_path: Path, created=lambda learner: None) -> Run:
+    """A Run whose learner groups are stand-ins that remember their lr (`created` sees each)."""
+    cfg = JobConfig(
+        methods=tuple(BEST),
+        output_dir=str(tmp_path),
+        train=TrainConfig(lr_grid=GRID, validation_problems=6, validation_n=2, save_every=0),
+        learner=dataclasses.replace(JobConfig().learner, train_batch_size=16, micro_batch_size=8),
+    )
+
+    class Learner(standins.Learner):
+        def __init__(self, lr: float) -> None:
+            super().__init__()
+            self.lr = lr
+            created(self)
+
+        def named_weights(self, bucket_bytes: int):  # the "weights" say which lr trained
+            yield from super().named_weights(bucket_bytes)
+            yield "lr", torch.tensor([self.lr], dtype=torch.float64)
+
+    class StandInRun(Run):
+        def learner_group(self, total_steps: int, lr: float | None = None) -> Learner:
+            return Learner(lr if lr is not None else self.cfg.learner.lr)
+
+        def grader(self):
+            return standins.grader
+
+    run = StandInRun(cfg, None, tmp_path, "standin", standins.tokenizer)
+    run.__dict__["train_problems"] = standins.problems(38)
+    return run
+
+
+def test_selection_trains_every_method_on_the_same_grid_without_validation(
+    standins, tmp_path: Path
+) -> None:
+    trained: list = []
+    rollout = standins.Rollout()
+    methods = iter(m for m in BEST for _ in GRID)  # select_lr's order: method, then lr
+
+    def created(learner) -> None:
+        rollout.method = next(methods)
+        trained.append(learner)
+
+    def policy(prompt: str, version: int, i: int) -> str:
+        k = standins.answer_of(prompt)
+        good = version > 0 and rollout.lr == BEST[rollout.method]
+        return f"so \\boxed{{{k if good else k + 1}}}"
+
+    def update(named, version: int) -> None:
+        rollout.lr = float(dict(named)["lr"][0])
+        rollout.version = version
+
+    rollout.policy, rollout.update_weights, rollout.lr = policy, update, 0.0
+    run = _run(standins, tmp_path, created)
+    selection = select_lr(run, rollout)
+
+    assert selection["selected"] == BEST
+    assert selection["lr_grid"] == list(GRID) and selection["validation_problems"] == 6
+    assert [(lr, acc) for lr, acc in selection["accuracy"]["sft"].items()] == [
+        ("0.0001", 0.0), ("0.0003", 0.0), ("0.001", 1.0)
+    ]  # fmt: skip
+    held_out = {f"p{k}" for k in range(32, 38)}
+    assert len(trained) == 2 * len(GRID)
+    steps = {len(learner.trained) for learner in trained}
+    assert steps == {2}  # 32 problems, batch 16, one epoch: the same budget for every run
+    for learner in trained:
+        ids = {pid for batch in learner.trained for pid in batch}
+        assert ids and not ids & held_out
+    on_disk = json.loads((tmp_path / "select_lr" / "selection.json").read_text())
+    assert on_disk == selection
+
+    trained.clear()
+    assert select_lr(run, rollout) == selection and not trained  # read back, nothing retrained
+
+
+def test_too_many_validation_problems_is_an_error(standins, tmp_path: Path) -> None:
+    run = _run(standins, tmp_path)
+    run.__dict__["train_problems"] = standins.problems(6)
+    with pytest.raises(ValueError, match="validation_problems"):
+        select_lr(run, standins.Rollout())
