@@ -12,9 +12,11 @@ BACKENDS = ("gloo", "nccl")
 # micro_batch_mean: the authors' trainer: each micro-batch's token-mean loss back-propagated as
 # is, so a rank's gradient is the sum over its micro-batches (averaged over ranks), then clipped.
 LOSS_REDUCTIONS = ("token_mean", "micro_batch_mean")
-# The study's lr selection on the default tiny world (docs/lr_selection.json); a test keeps the
-# two equal. Empty until a selection exists: every method then trains at learner.lr.
-TINY_METHOD_LR: dict[str, float] = {}
+# The study's lr selection on the shipped tiny world (docs/lr_selection.json, written by
+# `scripts/run.py study`); a test keeps the two equal.
+TINY_METHOD_LR: dict[str, float] = {
+    "sft": 1e-3, "dft": 1e-3, "dr_sft": 1e-4, "dr_dft": 3e-4, "dr_is": 1e-4,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -6,6 +6,7 @@ that owns it; keys the code derives are not keys at all.
 """
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -139,3 +140,13 @@ def test_unknown_keys_and_bad_values_fail_by_name() -> None:
         compose("tiny", ["train.objective=ppo"])
     with pytest.raises(ValueError, match="methods"):
         compose("tiny", ["methods=[sft,bogus]"])
+
+
+def test_the_cpu_default_trains_at_the_studys_lr_selection() -> None:
+    """train.method_lr's default is what `study` selected on the shipped world, nothing else."""
+    selection = json.loads((REPO_ROOT / "docs" / "lr_selection.json").read_text())
+    assert set(selection["selected"]) == set(JobConfig().methods)
+    assert JobConfig().train.method_lr == selection["selected"]
+    assert compose("tiny").train.method_lr == selection["selected"]
+    assert list(JobConfig().train.lr_grid) == selection["lr_grid"]
+    assert compose("paper_qwen2.5-math-1.5b").train.method_lr == {}  # the authors' single lr
