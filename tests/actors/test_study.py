@@ -1,5 +1,6 @@
 """The study job end to end on a small tiny world: two seeds, two methods, real Ray/vLLM/DS."""
 
+import json
 import re
 from pathlib import Path
 
@@ -32,6 +33,9 @@ def test_study_runs_each_seed_and_writes_the_report(
             "learner.train_batch_size=16",
             "learner.micro_batch_size=4",
             "train.epochs=1",
+            "train.validation_problems=8",
+            "train.validation_n=1",
+            "train.lr_grid=[1e-4,1e-3]",
         ],
     )
     command = "python scripts/run.py study --seeds 2 --online dr_sft"
@@ -49,3 +53,10 @@ def test_study_runs_each_seed_and_writes_the_report(
     assert (tmp_path / "runs" / "seed-1" / "online_dr_sft" / "train_done.json").is_file()
     assert "greedy" in report and "level_" in report
     assert (tmp_path / "docs" / "results.png").read_bytes()[:4] == b"\x89PNG"
+    # the lrs were selected once, in seed 0's run, and every seed trained at them
+    selection = json.loads((tmp_path / "docs" / "lr_selection.json").read_text())
+    assert set(selection["selected"]) == {"sft", "dr_sft"}
+    assert set(selection["accuracy"]["sft"]) == {"0.0001", "0.001"}
+    assert "## Learning rates" in report and "| sft | " in report
+    assert (tmp_path / "runs" / "seed-0" / "select_lr" / "selection.json").is_file()
+    assert not (tmp_path / "runs" / "seed-1" / "select_lr").exists()
