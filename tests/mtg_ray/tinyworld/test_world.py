@@ -125,6 +125,7 @@ def test_splits_read_back_as_problems(small_world: World) -> None:
 
 @pytest.mark.slow  # builds the session's small world (about 20 s)
 def test_expert_solutions_are_off_policy(small_world: World) -> None:
-    """The policy gap: expert text is far less likely per token than the model's own samples."""
+    """The policy gap: expert text is less likely per token than the model's own samples (the
+    shipped world's band is checked in test_the_shipped_world_meets_its_design)."""
     facts = small_world.facts
-    assert facts["logprob_per_token_expert"] < facts["logprob_per_token_self"] - 2.0
+    assert facts["logprob_per_token_expert"] < facts["logprob_per_token_self"] - 0.25
