@@ -81,6 +81,10 @@ class JobConfig:
     cache_dir: str = ""
     methods: tuple[str, ...] = DEFAULT_METHODS
 
+    def lr_of(self, method: str) -> float:
+        """The peak lr `method` trains at: `train.method_lr[method]`, else `learner.lr`."""
+        return float(self.train.method_lr.get(method, self.learner.lr))
+
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]
         if unknown or not self.methods:

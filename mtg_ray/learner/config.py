@@ -145,10 +145,6 @@ class TrainConfig:
     validation_n: int = 4
     method_lr: dict[str, float] = field(default_factory=lambda: dict(TINY_METHOD_LR))
 
-    def lr(self, method: str, default: float) -> float:
-        """The peak lr `method` trains at: its selection, else `default` (`learner.lr`)."""
-        return float(self.method_lr.get(method, default))
-
     def __post_init__(self) -> None:
         unknown = sorted(set(self.method_lr) - set(METHODS))
         if unknown:

@@ -128,8 +128,8 @@ def main_job(run: Run) -> str:
         for method in run.cfg.methods:
             if not (run.out / method / "eval.json").is_file():
                 data = run.expert if METHODS[method].dataset == "expert" else rewritten
-                lr = run.cfg.train.lr(method, run.cfg.learner.lr)
-                train_job(run, data, method_objective(run, method), method, rollout, lr)
+                objective = method_objective(run, method)
+                train_job(run, data, objective, method, rollout, run.cfg.lr_of(method))
             results[method] = evaluate_job(run, rollout, method)
     _, accuracy = headline_accuracy(results)
     table = write_report(run.out, results, accuracy, summary)

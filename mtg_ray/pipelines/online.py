@@ -57,9 +57,7 @@ def online_job(run: Run, rollout: Rollout, grader: Grader | None = None) -> dict
 
     monitor = Monitor(run.out / "tb" / name)
     loop = TrainLoop(
-        make_learner=lambda: run.learner_group(
-            steps, cfg.train.lr(cfg.online.method, cfg.learner.lr)
-        ),
+        make_learner=lambda: run.learner_group(steps, cfg.lr_of(cfg.online.method)),
         source=OnlineBatches(problems, schedule, rewrite, cfg.online, run.out / name / "data"),
         objective=method_objective(run, cfg.online.method),
         steps=steps,

@@ -169,7 +169,7 @@ def _selection_lines(cfg: JobConfig, selection: dict | None) -> list[str]:
     """The learning rates each method trained at, and (if selected here) how they were chosen."""
     lines = ["", "## Learning rates", ""]
     if selection is None:
-        rates = ", ".join(f"{m} {cfg.train.lr(m, cfg.learner.lr):g}" for m in cfg.methods)
+        rates = ", ".join(f"{m} {cfg.lr_of(m):g}" for m in cfg.methods)
         return lines + [f"Given, not selected here: {rates}."]
     grid = [f"{lr:g}" for lr in selection["lr_grid"]]
     lines += [

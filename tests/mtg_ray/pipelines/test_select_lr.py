@@ -27,8 +27,11 @@ def test_choose_lr_takes_the_best_and_breaks_ties_low() -> None:
 
 
 def test_method_lr_is_checked_and_falls_back_to_learner_lr() -> None:
-    train = TrainConfig(method_lr={"sft": 1e-3})
-    assert train.lr("sft", 2e-4) == 1e-3 and train.lr("dft", 2e-4) == 2e-4
+    cfg = JobConfig(
+        train=TrainConfig(method_lr={"sft": 1e-3}),
+        learner=dataclasses.replace(JobConfig().learner, lr=2e-4),
+    )
+    assert cfg.lr_of("sft") == 1e-3 and cfg.lr_of("dft") == 2e-4
     with pytest.raises(ValueError, match="unknown methods"):
         TrainConfig(method_lr={"sgd": 1e-3})
     with pytest.raises(ValueError, match="lr_grid"):
