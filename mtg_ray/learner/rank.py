@@ -55,7 +55,9 @@ class LearnerRank:
             self.model_path, dtype=getattr(torch, cfg.torch_dtype)
         )
         if cfg.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
+            # Non-reentrant: the variant PyTorch recommends, and the one ZeRO-3's hooks expect.
+            model.gradient_checkpointing_enable({"use_reentrant": False})
+        model.eval()  # only train_step's forwards run in training mode
         self.pad_id = AutoTokenizer.from_pretrained(self.model_path).pad_token_id or 0
         optimizer = torch.optim.AdamW(
             model.parameters(),
@@ -103,19 +105,23 @@ class LearnerRank:
             log_ratios=[], logprob_means=[], sources=[],
         )  # fmt: skip
         stage0_norm: float | None = None
-        for batch in batches:
-            out = forward_objective(engine, batch, objective, normalizer)
-            engine.backward(out.loss * scale(out))
-            if cfg.effective_zero_stage == 0 and engine.is_gradient_accumulation_boundary():
-                stage0_norm = _grad_norm(engine.module)  # DeepSpeed only reports it for ZeRO
-            engine.step()
-            report["loss_sum"] += float(out.loss.detach()) * out.response_tokens
-            report["tokens"] += batch.num_tokens
-            report["clipped_tokens"] += out.clipped_tokens
-            report["truncated"] += batch.truncated
-            report["log_ratios"] += out.log_ratio.tolist()
-            report["logprob_means"] += out.logprob_mean.tolist()
-            report["sources"] += batch.sources
+        engine.train()  # transformers recomputes a layer in backward only in training mode
+        try:
+            for batch in batches:
+                out = forward_objective(engine, batch, objective, normalizer)
+                engine.backward(out.loss * scale(out))
+                if cfg.effective_zero_stage == 0 and engine.is_gradient_accumulation_boundary():
+                    stage0_norm = _grad_norm(engine.module)  # DeepSpeed reports it for ZeRO only
+                engine.step()
+                report["loss_sum"] += float(out.loss.detach()) * out.response_tokens
+                report["tokens"] += batch.num_tokens
+                report["clipped_tokens"] += out.clipped_tokens
+                report["truncated"] += batch.truncated
+                report["log_ratios"] += out.log_ratio.tolist()
+                report["logprob_means"] += out.logprob_mean.tolist()
+                report["sources"] += batch.sources
+        finally:
+            engine.eval()
         grad_norm = engine.get_global_grad_norm() if cfg.effective_zero_stage else stage0_norm
         report.update(
             grad_norm=float(grad_norm) if grad_norm is not None else float("nan"),
@@ -141,7 +147,9 @@ class LearnerRank:
         out: list[list[float]] = []
         for micro in micro_batches(records, self.cfg.micro_batch_size):
             batch = collate(micro, self.pad_id, self.cfg.max_length).to(self.engine.device)
-            logits = self.engine(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+            logits = self.engine(
+                input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False
+            )
             logprobs = token_logprobs(logits.logits[:, :-1], batch.labels)
             out += [row[m].tolist() for row, m in zip(logprobs, batch.mask, strict=True)]
         return out

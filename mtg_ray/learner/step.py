@@ -33,7 +33,9 @@ class ForwardOutput:
 
 def live_logprobs(model: nn.Module, batch: Batch) -> Tensor:
     """(B, L-1) log-prob of each next token under `model`."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    logits = model(
+        input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False
+    ).logits
     return token_logprobs(logits[:, :-1], batch.labels)
 
 
