@@ -32,8 +32,11 @@ class LearnerConfig:
     (which the data and `train` decide). weight_decay, betas, eps: AdamW. grad_clip: max
     global gradient norm. max_length: prompt + response tokens; longer responses are cut.
     loss_reduction: how the micro-batches' losses combine (LOSS_REDUCTIONS).
-    gradient_checkpointing: recompute activations in backward. seed: parameter-free randomness
-    (dropout, shuffles).
+    gradient_checkpointing: recompute activations in backward. logits_chunk_tokens: > 0 computes
+    token log-probs from the decoder's hidden states that many positions at a time, recomputing
+    each chunk's logits in backward, so a micro-batch's (tokens x vocabulary) float32 logits
+    never exist at once (large vocabularies); 0: from the full logits. seed: parameter-free
+    randomness (dropout, shuffles).
     """
 
     num_workers: int = 2
@@ -54,6 +57,7 @@ class LearnerConfig:
     max_length: int = 512
     loss_reduction: str = "token_mean"
     gradient_checkpointing: bool = False
+    logits_chunk_tokens: int = 0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -75,6 +79,10 @@ class LearnerConfig:
             raise ValueError(
                 f"learner.train_batch_size ({self.train_batch_size}) must be a multiple of "
                 f"learner.micro_batch_size * learner.num_workers ({per_step})"
+            )
+        if self.logits_chunk_tokens < 0:
+            raise ValueError(
+                f"learner.logits_chunk_tokens must be >= 0, got {self.logits_chunk_tokens}"
             )
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"learner.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
