@@ -3,7 +3,9 @@
 from dataclasses import dataclass
 
 DEVICES = ("cpu", "cuda")
-WEIGHT_BACKENDS = ("shm", "gloo")
+# shm / gloo: weights staged in host memory, through the driver; nccl: learner rank 0 straight
+# to every GPU engine; nccl_standin_gloo: the nccl path with gloo in place of NCCL (CPU tests).
+WEIGHT_BACKENDS = ("shm", "gloo", "nccl", "nccl_standin_gloo")
 
 
 @dataclass(frozen=True)
@@ -22,8 +24,9 @@ class RolloutConfig:
     both stage the weights in host memory, on GPU too (an NCCL backend is not built yet).
     keep_weights_for_recovery: keep the last synced weights so a restarted engine gets them
     back (gloo: a copy in the object store; shm: its bucket files, kept anyway).
-    sync_host: address the gloo sender listens on for the engines' rendezvous (127.0.0.1 on
-    one machine; the learner node's address, or "auto" for Ray's node address, on a cluster).
+    sync_host: address the weight sender listens on for the engines' rendezvous (gloo: the
+    driver; nccl: learner rank 0): 127.0.0.1 on one machine, "auto" for the sender's Ray node
+    address on a cluster.
     shm_dir: tmpfs folder for the shm backend's bucket files (one copy of the weights).
     """
 
@@ -42,6 +45,7 @@ class RolloutConfig:
     weight_backend: str = "shm"
     keep_weights_for_recovery: bool = True
     sync_host: str = "127.0.0.1"
+    sync_timeout_s: float = 600.0
     shm_dir: str = "/dev/shm"
 
     def __post_init__(self) -> None:
@@ -54,6 +58,8 @@ class RolloutConfig:
                 f"rollout.weight_backend must be one of {WEIGHT_BACKENDS}, "
                 f"got {self.weight_backend!r}"
             )
+        if self.sync_timeout_s <= 0:
+            raise ValueError(f"rollout.sync_timeout_s must be > 0, got {self.sync_timeout_s}")
         if self.bucket_bytes <= 0:
             raise ValueError(f"rollout.bucket_bytes must be > 0, got {self.bucket_bytes}")
 
