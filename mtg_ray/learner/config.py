@@ -35,8 +35,10 @@ class LearnerConfig:
     gradient_checkpointing: recompute activations in backward. logits_chunk_tokens: > 0 computes
     token log-probs from the decoder's hidden states that many positions at a time, recomputing
     each chunk's logits in backward, so a micro-batch's (tokens x vocabulary) float32 logits
-    never exist at once (large vocabularies); 0: from the full logits. seed: parameter-free
-    randomness (dropout, shuffles).
+    never exist at once (large vocabularies); 0: from the full logits. pack_records: each
+    micro-batch's records run back to back in one row without padding (attention stays within
+    each record), so varied lengths cost no padding. seed: parameter-free randomness (dropout,
+    shuffles).
     """
 
     num_workers: int = 2
@@ -58,6 +60,7 @@ class LearnerConfig:
     loss_reduction: str = "token_mean"
     gradient_checkpointing: bool = False
     logits_chunk_tokens: int = 0
+    pack_records: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:

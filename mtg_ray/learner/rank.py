@@ -95,7 +95,7 @@ class LearnerRank:
         start = time.perf_counter()
         lr = engine.get_lr()[0]
         batches = [
-            collate(micro, self.pad_id, cfg.max_length).to(engine.device)
+            collate(micro, self.pad_id, cfg.max_length, cfg.pack_records).to(engine.device)
             for micro in micro_batches(records, cfg.micro_batch_size)
         ]
         normalizer = self._normalizer(batches, objective) if objective.self_normalizes else None
@@ -155,7 +155,8 @@ class LearnerRank:
         """Live log-prob of every response token (no gradient, no step)."""
         out: list[list[float]] = []
         for micro in micro_batches(records, self.cfg.micro_batch_size):
-            batch = collate(micro, self.pad_id, self.cfg.max_length).to(self.engine.device)
+            batch = collate(micro, self.pad_id, self.cfg.max_length, self.cfg.pack_records)
+            batch = batch.to(self.engine.device)
             logprobs = live_logprobs(self.engine, batch, self.cfg.logits_chunk_tokens)
             out += [row[m].tolist() for row, m in zip(logprobs, batch.mask, strict=True)]
         return out

@@ -34,19 +34,25 @@ class ForwardOutput:
 
 def live_logprobs(model: nn.Module, batch: Batch, chunk_tokens: int = 0) -> Tensor:
     """(B, L-1) log-prob of each next token under `model` (an HF causal LM, or a DeepSpeed
-    engine around one). chunk_tokens > 0: through the decoder's hidden states and the head
-    `chunk_tokens` positions at a time (`head_logprobs`), so the (B, L, V) logits never exist;
-    0: from the model's full logits."""
+    engine around one), 0 outside responses. A packed batch runs as one row without padding.
+    chunk_tokens > 0: through the decoder's hidden states and the head `chunk_tokens` positions
+    at a time (`head_logprobs`), so the (B, L, V) logits never exist; 0: from the full logits."""
+    if batch.packed_input_ids is None:
+        inputs = dict(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+        labels = batch.labels
+    else:  # no attention mask: transformers keeps attention within each packed record
+        inputs = dict(input_ids=batch.packed_input_ids, position_ids=batch.packed_position_ids)
+        labels = batch.packed_input_ids[:, 1:]
     if chunk_tokens <= 0:
-        logits = model(
-            input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False
-        ).logits
-        return token_logprobs(logits[:, :-1], batch.labels)
-    lm = getattr(model, "module", model)
-    hidden = lm.get_decoder()(
-        input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False
-    ).last_hidden_state
-    return head_logprobs(hidden[:, :-1], lm.get_output_embeddings(), batch.labels, chunk_tokens)
+        logits = model(**inputs, use_cache=False).logits
+        logprobs = token_logprobs(logits[:, :-1], labels)
+    else:
+        lm = getattr(model, "module", model)
+        hidden = lm.get_decoder()(**inputs, use_cache=False).last_hidden_state
+        logprobs = head_logprobs(hidden[:, :-1], lm.get_output_embeddings(), labels, chunk_tokens)
+    if batch.packed_index is None:
+        return logprobs
+    return torch.where(batch.mask, logprobs[0][batch.packed_index], 0.0)
 
 
 def forward_objective(

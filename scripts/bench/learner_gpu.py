@@ -70,6 +70,7 @@ def ours(model_dir: Path, records: list[Record], args, device: str) -> tuple[flo
         train_batch_size=len(records), micro_batch_size=args.micro, lr=1e-5,
         max_length=args.prompt_len + args.response_len,
         gradient_checkpointing=args.checkpointing, logits_chunk_tokens=args.chunk_tokens,
+        pack_records=args.pack,
     )  # fmt: skip
     rank = LearnerRank(cfg, 0, str(model_dir), total_steps=1000)
     rank.setup("127.0.0.1", free_port("127.0.0.1"))
@@ -129,6 +130,10 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=2 if on_gpu else 1)
     parser.add_argument("--checkpointing", action=argparse.BooleanOptionalAction, default=True)
     parser.add_argument("--chunk-tokens", type=int, default=4096 if on_gpu else 64)
+    parser.add_argument(
+        "--pack", action=argparse.BooleanOptionalAction, default=False,
+        help="learner.pack_records (the records here have one length: nothing to unpad)",
+    )  # fmt: skip
     parser.add_argument("--peak-tflops", type=float, default=989.0)
     args = parser.parse_args()
     device = "cuda" if on_gpu else "cpu"
