@@ -154,8 +154,9 @@ class LearnerGroup:
         """Every rank gathers, rank 0 sends (refs: the engines receive concurrently)."""
         return [w.broadcast_weights.remote() for w in self.workers]
 
-    def close_weight_sync(self) -> None:
-        ray.get([w.close_weight_sync.remote() for w in self.workers])
+    def close_weight_sync(self, timeout_s: float | None = None) -> None:
+        """Leave the transfer group (raises GetTimeoutError if a rank is still stuck in it)."""
+        ray.get([w.close_weight_sync.remote() for w in self.workers], timeout=timeout_s)
 
     def shutdown(self) -> None:
         ray.get([w.shutdown.remote() for w in self.workers])

@@ -53,7 +53,7 @@ class WeightSource(Protocol):
 
     def broadcast_weights(self) -> list[Any]: ...
 
-    def close_weight_sync(self) -> None: ...
+    def close_weight_sync(self, timeout_s: float | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -346,8 +346,8 @@ class RolloutGroup:
     def _tear_down_direct(self, learner: WeightSource) -> None:
         self._direct_open = False
         try:
-            learner.close_weight_sync()
-        except Exception as err:  # the learner may be what failed
+            learner.close_weight_sync(self.cfg.sync_timeout_s)
+        except Exception as err:  # the learner may be what failed, or stuck
             log.warning("closing the learner's end of the transfer group failed: %r", err)
         for i in range(len(self.engines)):
             ray.kill(self.engines[i], no_restart=True)
