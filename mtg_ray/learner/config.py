@@ -3,6 +3,7 @@ training loop runs over (`train:` in configs/tiny.yaml)."""
 
 from dataclasses import dataclass, field
 
+from mtg_ray.checks import at_least, positive, require
 from mtg_ray.objectives import METHODS, list_objectives
 
 ZERO_STAGES = (0, 1, 2, 3)
@@ -64,6 +65,15 @@ class LearnerConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
+        positive("learner.lr", self.lr)
+        at_least("learner.cpus_per_worker", self.cpus_per_worker, 1)
+        at_least("learner.gpus_per_worker", self.gpus_per_worker, 0)
+        at_least("learner.max_length", self.max_length, 2)
+        positive("learner.grad_clip", self.grad_clip)
+        at_least("learner.weight_decay", self.weight_decay, 0)
+        positive("learner.eps", self.eps)
+        require(all(0 <= b < 1 for b in self.betas), "learner.betas", self.betas, "each in [0, 1)")
+        require(0 <= self.min_lr_ratio <= 1, "learner.min_lr_ratio", self.min_lr_ratio, "in [0, 1]")
         if self.num_workers < 1:
             raise ValueError(f"learner.num_workers must be >= 1, got {self.num_workers}")
         if self.zero_stage not in ZERO_STAGES:
@@ -157,6 +167,11 @@ class TrainConfig:
     method_lr: dict[str, float] = field(default_factory=lambda: dict(TINY_METHOD_LR))
 
     def __post_init__(self) -> None:
+        at_least("train.epochs", self.epochs, 1)
+        for key in ("max_steps", "eval_every", "save_every"):
+            at_least(f"train.{key}", getattr(self, key), 0)
+        for method, lr in self.method_lr.items():
+            positive(f"train.method_lr.{method}", lr)
         unknown = sorted(set(self.method_lr) - set(METHODS))
         if unknown:
             raise ValueError(f"train.method_lr names unknown methods {unknown}: {list(METHODS)}")

@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from mtg_ray.checks import at_least, one_of, positive, require
+
 DEVICES = ("cpu", "cuda")
 # shm / gloo: weights staged in host memory, through the driver; nccl: learner rank 0 straight
 # to every GPU engine; nccl_standin_gloo: the nccl path with gloo in place of NCCL (CPU tests).
@@ -49,6 +51,16 @@ class RolloutConfig:
     shm_dir: str = "/dev/shm"
 
     def __post_init__(self) -> None:
+        at_least("rollout.tensor_parallel_size", self.tensor_parallel_size, 1)
+        at_least("rollout.cpus_per_engine", self.cpus_per_engine, 1)
+        positive("rollout.kv_cache_bytes", self.kv_cache_bytes)
+        require(
+            0 < self.gpu_memory_utilization <= 1, "rollout.gpu_memory_utilization",
+            self.gpu_memory_utilization, "must be in (0, 1]",
+        )  # fmt: skip
+        one_of("rollout.dtype", self.dtype, ("float32", "bfloat16", "float16", "auto"))
+        at_least("rollout.max_model_len", self.max_model_len, 2)
+        at_least("rollout.max_retries", self.max_retries, 0)
         if self.num_engines < 1:
             raise ValueError(f"rollout.num_engines must be >= 1, got {self.num_engines}")
         if self.device not in DEVICES:
