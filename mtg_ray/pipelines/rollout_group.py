@@ -298,10 +298,12 @@ class RolloutGroup:
             self._wait([e.finish_weight_update.remote(version) for e in self.engines])
         except Exception as err:
             self._tear_down_direct(learner)
+            cause = getattr(err, "cause", None) or err  # a remote error: what was raised there
+            first = (str(cause).strip().splitlines() or [""])[-1]
             raise RuntimeError(
                 f"weight sync of policy version {version} over {self.cfg.weight_backend} "
-                f"failed: {err!r}; the transfer group was torn down and the engines restarted "
-                f"from {self.model}"
+                f"failed ({type(cause).__name__}: {first}); the transfer group was torn down "
+                f"and the engines restarted from {self.model}"
             ) from err
         self.version = version
         nbytes = sum(sent[len(receives) :])
@@ -363,8 +365,11 @@ class RolloutGroup:
         if self._direct_open:
             self._direct_open = False
             ray.get([e.close_weight_sync.remote() for e in self.engines if e is not engine])
-            if self._source is not None:
-                self._source.close_weight_sync()
+            try:
+                if self._source is not None:
+                    self._source.close_weight_sync(self.cfg.sync_timeout_s)
+            except Exception as err:  # a learner that is gone: the sync below says so
+                log.warning("closing the learner's end of the transfer group failed: %r", err)
         if self._folder is not None:
             ray.get(engine.load_folder.remote(self._folder, self.version))
         elif self._source is not None and self.version:
