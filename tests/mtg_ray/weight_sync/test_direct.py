@@ -55,15 +55,24 @@ def test_chunk_cuts_follow_vllms_packing(chunk_bytes: int) -> None:
     assert ours == vllm_chunks
 
 
-def test_weight_meta_lists_every_parameter_once_in_order(tmp_path) -> None:
-    model = AutoModelForCausalLM.from_pretrained(build_tiny_model(tmp_path / "m"))
+@pytest.mark.parametrize("tied", [False, True])
+def test_weight_meta_lists_every_parameter_once_in_order(tmp_path, tied: bool) -> None:
+    from mtg_ray.models.shapes import SMALL, build_random_model
+
+    folder = (
+        build_random_model(tmp_path / "m", SMALL, dtype="float32")
+        if tied
+        else build_tiny_model(tmp_path / "m")
+    )
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    assert model.config.tie_word_embeddings is tied
     meta = weight_meta(model)
     params = list(model.named_parameters())
     assert meta.names == [n for n, _ in params]
     assert meta.shapes == [list(p.shape) for _, p in params]
     assert len(set(meta.names)) == len(meta.names)
-    if model.config.tie_word_embeddings:  # the tied head is the embedding: sent once
-        assert "lm_head.weight" not in meta.names
+    # a tied head is the embedding: sent once, under the embedding's name
+    assert ("lm_head.weight" in meta.names) is not tied
 
 
 def test_a_sender_that_strays_from_its_metadata_fails() -> None:
