@@ -24,6 +24,7 @@ from torch import Tensor
 from actors.rollout import RolloutActor
 from mtg_ray.ports import free_port
 from mtg_ray.rollout import RolloutConfig, Sample, SamplingConfig, merge_in_order, split_evenly
+from mtg_ray.tempdirs import OwnedTempDir
 from mtg_ray.weight_sync import BucketMeta, bucket_meta, iter_buckets, unpack
 from mtg_ray.weight_sync.direct import (
     DIRECT_BACKENDS,
@@ -78,6 +79,9 @@ class RolloutGroup:
         )
         self.pg = placement_group([bundle] * cfg.num_engines, strategy="PACK")
         ray.get(self.pg.ready())
+        # The engines' temp folder (vLLM leaves a rendezvous file per engine there): removed
+        # at shutdown, or by the next group on this machine if this process dies first.
+        self.tmp = OwnedTempDir("mtg-ray-engines-")
         self.engines = [self._start(i) for i in range(cfg.num_engines)]
         ray.get([e.ready.remote() for e in self.engines])
         self.version = 0
@@ -102,7 +106,10 @@ class RolloutGroup:
     def _start(self, index: int) -> Any:
         cfg = self.cfg
         threads = str(cfg.cpus_per_engine)
-        env = {"OMP_NUM_THREADS": threads, "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+        env = {
+            "OMP_NUM_THREADS": threads, "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+            "TMPDIR": self.tmp.path,
+        }  # fmt: skip
         actor = ray.remote(RolloutActor).options(
             num_cpus=cfg.cpus_per_engine,
             num_gpus=1 if cfg.device == "cuda" and cfg.tensor_parallel_size == 1 else 0,
@@ -394,3 +401,4 @@ class RolloutGroup:
         remove_placement_group(self.pg)
         if self._sender is not None:
             self._sender.close()
+        self.tmp.close()
