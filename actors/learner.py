@@ -11,5 +11,9 @@ class LearnerActor(LearnerRank):
 
     def master_address(self) -> tuple[str, int]:
         """This node's address and a free port on it, for rank 0 to host the rendezvous."""
-        host = ray.util.get_node_ip_address()
+        return self.rendezvous_address("auto")
+
+    def rendezvous_address(self, host: str) -> tuple[str, int]:
+        """`host` ("auto": this node's Ray address) and a port free on it."""
+        host = ray.util.get_node_ip_address() if host == "auto" else host
         return host, free_port(host)

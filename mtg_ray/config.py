@@ -9,23 +9,31 @@ groups' own dataclasses live beside the code that reads them; this module only a
 """
 
 import dataclasses
+import difflib
+import os
+import re
+import types
 import typing
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
+from mtg_ray.checks import ConfigError, at_least, one_of, require
 from mtg_ray.evaluate.config import EvalConfig
 from mtg_ray.learner import LearnerConfig, TrainConfig
 from mtg_ray.objectives import METHODS, ObjectiveConfig
 from mtg_ray.online.config import OnlineConfig
 from mtg_ray.paths import REPO_ROOT
 from mtg_ray.rewriting import RewriteConfig
+from mtg_ray.rewriting.prompts import TEMPLATES
 from mtg_ray.rollout import RolloutConfig
 from mtg_ray.tinyworld import WorldConfig
 
 CONFIG_DIR = REPO_ROOT / "configs"
+HUB_ID = re.compile(r"[A-Za-z0-9][\w.-]*/[\w.-]+")  # a model.path like Qwen/Qwen2.5-Math-1.5B
 # The CPU default compares the paper's four rows and our true-ratio extension.
 DEFAULT_METHODS = ("sft", "dft", "dr_sft", "dr_dft", "dr_is")
 
@@ -39,6 +47,9 @@ class ModelConfig:
     path: str = ""
     template: str = "plain"
 
+    def __post_init__(self) -> None:
+        one_of("model.template", self.template, sorted(TEMPLATES))
+
 
 @dataclass(frozen=True)
 class DataConfig:
@@ -51,6 +62,11 @@ class DataConfig:
     max_train_problems: int = 0
     max_test_problems: int = 0
 
+    def __post_init__(self) -> None:
+        require(bool(self.test), "data.test", list(self.test), "needs at least one test set")
+        at_least("data.max_train_problems", self.max_train_problems, 0)
+        at_least("data.max_test_problems", self.max_test_problems, 0)
+
 
 @dataclass(frozen=True)
 class ResourcesConfig:
@@ -60,6 +76,9 @@ class ResourcesConfig:
     address: str = ""
     num_cpus: int = 8
     host: str = "127.0.0.1"
+
+    def __post_init__(self) -> None:
+        at_least("resources.num_cpus", self.num_cpus, 0)
 
 
 @dataclass(frozen=True)
@@ -87,28 +106,74 @@ class JobConfig:
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]
-        if unknown or not self.methods:
-            raise ValueError(
-                f"methods must be a non-empty list of {list(METHODS)}, got {list(self.methods)}"
-            )
+        require(
+            bool(self.methods) and not unknown and len(set(self.methods)) == len(self.methods),
+            "methods", list(self.methods), f"a non-empty list of distinct names of {list(METHODS)}",
+        )  # fmt: skip
+
+
+def _typed(value: Any, hint: Any, key: str) -> Any:
+    """`value` as the field type `hint` wants (lists become tuples, ints floats), or a
+    ConfigError naming the key."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (types.UnionType, typing.Union):
+        for arg in args:
+            try:
+                return _typed(value, arg, key)
+            except ConfigError:
+                pass
+        raise ConfigError(f"{key}={value!r}: expected {hint}")
+    if hint is type(None):
+        require(value is None, key, value, "expected null")
+        return value
+    if hint is bool:
+        require(isinstance(value, bool), key, value, "expected true or false")
+        return value
+    if hint is int:
+        require(isinstance(value, int) and not isinstance(value, bool), key, value,
+                "expected an integer")  # fmt: skip
+        return value
+    if hint is float:
+        require(isinstance(value, int | float) and not isinstance(value, bool), key, value,
+                "expected a number")  # fmt: skip
+        return float(value)
+    if hint is str:
+        require(isinstance(value, str), key, value, "expected a string")
+        return value
+    if origin is tuple:
+        require(isinstance(value, list | tuple), key, value, "expected a list")
+        if len(args) == 2 and args[1] is Ellipsis:
+            return tuple(_typed(v, args[0], f"{key}[{i}]") for i, v in enumerate(value))
+        require(len(value) == len(args), key, value, f"expected a list of {len(args)}")
+        pairs = enumerate(zip(value, args, strict=True))
+        return tuple(_typed(v, a, f"{key}[{i}]") for i, (v, a) in pairs)
+    if origin is dict:
+        require(isinstance(value, Mapping), key, value, "expected a mapping")
+        return {_typed(k, args[0], key): _typed(v, args[1], f"{key}.{k}") for k, v in value.items()}
+    return value
 
 
 def from_dict(cls: type, data: Mapping[str, Any], where: str = "") -> Any:
-    """Build dataclass `cls` from nested dicts: unknown keys fail naming their full key, lists
-    become tuples where the field is a tuple, and each dataclass validates itself."""
+    """Build dataclass `cls` from nested dicts: an unknown key or a value of the wrong type
+    fails naming its full key (one line), and each dataclass checks its own ranges."""
     hints = typing.get_type_hints(cls)
     names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
-    if unknown:
-        keys = ", ".join(f"{where}{k}" for k in unknown)
-        raise ValueError(f"unknown config key(s): {keys}; {cls.__name__} has {sorted(names)}")
+    for key in sorted(set(data) - names):
+        close = difflib.get_close_matches(key, names, n=1)
+        hint = (
+            f"; did you mean {where}{close[0]}?"
+            if close
+            else f"; {where or 'the top level'} has {sorted(names)}"
+        )
+        raise ConfigError(f"unknown config key {where}{key}{hint}")
     kwargs = {}
     for name, value in data.items():
         hint = hints[name]
-        if dataclasses.is_dataclass(hint) and isinstance(value, Mapping):
+        if dataclasses.is_dataclass(hint):
+            require(isinstance(value, Mapping), f"{where}{name}", value, "expected a mapping")
             value = from_dict(hint, value, f"{where}{name}.")
-        elif typing.get_origin(hint) is tuple and isinstance(value, list):
-            value = tuple(value)
+        else:
+            value = _typed(value, hint, f"{where}{name}")
         kwargs[name] = value
     return cls(**kwargs)
 
@@ -119,11 +184,70 @@ def to_job_config(cfg: DictConfig | Mapping[str, Any]) -> JobConfig:
     return from_dict(JobConfig, data)
 
 
+def _suggest(key: str) -> str:
+    """ "did you mean <closest key>?" for a mistyped dotted key, else the keys at its level."""
+    cls: Any = JobConfig
+    *parents, last = key.split(".")
+    for part in parents:
+        hint = typing.get_type_hints(cls).get(part)
+        if not dataclasses.is_dataclass(hint):
+            return "see configs/ for the keys"
+        cls = hint
+    names = [f.name for f in dataclasses.fields(cls)]
+    if last in names:
+        return f"this preset does not set it: add it with +{key}=..."
+    close = difflib.get_close_matches(last, names, n=1)
+    prefix = ".".join(parents) + "." if parents else ""
+    return f"did you mean {prefix}{close[0]}?" if close else f"known here: {names}"
+
+
+def check_paths(cfg: JobConfig) -> JobConfig:
+    """The file-system half of validation, run before any work: inputs that must exist do,
+    and a relative `output_dir` stays inside the working directory (a path that climbs out with
+    `..` must be given as an absolute path, so nothing writes elsewhere by accident)."""
+    from mtg_ray.data import BENCHMARKS
+
+    def exists(key: str, value: str) -> None:
+        require(Path(value).exists(), key, value, "no such file or folder")
+
+    if cfg.data.train != "tinyworld":
+        exists("data.train", cfg.data.train)
+    for i, name in enumerate(cfg.data.test):
+        if name != "tinyworld" and name not in BENCHMARKS:
+            require(
+                Path(name).is_file(), f"data.test[{i}]", name,
+                f"a benchmark name of {list(BENCHMARKS)}, tinyworld, or an existing jsonl file",
+            )  # fmt: skip
+    if cfg.train.dataset not in ("rewritten", "expert"):
+        exists("train.dataset", cfg.train.dataset)
+    if cfg.model.path and not HUB_ID.fullmatch(cfg.model.path):
+        exists("model.path", cfg.model.path)
+    for key in ("output_dir", "cache_dir"):
+        value = getattr(cfg, key)
+        require(
+            os.path.isabs(value) or not os.path.normpath(value or ".").startswith(".."),
+            key, value, "a relative path must stay inside the working directory; give an "
+            "absolute path to write elsewhere",
+        )  # fmt: skip
+    return cfg
+
+
 def compose(config_name: str = "tiny", overrides: Sequence[str] = ()) -> JobConfig:
-    """Compose configs/<config_name>.yaml with command-line style overrides."""
+    """Compose configs/<config_name>.yaml with command-line style overrides and check types,
+    ranges and names (`check_paths` checks the file system): every error is one line."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.errors import HydraException
+    from omegaconf.errors import OmegaConfBaseException
 
-    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-        cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+    try:
+        with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
+            cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+    except (HydraException, OmegaConfBaseException) as e:
+        text = f"{e}\n{e.__cause__ or ''}"
+        lines = [x.strip() for x in text.splitlines() if x.strip()]
+        key = next((x.split(":", 1)[1].strip() for x in lines if x.startswith("full_key:")), "")
+        if key and "not in struct" in text:
+            raise ConfigError(f"unknown config key {key}; {_suggest(key)}") from None
+        raise ConfigError(" ".join(lines[:2])) from None
     return to_job_config(cfg)

@@ -19,7 +19,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from mtg_ray.config import compose
+from mtg_ray.config import check_paths, compose
 from mtg_ray.objectives import Objective
 from mtg_ray.pipelines import offline, online
 from mtg_ray.pipelines.select_lr import select_lr
@@ -48,7 +48,10 @@ def main() -> None:
     )
     parser.add_argument("overrides", nargs="*", help="hydra overrides, e.g. learner.lr=1e-4")
     args = parser.parse_intermixed_args()  # overrides may come before or after --config
-    cfg = compose(args.config, args.overrides)
+    try:
+        cfg = check_paths(compose(args.config, args.overrides))
+    except ValueError as e:  # every config error is one line, before Ray or a model starts
+        sys.exit(f"config error: {e}")
     if args.job == "study":  # starts Ray itself, once per seed's run
         command = "python " + shlex.join(["scripts/run.py", *sys.argv[1:]])
         methods = [m for m in args.online.split(",") if m]

@@ -1,6 +1,7 @@
 """The one error type for bad input data: it names the file, the row and the field."""
 
 from os import PathLike
+from typing import Any
 
 
 class DataError(ValueError):
@@ -29,3 +30,18 @@ class DataError(ValueError):
     def __reduce__(self) -> tuple[type["DataError"], tuple[str, str, int | None, str | None]]:
         """Pickle by constructor arguments, so the error survives a trip between processes."""
         return type(self), (self.path, self.problem, self.row, self.field)
+
+
+def column_values(table: Any, name: str, path: str | PathLike[str]) -> list[Any]:
+    """A pyarrow table column as Python values; text that is not valid UTF-8 is a DataError
+    naming its row and field (pyarrow itself raises a bare UnicodeDecodeError)."""
+    column = table.column(name)
+    try:
+        return column.to_pylist()
+    except UnicodeDecodeError:
+        for row, value in enumerate(column):
+            try:
+                value.as_py()
+            except UnicodeDecodeError as e:
+                raise DataError(path, f"text is not valid UTF-8 ({e})", row=row, field=name) from e
+        raise

@@ -9,7 +9,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from mtg_ray.data.atomic import atomic_path
-from mtg_ray.data.errors import DataError
+from mtg_ray.data.errors import DataError, column_values
 from mtg_ray.data.schema import (
     RECORD_FIELDS,
     RECORD_SCHEMA,
@@ -43,7 +43,7 @@ def table_to_records(table: pa.Table, path: str | os.PathLike[str] = "<table>") 
         actual = table.schema.field(field.name).type
         if actual != field.type:
             raise DataError(path, f"column type {actual}, expected {field.type}", field=field.name)
-    columns = {name: table.column(name).to_pylist() for name in RECORD_FIELDS}
+    columns = {name: column_values(table, name, path) for name in RECORD_FIELDS}
     out: list[Record] = []
     for row in range(table.num_rows):
         values: dict[str, Any] = {name: columns[name][row] for name in RECORD_FIELDS}

@@ -13,7 +13,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from mtg_ray.data.errors import DataError
+from mtg_ray.data.errors import DataError, column_values
 from mtg_ray.data.problem import Problem
 
 
@@ -36,7 +36,7 @@ def _struct_column(table: pa.Table, name: str, path: Path, required: bool) -> li
     typ = table.schema.field(name).type
     if not pa.types.is_struct(typ):
         raise DataError(path, f"expected a struct column, got {typ}", field=name)
-    return table.column(name).to_pylist()
+    return column_values(table, name, path)
 
 
 def _ground_truth(reward: dict | None, path: Path, row: int) -> str | None:

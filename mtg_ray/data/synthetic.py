@@ -42,3 +42,21 @@ def arithmetic_records(n: int, tokenizer: Any, seed: int = 0) -> list[Record]:
             )
         )
     return out
+
+
+def random_records(
+    n: int, prompt_len: int, response_len: int, vocab: int, seed: int = 0
+) -> list[Record]:
+    """`n` expert records of random token ids in [4, vocab): for benchmarks, where a step's
+    cost depends only on the shapes."""
+    rng = random.Random(seed)
+    return [
+        Record(
+            problem_id=f"r{i}", prompt="", reference_answer="0", expert_solution="e",
+            response="", prompt_token_ids=[rng.randrange(4, vocab) for _ in range(prompt_len)],
+            response_token_ids=[rng.randrange(4, vocab) for _ in range(response_len)],
+            source="expert", correct=True, behaviour_logprobs=None, policy_version=-1,
+            temperature=None, top_p=None, max_tokens=None, seed=None,
+        )
+        for i in range(n)
+    ]  # fmt: skip

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from mtg_ray.checks import at_least, require
 from mtg_ray.rollout import SamplingConfig
 
 
@@ -16,6 +17,12 @@ class EvalConfig:
     top_p: float = 1.0
     max_tokens: int = 320
     greedy: bool = True
+
+    def __post_init__(self) -> None:
+        at_least("eval.n", self.n, 1)
+        at_least("eval.temperature", self.temperature, 0)
+        require(0 < self.top_p <= 1, "eval.top_p", self.top_p, "must be in (0, 1]")
+        at_least("eval.max_tokens", self.max_tokens, 1)
 
     def sampling(self) -> SamplingConfig:
         return SamplingConfig(

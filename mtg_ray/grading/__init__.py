@@ -1,11 +1,13 @@
 """Grading: does a model response's final answer equal the reference answer?
 
-`grade(response, reference)` extracts the response's final answer (`extract_answer`), settles
-the common cases in process (normalised text, plain numbers: `normalize.fast_verdict`), and sends
-the rest to a symbolic check (math-verify on sympy) in a sandbox process with a hard per-check
-timeout, so no input can hang or crash the caller. Safe from many threads and processes.
+`grade(response, reference)` extracts the response's final answer (`extract_answer`, linear in
+the response and capped in length), settles the common cases in process (normalised text, exact
+numbers: `normalize.fast_verdict`), and sends the rest to a symbolic check (math-verify on
+sympy) in a sandbox process with a hard per-check timeout, so no input can hang or crash the
+caller. An answer that hedges between values is wrong. Safe from many threads and processes.
 """
 
+import re
 from collections.abc import Callable, Sequence
 
 from mtg_ray.grading.extract import extract_answer
@@ -16,6 +18,9 @@ from mtg_ray.grading.sandbox import symbolic_check
 # where parsers blow up (deep nesting, garbage).
 MAX_SYMBOLIC_CHARS = 400
 DEFAULT_TIMEOUT = 1.0
+# An answer that hedges between values ("8 (or maybe 9)") is wrong, unless the reference itself
+# has such a word (e.g. "x < 1 or x > 2").
+_HEDGE = re.compile(r"(?<![A-Za-z])(?:or|maybe|perhaps|possibly|either)(?![A-Za-z])", re.I)
 
 
 def _prepare(response: str, reference: str) -> tuple[bool | None, tuple[str, str] | None]:
@@ -23,6 +28,10 @@ def _prepare(response: str, reference: str) -> tuple[bool | None, tuple[str, str
     pred = extract_answer(response)
     ref = reference.strip()
     if not pred or not ref:
+        return False, None
+    if _HEDGE.search(pred) and not _HEDGE.search(ref):
+        return False, None
+    if pred.strip().lower() in ("nan", "+nan", "-nan"):  # not a value: equal to nothing
         return False, None
     verdict = fast_verdict(pred, ref)
     if verdict is not None:

@@ -1,8 +1,12 @@
 """Final-answer extraction from a whole model response.
 
 Order of preference, as in the Qwen2.5-Math toolkit: the last `\\boxed{...}` (or `\\fbox{...}`,
-or `\\boxed 5`), then "the (final) answer is ...", then GSM8K's `#### ...`. Braces are matched by
-a linear scan, so deep nesting costs nothing and unbalanced input yields None.
+or `\\boxed 5`), then "the (final) answer is ...", then GSM8K's `#### ...`. Braces are matched in
+one linear pass over the text, so neither deep nesting nor thousands of unclosed `\\boxed{` cost
+more than reading the text, and unbalanced input yields None. Only the last MAX_RESPONSE_CHARS
+characters are read (the final answer is at the end), and an answer longer than
+MAX_ANSWER_CHARS is no answer: real final answers are short, and every later step on it
+(normalisation, comparison) then works on a bounded string.
 """
 
 import re
@@ -10,38 +14,42 @@ import re
 _BOX = re.compile(r"\\(?:boxed|fbox)")
 _ANSWER_IS = re.compile(r"(?:final answer|the answer) is[:\s]*(.+)", re.IGNORECASE)
 _HASHES = re.compile(r"####\s*(.+)")
+MAX_RESPONSE_CHARS = 100_000
+MAX_ANSWER_CHARS = 1_000
 
 
-def _matched_group(text: str, open_at: int) -> str | None:
-    """Content of the brace group opening at `open_at`, or None if it never closes.
+def _closing_braces(text: str) -> dict[int, int]:
+    """Index of each `{` -> index of its matching `}`, in one left-to-right pass (a stack).
 
-    Escaped braces (`\\{`, `\\}`, as in set notation) do not count.
+    Escaped braces (`\\{`, `\\}`, as in set notation) do not count; an unclosed `{` is absent.
     """
-    depth, i = 0, open_at
+    closing: dict[int, int] = {}
+    stack: list[int] = []
+    i = 0
     while i < len(text):
         ch = text[i]
         if ch == "\\":
             i += 2
             continue
         if ch == "{":
-            depth += 1
-        elif ch == "}":
-            depth -= 1
-            if depth == 0:
-                return text[open_at + 1 : i]
+            stack.append(i)
+        elif ch == "}" and stack:
+            closing[stack.pop()] = i
         i += 1
-    return None
+    return closing
 
 
 def _last_boxed(text: str) -> str | None:
+    closing: dict[int, int] | None = None
     for match in reversed(list(_BOX.finditer(text))):
         rest = match.end()
         while rest < len(text) and text[rest] == " ":
             rest += 1
         if rest < len(text) and text[rest] == "{":
-            content = _matched_group(text, rest)
-            if content is not None:
-                return content
+            if closing is None:
+                closing = _closing_braces(text)
+            if rest in closing:
+                return text[rest + 1 : closing[rest]]
         elif rest > match.end() and rest < len(text):
             # "\boxed 5": the answer runs to the next "$" or whitespace.
             return re.split(r"[\s$]", text[rest:], maxsplit=1)[0]
@@ -57,12 +65,16 @@ def clean_answer(answer: str) -> str:
 
 
 def extract_answer(text: str) -> str | None:
-    """The final answer of a response, or None when there is none."""
-    boxed = _last_boxed(text)
-    if boxed is not None:
-        return clean_answer(boxed) or None
-    for pattern in (_ANSWER_IS, _HASHES):
-        matches = pattern.findall(text)
-        if matches:
-            return clean_answer(matches[-1].splitlines()[0] if matches[-1] else "") or None
-    return None
+    """The final answer of a response, or None when there is none (or it is over
+    MAX_ANSWER_CHARS long)."""
+    text = text[-MAX_RESPONSE_CHARS:]
+    answer = _last_boxed(text)
+    if answer is None:
+        for pattern in (_ANSWER_IS, _HASHES):
+            matches = pattern.findall(text)
+            if matches:
+                answer = matches[-1].splitlines()[0] if matches[-1] else ""
+                break
+    if answer is None or len(answer) > MAX_ANSWER_CHARS:
+        return None
+    return clean_answer(answer) or None

@@ -23,6 +23,12 @@ class Batch:
     IGNORE_INDEX outside responses. mask: (B, L-1) response positions. behaviour_logprobs:
     (B, L-1), 0 where absent. has_behaviour: (B,). sources: per record. truncated: records whose
     response was cut to fit max_length.
+
+    Packed (`collate(..., pack=True)`): the model also gets the records without padding, back to
+    back in one row: packed_input_ids and packed_position_ids (1, T) (positions restart at 0 for
+    each record, which transformers turns into attention within each record), and
+    packed_index (B, L-1): where each padded label position sits in the packed row's (T-1)
+    next-token positions, so the live log-probs go back to the padded layout.
     """
 
     input_ids: Tensor
@@ -33,6 +39,9 @@ class Batch:
     has_behaviour: Tensor
     sources: tuple[str, ...]
     truncated: int
+    packed_input_ids: Tensor | None = None
+    packed_position_ids: Tensor | None = None
+    packed_index: Tensor | None = None
 
     @property
     def num_tokens(self) -> int:
@@ -52,8 +61,9 @@ class Batch:
         return replace(self, **moved)
 
 
-def collate(records: Sequence[Record], pad_id: int, max_length: int) -> Batch:
-    """Pad `records` into a Batch; a response that does not fit is cut at max_length."""
+def collate(records: Sequence[Record], pad_id: int, max_length: int, pack: bool = False) -> Batch:
+    """Pad `records` into a Batch (and with `pack`, also lay them out back to back); a response
+    that does not fit is cut at max_length."""
     if not records:
         raise ValueError("cannot collate an empty list of records")
     seqs, spans, truncated = [], [], 0
@@ -85,7 +95,7 @@ def collate(records: Sequence[Record], pad_id: int, max_length: int) -> Batch:
             behaviour[i, start - 1 : start - 1 + keep] = torch.tensor(
                 rec.behaviour_logprobs[:keep], dtype=torch.float32
             )
-    return Batch(
+    batch = Batch(
         input_ids=input_ids,
         attention_mask=attention_mask,
         labels=labels,
@@ -94,6 +104,22 @@ def collate(records: Sequence[Record], pad_id: int, max_length: int) -> Batch:
         has_behaviour=has_behaviour,
         sources=tuple(r.source for r in records),
         truncated=truncated,
+    )
+    return _packed(batch, seqs) if pack else batch
+
+
+def _packed(batch: Batch, seqs: list[list[int]]) -> Batch:
+    offsets = [0]
+    for seq in seqs[:-1]:
+        offsets.append(offsets[-1] + len(seq))
+    index = torch.zeros_like(batch.labels)
+    for i, (seq, offset) in enumerate(zip(seqs, offsets, strict=True)):
+        index[i, : len(seq) - 1] = torch.arange(offset, offset + len(seq) - 1)
+    return replace(
+        batch,
+        packed_input_ids=torch.tensor([[t for seq in seqs for t in seq]], dtype=torch.long),
+        packed_position_ids=torch.cat([torch.arange(len(seq)) for seq in seqs])[None],
+        packed_index=index,
     )
 
 

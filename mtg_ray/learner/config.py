@@ -3,6 +3,7 @@ training loop runs over (`train:` in configs/tiny.yaml)."""
 
 from dataclasses import dataclass, field
 
+from mtg_ray.checks import at_least, positive, require
 from mtg_ray.objectives import METHODS, list_objectives
 
 ZERO_STAGES = (0, 1, 2, 3)
@@ -32,8 +33,13 @@ class LearnerConfig:
     (which the data and `train` decide). weight_decay, betas, eps: AdamW. grad_clip: max
     global gradient norm. max_length: prompt + response tokens; longer responses are cut.
     loss_reduction: how the micro-batches' losses combine (LOSS_REDUCTIONS).
-    gradient_checkpointing: recompute activations in backward. seed: parameter-free randomness
-    (dropout, shuffles).
+    gradient_checkpointing: recompute activations in backward. logits_chunk_tokens: > 0 computes
+    token log-probs from the decoder's hidden states that many positions at a time, recomputing
+    each chunk's logits in backward, so a micro-batch's (tokens x vocabulary) float32 logits
+    never exist at once (large vocabularies); 0: from the full logits. pack_records: each
+    micro-batch's records run back to back in one row without padding (attention stays within
+    each record), so varied lengths cost no padding. seed: parameter-free randomness (dropout,
+    shuffles).
     """
 
     num_workers: int = 2
@@ -54,9 +60,20 @@ class LearnerConfig:
     max_length: int = 512
     loss_reduction: str = "token_mean"
     gradient_checkpointing: bool = False
+    logits_chunk_tokens: int = 0
+    pack_records: bool = False
     seed: int = 0
 
     def __post_init__(self) -> None:
+        positive("learner.lr", self.lr)
+        at_least("learner.cpus_per_worker", self.cpus_per_worker, 1)
+        at_least("learner.gpus_per_worker", self.gpus_per_worker, 0)
+        at_least("learner.max_length", self.max_length, 2)
+        positive("learner.grad_clip", self.grad_clip)
+        at_least("learner.weight_decay", self.weight_decay, 0)
+        positive("learner.eps", self.eps)
+        require(all(0 <= b < 1 for b in self.betas), "learner.betas", self.betas, "each in [0, 1)")
+        require(0 <= self.min_lr_ratio <= 1, "learner.min_lr_ratio", self.min_lr_ratio, "in [0, 1]")
         if self.num_workers < 1:
             raise ValueError(f"learner.num_workers must be >= 1, got {self.num_workers}")
         if self.zero_stage not in ZERO_STAGES:
@@ -75,6 +92,10 @@ class LearnerConfig:
             raise ValueError(
                 f"learner.train_batch_size ({self.train_batch_size}) must be a multiple of "
                 f"learner.micro_batch_size * learner.num_workers ({per_step})"
+            )
+        if self.logits_chunk_tokens < 0:
+            raise ValueError(
+                f"learner.logits_chunk_tokens must be >= 0, got {self.logits_chunk_tokens}"
             )
         if not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError(f"learner.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
@@ -146,6 +167,11 @@ class TrainConfig:
     method_lr: dict[str, float] = field(default_factory=lambda: dict(TINY_METHOD_LR))
 
     def __post_init__(self) -> None:
+        at_least("train.epochs", self.epochs, 1)
+        for key in ("max_steps", "eval_every", "save_every"):
+            at_least(f"train.{key}", getattr(self, key), 0)
+        for method, lr in self.method_lr.items():
+            positive(f"train.method_lr.{method}", lr)
         unknown = sorted(set(self.method_lr) - set(METHODS))
         if unknown:
             raise ValueError(f"train.method_lr names unknown methods {unknown}: {list(METHODS)}")

@@ -20,8 +20,9 @@ from mtg_ray.learner.config import LearnerConfig, deepspeed_config
 from mtg_ray.learner.export import gathered_buckets, save_hf_folder
 from mtg_ray.learner.rng import rng_state, seed_everything, set_rng_state
 from mtg_ray.learner.schedule import lr_multiplier
-from mtg_ray.learner.step import forward_objective, normalizer_sums
-from mtg_ray.objectives import Objective, token_logprobs
+from mtg_ray.learner.step import forward_objective, live_logprobs, normalizer_sums
+from mtg_ray.objectives import Objective
+from mtg_ray.weight_sync.direct import Broadcaster, open_broadcaster, weight_meta
 
 CLIENT_KEY = "mtg_ray"  # our entry among the extras DeepSpeed returns as client state
 
@@ -35,6 +36,9 @@ class LearnerRank:
             raise ValueError(f"a learner needs at least one optimizer step, got {total_steps}")
         self.cfg, self.rank, self.model_path, self.total_steps = cfg, rank, model, total_steps
         self.engine: Any = None
+        self.broadcaster: Broadcaster | None = None
+        self.chunk_bytes = 0
+        self.forwarded = False  # a forward has run (ZeRO-3 storage is initialised)
 
     def setup(self, master_addr: str, master_port: int) -> None:
         """Join the process group at master_addr:master_port, load the model, start DeepSpeed."""
@@ -55,7 +59,9 @@ class LearnerRank:
             self.model_path, dtype=getattr(torch, cfg.torch_dtype)
         )
         if cfg.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
+            # Non-reentrant: the variant PyTorch recommends, and the one ZeRO-3's hooks expect.
+            model.gradient_checkpointing_enable({"use_reentrant": False})
+        model.eval()  # only train_step's forwards run in training mode
         self.pad_id = AutoTokenizer.from_pretrained(self.model_path).pad_token_id or 0
         optimizer = torch.optim.AdamW(
             model.parameters(),
@@ -89,7 +95,7 @@ class LearnerRank:
         start = time.perf_counter()
         lr = engine.get_lr()[0]
         batches = [
-            collate(micro, self.pad_id, cfg.max_length).to(engine.device)
+            collate(micro, self.pad_id, cfg.max_length, cfg.pack_records).to(engine.device)
             for micro in micro_batches(records, cfg.micro_batch_size)
         ]
         normalizer = self._normalizer(batches, objective) if objective.self_normalizes else None
@@ -103,19 +109,26 @@ class LearnerRank:
             log_ratios=[], logprob_means=[], sources=[],
         )  # fmt: skip
         stage0_norm: float | None = None
-        for batch in batches:
-            out = forward_objective(engine, batch, objective, normalizer)
-            engine.backward(out.loss * scale(out))
-            if cfg.effective_zero_stage == 0 and engine.is_gradient_accumulation_boundary():
-                stage0_norm = _grad_norm(engine.module)  # DeepSpeed only reports it for ZeRO
-            engine.step()
-            report["loss_sum"] += float(out.loss.detach()) * out.response_tokens
-            report["tokens"] += batch.num_tokens
-            report["clipped_tokens"] += out.clipped_tokens
-            report["truncated"] += batch.truncated
-            report["log_ratios"] += out.log_ratio.tolist()
-            report["logprob_means"] += out.logprob_mean.tolist()
-            report["sources"] += batch.sources
+        self.forwarded = True
+        engine.train()  # transformers recomputes a layer in backward only in training mode
+        try:
+            for batch in batches:
+                out = forward_objective(
+                    engine, batch, objective, normalizer, cfg.logits_chunk_tokens
+                )
+                engine.backward(out.loss * scale(out))
+                if cfg.effective_zero_stage == 0 and engine.is_gradient_accumulation_boundary():
+                    stage0_norm = _grad_norm(engine.module)  # DeepSpeed reports it for ZeRO only
+                engine.step()
+                report["loss_sum"] += float(out.loss.detach()) * out.response_tokens
+                report["tokens"] += batch.num_tokens
+                report["clipped_tokens"] += out.clipped_tokens
+                report["truncated"] += batch.truncated
+                report["log_ratios"] += out.log_ratio.tolist()
+                report["logprob_means"] += out.logprob_mean.tolist()
+                report["sources"] += batch.sources
+        finally:
+            engine.eval()
         grad_norm = engine.get_global_grad_norm() if cfg.effective_zero_stage else stage0_norm
         report.update(
             grad_norm=float(grad_norm) if grad_norm is not None else float("nan"),
@@ -129,7 +142,9 @@ class LearnerRank:
     def _normalizer(self, batches: list, objective: Objective) -> float:
         """Mean untruncated importance weight over the whole optimizer batch (every rank's
         micro-batches), for self-normalisation."""
-        total, count = normalizer_sums(self.engine, batches, objective)
+        total, count = normalizer_sums(
+            self.engine, batches, objective, self.cfg.logits_chunk_tokens
+        )
         sums = torch.tensor([total, float(count)], dtype=torch.float64, device=self.engine.device)
         if torch.distributed.is_initialized():
             torch.distributed.all_reduce(sums)
@@ -140,9 +155,9 @@ class LearnerRank:
         """Live log-prob of every response token (no gradient, no step)."""
         out: list[list[float]] = []
         for micro in micro_batches(records, self.cfg.micro_batch_size):
-            batch = collate(micro, self.pad_id, self.cfg.max_length).to(self.engine.device)
-            logits = self.engine(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
-            logprobs = token_logprobs(logits.logits[:, :-1], batch.labels)
+            batch = collate(micro, self.pad_id, self.cfg.max_length, self.cfg.pack_records)
+            batch = batch.to(self.engine.device)
+            logprobs = live_logprobs(self.engine, batch, self.cfg.logits_chunk_tokens)
             out += [row[m].tolist() for row, m in zip(logprobs, batch.mask, strict=True)]
         return out
 
@@ -174,6 +189,16 @@ class LearnerRank:
 
     def _buckets(self, bucket_bytes: int) -> Iterator[list[tuple[str, Tensor]]]:
         zero3 = self.cfg.effective_zero_stage == 3
+        if zero3 and not self.forwarded:
+            # ZeRO-3 can hand out uninitialised storage before its first forward (e.g. a sync
+            # right after loading a checkpoint): one token through the model first, on every
+            # rank, as the gathers are.
+            with torch.no_grad():
+                self.engine(
+                    input_ids=torch.tensor([[self.pad_id]], device=self.engine.device),
+                    use_cache=False,
+                )
+            self.forwarded = True
         return gathered_buckets(self.engine.module, bucket_bytes, zero3)
 
     def stream_weights(self, bucket_bytes: int) -> Iterator[list[tuple[str, Tensor]]]:
@@ -199,7 +224,57 @@ class LearnerRank:
         if self.rank == 0:
             save_hf_folder(self.engine.module, state, self.model_path, out_dir)
 
+    # ---- direct weight sync (learner rank 0 -> every engine worker) ---------------------------
+
+    def weight_meta(self) -> dict[str, Any]:
+        """Names, dtypes and full shapes of what `broadcast_weights` sends, in order."""
+        return weight_meta(self.engine.module).update_info()
+
+    def open_weight_sync(
+        self, backend: str, host: str, port: int, world_size: int, chunk_bytes: int,
+        timeout_s: float,
+    ) -> None:  # fmt: skip
+        """Rank 0 joins the transfer group as its rank 0 (blocks until every engine worker has
+        joined); the other ranks only take part in the gathers of each sync."""
+        self.close_weight_sync()
+        self.chunk_bytes = chunk_bytes
+        if self.rank == 0:
+            if self.cfg.backend == "nccl":
+                torch.cuda.set_device(self.engine.device)
+            self.broadcaster = open_broadcaster(
+                backend, host, port, world_size, chunk_bytes, timeout_s
+            )
+
+    def broadcast_weights(self) -> int:
+        """Every rank gathers the weights bucket by bucket in the same order; rank 0 sends them.
+        Returns the bytes sent (0 on other ranks)."""
+        zero3 = self.cfg.effective_zero_stage == 3
+        pairs = (
+            # a packed chunk may span buckets, and ZeRO-3 frees a bucket when the next gathers
+            (name, t.clone() if zero3 else t)
+            for bucket in self._buckets(self.chunk_bytes)
+            for name, t in bucket
+        )
+        if self.rank != 0:
+            for _ in pairs:
+                pass
+            return 0
+        if self.broadcaster is None:
+            raise RuntimeError("broadcast_weights before open_weight_sync")
+        try:
+            return self.broadcaster.send(pairs, weight_meta(self.engine.module))
+        except BaseException:
+            for _ in pairs:  # finish the gathers the other ranks are in, then fail
+                pass
+            raise
+
+    def close_weight_sync(self) -> None:
+        broadcaster, self.broadcaster = self.broadcaster, None
+        if broadcaster is not None:
+            broadcaster.close()
+
     def shutdown(self) -> None:
+        self.close_weight_sync()
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
 

@@ -13,6 +13,7 @@ from torch import Tensor, nn
 
 from mtg_ray.learner.batch import Batch
 from mtg_ray.objectives import Objective, compute_objective, normalizer_terms, token_logprobs
+from mtg_ray.objectives.logprobs import head_logprobs
 
 
 @dataclass(frozen=True)
@@ -31,18 +32,40 @@ class ForwardOutput:
     response_tokens: int
 
 
-def live_logprobs(model: nn.Module, batch: Batch) -> Tensor:
-    """(B, L-1) log-prob of each next token under `model`."""
-    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    return token_logprobs(logits[:, :-1], batch.labels)
+def live_logprobs(model: nn.Module, batch: Batch, chunk_tokens: int = 0) -> Tensor:
+    """(B, L-1) log-prob of each next token under `model` (an HF causal LM, or a DeepSpeed
+    engine around one), 0 outside responses. A packed batch runs as one row without padding.
+    chunk_tokens > 0: through the decoder's hidden states and the head `chunk_tokens` positions
+    at a time (`head_logprobs`), so the (B, L, V) logits never exist; 0: from the full logits."""
+    if batch.packed_input_ids is None:
+        inputs = dict(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
+        labels = batch.labels
+    else:  # no attention mask: transformers keeps attention within each packed record
+        inputs = dict(input_ids=batch.packed_input_ids, position_ids=batch.packed_position_ids)
+        labels = batch.packed_input_ids[:, 1:]
+    if chunk_tokens <= 0:
+        logits = model(**inputs, use_cache=False).logits
+        logprobs = token_logprobs(logits[:, :-1], labels)
+    else:
+        lm = getattr(model, "module", model)
+        hidden = lm.get_decoder()(**inputs, use_cache=False).last_hidden_state
+        logprobs = head_logprobs(hidden[:, :-1], lm.get_output_embeddings(), labels, chunk_tokens)
+    if batch.packed_index is None:
+        return logprobs
+    return torch.where(batch.mask, logprobs[0][batch.packed_index], 0.0)
 
 
 def forward_objective(
-    model: nn.Module, batch: Batch, objective: Objective, normalizer: float | None = None
+    model: nn.Module,
+    batch: Batch,
+    objective: Objective,
+    normalizer: float | None = None,
+    chunk_tokens: int = 0,
 ) -> ForwardOutput:
     """The objective's loss on `batch` and the importance-weight evidence, from one forward.
-    `normalizer`: the optimizer batch's self-normalisation constant (see `normalizer_sums`)."""
-    logprobs = live_logprobs(model, batch)
+    `normalizer`: the optimizer batch's self-normalisation constant (see `normalizer_sums`);
+    `chunk_tokens`: see `live_logprobs`."""
+    logprobs = live_logprobs(model, batch, chunk_tokens)
     out = compute_objective(
         objective, logprobs, batch.mask, batch.behaviour_logprobs, batch.has_behaviour, normalizer
     )
@@ -66,14 +89,14 @@ def forward_objective(
 
 @torch.no_grad()
 def normalizer_sums(
-    model: nn.Module, batches: list[Batch], objective: Objective
+    model: nn.Module, batches: list[Batch], objective: Objective, chunk_tokens: int = 0
 ) -> tuple[float, int]:
     """(sum of untruncated weights, weighted tokens) over `batches` under `model`: one rank's
     share of the self-normalisation constant (an extra forward without gradient)."""
     total, count = 0.0, 0
     for batch in batches:
         t, c = normalizer_terms(
-            live_logprobs(model, batch),
+            live_logprobs(model, batch, chunk_tokens),
             batch.behaviour_logprobs,
             batch.mask,
             batch.has_behaviour,

@@ -23,3 +23,35 @@ def token_logprobs(logits: Tensor, labels: Tensor, chunk_size: int = 8) -> Tenso
         out.append(picked - torch.logsumexp(chunk, dim=-1))
     logp = torch.cat(out, dim=0) if out else logits.new_zeros(labels.shape, dtype=dtype)
     return torch.where(valid, logp, torch.zeros_like(logp))
+
+
+def _chunk_logprobs(hidden: Tensor, weight: Tensor, labels: Tensor) -> Tensor:
+    logits = (hidden @ weight.t()).to(torch.promote_types(hidden.dtype, torch.float32))
+    picked = logits.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
+    return picked - torch.logsumexp(logits, dim=-1)
+
+
+def head_logprobs(hidden: Tensor, head: torch.nn.Module, labels: Tensor, chunk: int) -> Tensor:
+    """token_logprobs(head(hidden), labels) without the whole (B,T,V) logits: `chunk` positions
+    at a time, and under autograd each chunk's logits are recomputed in backward (activation
+    checkpointing) rather than kept, so at most one chunk's float32 logits exist at once.
+
+    For a bias-free linear `head` (the language-model head): hidden (B,T,H), labels (B,T)."""
+    from torch.utils.checkpoint import checkpoint
+
+    if getattr(head, "bias", None) is not None:
+        raise ValueError("head_logprobs takes a bias-free linear head")
+    b, t, h = hidden.shape
+    flat, flat_labels = hidden.reshape(b * t, h), labels.reshape(b * t)
+    valid = flat_labels != IGNORE_INDEX
+    safe = torch.where(valid, flat_labels, torch.zeros_like(flat_labels))
+    out = []
+    for start in range(0, b * t, chunk):
+        args = (flat[start : start + chunk], head.weight, safe[start : start + chunk])
+        if torch.is_grad_enabled():
+            out.append(checkpoint(_chunk_logprobs, *args, use_reentrant=False))
+        else:
+            out.append(_chunk_logprobs(*args))
+    dtype = torch.promote_types(hidden.dtype, torch.float32)
+    logp = torch.cat(out) if out else hidden.new_zeros(b * t, dtype=dtype)
+    return torch.where(valid, logp, torch.zeros_like(logp)).view(b, t)

@@ -52,6 +52,7 @@ class LearnerGroup:
         addr, port = ray.get(self.workers[0].master_address.remote())
         ray.get([w.setup.remote(addr, port) for w in self.workers])
         self.step = 0
+        self._weight_meta: dict[str, Any] | None = None
 
     def train_step(self, records: Sequence[Record], objective: Objective) -> StepResult:
         """One optimizer step on `records` (exactly learner.train_batch_size of them)."""
@@ -127,6 +128,35 @@ class LearnerGroup:
         for ref in stream:
             yield from ray.get(ref)
         ray.get(drains)
+
+    # ---- direct weight sync (see RolloutGroup.sync_from) ----------------------------------
+
+    def sync_address(self, host: str) -> tuple[str, int]:
+        """Where rank 0 hosts a transfer group's rendezvous: `host` ("auto": its Ray node
+        address) and a port free there."""
+        return ray.get(self.workers[0].rendezvous_address.remote(host))
+
+    def weight_meta(self) -> dict[str, Any]:
+        """What a direct sync sends: every parameter's name, dtype and full shape, in order."""
+        if self._weight_meta is None:
+            self._weight_meta = ray.get(self.workers[0].weight_meta.remote())
+        return self._weight_meta
+
+    def open_weight_sync(
+        self, backend: str, host: str, port: int, world_size: int, chunk_bytes: int,
+        timeout_s: float,
+    ) -> list[ray.ObjectRef]:  # fmt: skip
+        """Rank 0 joins the transfer group (refs: wait on them together with the engines')."""
+        args = (backend, host, port, world_size, chunk_bytes, timeout_s)
+        return [w.open_weight_sync.remote(*args) for w in self.workers]
+
+    def broadcast_weights(self) -> list[ray.ObjectRef]:
+        """Every rank gathers, rank 0 sends (refs: the engines receive concurrently)."""
+        return [w.broadcast_weights.remote() for w in self.workers]
+
+    def close_weight_sync(self, timeout_s: float | None = None) -> None:
+        """Leave the transfer group (raises GetTimeoutError if a rank is still stuck in it)."""
+        ray.get([w.close_weight_sync.remote() for w in self.workers], timeout=timeout_s)
 
     def shutdown(self) -> None:
         ray.get([w.shutdown.remote() for w in self.workers])

@@ -22,7 +22,6 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
-from safetensors.torch import load_file
 from tqdm import tqdm
 
 from mtg_ray.data import Record, write_text
@@ -59,10 +58,10 @@ class BatchSource(Protocol):
 
 
 def push_weights(learner: Learner, rollout: Rollout, version: int) -> float:
-    """The weight push: the learner's current weights into the rollout group as `version`,
-    streamed in the group's bucket size. Returns its seconds."""
+    """The weight push: the learner's current weights into the rollout group as `version`.
+    Returns its seconds."""
     start = time.monotonic()
-    rollout.update_weights(learner.named_weights(rollout.bucket_bytes), version)
+    rollout.sync_from(learner, version)
     return time.monotonic() - start
 
 
@@ -74,7 +73,7 @@ def finished(out_dir: Path) -> dict[str, Any] | None:
 
 def push_export(rollout: Rollout, out_dir: Path, version: int) -> None:
     """Give `rollout` the final weights of a run that finished earlier (its HF export)."""
-    rollout.update_weights(load_file(out_dir / "model" / "model.safetensors").items(), version)
+    rollout.load_folder(out_dir / "model", version)
 
 
 @dataclass

@@ -15,7 +15,8 @@ from mtg_ray.rollout import Sample, SamplingConfig
 
 
 class Rollout(Protocol):
-    """Samples and scores with the policy it was last given (`update_weights`)."""
+    """Samples and scores with the policy it was last given (`update_weights` from weights held
+    here, `sync_from` a learner, `load_folder` from an HF export)."""
 
     @property
     def bucket_bytes(self) -> int: ...
@@ -27,6 +28,10 @@ class Rollout(Protocol):
     def score(self, prompts: list[list[int]], responses: list[list[int]]) -> list[list[float]]: ...
 
     def update_weights(self, named: Iterable[tuple[str, Tensor]], version: int) -> Any: ...
+
+    def sync_from(self, learner: "Learner", version: int) -> Any: ...
+
+    def load_folder(self, folder: str | Path, version: int) -> None: ...
 
 
 class Learner(Protocol):

@@ -113,7 +113,9 @@ def run_rewrite(
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = _manifest(problems, cfg, model)
     manifest_path = out_dir / "manifest.json"
-    if manifest_path.is_file():
+    paths = shard_paths(out_dir, len(problems), cfg.shard_size)
+    started = any((out_dir / "shards").glob("*.parquet"))
+    if manifest_path.is_file() and started:  # a manifest with no shard yet binds nothing
         found = json.loads(manifest_path.read_text())
         if found != manifest:
             raise ValueError(
@@ -123,7 +125,6 @@ def run_rewrite(
     else:
         write_text(manifest_path, json.dumps(manifest, indent=1))
     records: list[Record] = []
-    paths = shard_paths(out_dir, len(problems), cfg.shard_size)
     with tqdm(total=len(problems), desc="rewrite", unit="problem") as bar:
         for i, path in enumerate(paths):
             chunk = problems[i * cfg.shard_size : (i + 1) * cfg.shard_size]

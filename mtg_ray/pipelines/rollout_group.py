@@ -10,21 +10,51 @@ import logging
 import time
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 import ray
 import torch
 from ray.exceptions import RayActorError
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
+from safetensors.torch import load_file
 from torch import Tensor
 
 from actors.rollout import RolloutActor
 from mtg_ray.ports import free_port
 from mtg_ray.rollout import RolloutConfig, Sample, SamplingConfig, merge_in_order, split_evenly
+from mtg_ray.tempdirs import OwnedTempDir
 from mtg_ray.weight_sync import BucketMeta, bucket_meta, iter_buckets, unpack
+from mtg_ray.weight_sync.direct import (
+    DIRECT_BACKENDS,
+    WeightMeta,
+    chunk_bounds,
+    engine_init_info,
+    rank_offsets,
+)
 
 log = logging.getLogger(__name__)
+
+
+class WeightSource(Protocol):
+    """The learner group, as a sync sees it: its weights streamed through this process (shm,
+    gloo), or sent from its rank 0 straight to the engines (direct backends)."""
+
+    def named_weights(self, bucket_bytes: int) -> Iterable[tuple[str, Tensor]]: ...
+
+    def weight_meta(self) -> dict[str, Any]: ...
+
+    def sync_address(self, host: str) -> tuple[str, int]: ...
+
+    def open_weight_sync(
+        self, backend: str, host: str, port: int, world_size: int, chunk_bytes: int,
+        timeout_s: float,
+    ) -> list[Any]: ...  # fmt: skip
+
+    def broadcast_weights(self) -> list[Any]: ...
+
+    def close_weight_sync(self, timeout_s: float | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -49,6 +79,9 @@ class RolloutGroup:
         )
         self.pg = placement_group([bundle] * cfg.num_engines, strategy="PACK")
         ray.get(self.pg.ready())
+        # The engines' temp folder (vLLM leaves a rendezvous file per engine there): removed
+        # at shutdown, or by the next group on this machine if this process dies first.
+        self.tmp = OwnedTempDir("mtg-ray-engines-")
         self.engines = [self._start(i) for i in range(cfg.num_engines)]
         ray.get([e.ready.remote() for e in self.engines])
         self.version = 0
@@ -57,6 +90,9 @@ class RolloutGroup:
         self._snapshot: list[tuple[BucketMeta, Any]] = []  # gloo: the last weights, for restarts
         self._updates: list[dict[str, Any]] = []  # shm: the last sync's bucket files
         self._sender: Any = None  # gloo transfer group to all engines, or the shm files
+        self._direct_open = False  # direct backends: the learner/engines transfer group is up
+        self._source: WeightSource | None = None  # direct backends: who the last sync came from
+        self._folder: str | None = None  # direct backends: or the folder the weights came from
         if cfg.weight_backend == "shm":
             here = ray.get_runtime_context().get_node_id()
             nodes = set(ray.get([e.node_id.remote() for e in self.engines]))
@@ -70,7 +106,10 @@ class RolloutGroup:
     def _start(self, index: int) -> Any:
         cfg = self.cfg
         threads = str(cfg.cpus_per_engine)
-        env = {"OMP_NUM_THREADS": threads, "VLLM_CPU_OMP_THREADS_BIND": "nobind"}
+        env = {
+            "OMP_NUM_THREADS": threads, "VLLM_CPU_OMP_THREADS_BIND": "nobind",
+            "TMPDIR": self.tmp.path,
+        }  # fmt: skip
         actor = ray.remote(RolloutActor).options(
             num_cpus=cfg.cpus_per_engine,
             num_gpus=1 if cfg.device == "cuda" and cfg.tensor_parallel_size == 1 else 0,
@@ -125,6 +164,9 @@ class RolloutGroup:
         ray.get(self.engines[index].ready.remote())
         self.restarts += 1
         engine = self.engines[index]
+        if self.cfg.weight_backend in DIRECT_BACKENDS:
+            self._restore_direct(engine)
+            return
         if self.cfg.weight_backend == "shm":
             if self._updates:  # the last sync's files still hold its weights
                 ray.get(engine.start_weight_update.remote())
@@ -156,6 +198,11 @@ class RolloutGroup:
         learner streams them to): with gloo it is rank 0 of the transfer group, with shm it
         writes the bucket files. Tensors are pulled one bucket at a time.
         """
+        if self.cfg.weight_backend in DIRECT_BACKENDS:
+            raise ValueError(
+                f"rollout.weight_backend={self.cfg.weight_backend} takes weights from the "
+                "learner (sync_from) or an HF folder (load_folder), not through this process"
+            )
         if self.cfg.weight_backend == "shm":
             stats = self._push_shm(named, version)
         else:  # gloo
@@ -200,9 +247,12 @@ class RolloutGroup:
         )
         sender = GlooSender(host, free_port(host), 1 + len(engines))
         joins = [
-            e.init_weight_sync.remote(host, sender.port, 1 + i, sender.world_size)
+            e.init_weight_sync.remote(
+                dict(master_address=host, master_port=sender.port, rank_offset=1 + i,
+                     world_size=sender.world_size)
+            )
             for i, e in enumerate(engines)
-        ]
+        ]  # fmt: skip
         sender.connect()
         ray.get(joins)
         return sender
@@ -233,6 +283,115 @@ class RolloutGroup:
             self._snapshot = snapshot
         return SyncStats(time.perf_counter() - start, nbytes, nbuckets, version)
 
+    def sync_from(self, learner: WeightSource, version: int) -> SyncStats:
+        """The learner's current weights into every engine as `version`. Direct backends: the
+        engines and learner rank 0 form one transfer group (opened on the first sync) and rank
+        0 sends; otherwise the weights stream through this process (`update_weights`).
+
+        A direct sync that fails or takes longer than `rollout.sync_timeout_s` at any step tears
+        the group down (the learner side closed, every engine restarted from `model`, version
+        0) and raises one error; the next sync opens a new group."""
+        if self.cfg.weight_backend not in DIRECT_BACKENDS:
+            return self.update_weights(learner.named_weights(self.bucket_bytes), version)
+        start = time.perf_counter()
+        self._source, self._folder = learner, None
+        try:
+            if not self._direct_open:
+                self._open_direct(learner)
+            meta = learner.weight_meta()
+            self._wait([e.start_weight_update.remote() for e in self.engines])
+            receives = [e.update_weights.remote(meta) for e in self.engines]
+            sent = self._wait(receives + learner.broadcast_weights())
+            self._wait([e.finish_weight_update.remote(version) for e in self.engines])
+        except Exception as err:
+            self._tear_down_direct(learner)
+            cause = getattr(err, "cause", None) or err  # a remote error: what was raised there
+            first = (str(cause).strip().splitlines() or [""])[-1]
+            raise RuntimeError(
+                f"weight sync of policy version {version} over {self.cfg.weight_backend} "
+                f"failed ({type(cause).__name__}: {first}); the transfer group was torn down "
+                f"and the engines restarted from {self.model}"
+            ) from err
+        self.version = version
+        nbytes = sum(sent[len(receives) :])
+        chunks = len(chunk_bounds(WeightMeta(**meta).nbytes(), self.cfg.bucket_bytes))
+        return SyncStats(time.perf_counter() - start, nbytes, chunks, version)
+
+    def _open_direct(self, learner: WeightSource) -> None:
+        """One transfer group: learner rank 0 is rank 0, engine i's workers follow from
+        `rank_offsets` (its own offset: engines may differ in size)."""
+        sizes = ray.get([e.num_workers.remote() for e in self.engines])
+        offsets, world_size = rank_offsets(sizes)
+        host, port = learner.sync_address(self.cfg.sync_host)
+        joins = [
+            e.init_weight_sync.remote(
+                engine_init_info(host, port, offset, world_size, self.cfg.bucket_bytes)
+            )
+            for e, offset in zip(self.engines, offsets, strict=True)
+        ]
+        self._wait(
+            joins + learner.open_weight_sync(
+                self.cfg.weight_backend, host, port, world_size, self.cfg.bucket_bytes,
+                self.cfg.sync_timeout_s,
+            )
+        )  # fmt: skip
+        self._direct_open = True
+
+    def _wait(self, refs: list[Any]) -> list[Any]:
+        """Results of `refs` in order; the first error raises at once (its peers may be blocked
+        in a collective it will never join), and so does `sync_timeout_s` passing."""
+        deadline = time.monotonic() + self.cfg.sync_timeout_s
+        pending = list(refs)
+        while pending:
+            done, pending = ray.wait(pending, timeout=max(0.0, deadline - time.monotonic()))
+            if not done:
+                raise TimeoutError(
+                    f"{len(pending)} of {len(refs)} weight-sync calls still running after "
+                    f"rollout.sync_timeout_s={self.cfg.sync_timeout_s}"
+                )
+            ray.get(done)
+        return ray.get(refs)
+
+    def _tear_down_direct(self, learner: WeightSource) -> None:
+        self._direct_open = False
+        try:
+            learner.close_weight_sync(self.cfg.sync_timeout_s)
+        except Exception as err:  # the learner may be what failed, or stuck
+            log.warning("closing the learner's end of the transfer group failed: %r", err)
+        for i in range(len(self.engines)):
+            ray.kill(self.engines[i], no_restart=True)
+            self.engines[i] = self._start(i)
+        ray.get([e.ready.remote() for e in self.engines])
+        self.restarts += len(self.engines)
+        self.version = 0
+
+    def _restore_direct(self, engine: Any) -> None:
+        """A restarted engine gets back the weights the group holds: from the folder they came
+        from, or by a new sync from the learner (the transfer group lost a member: it is
+        opened again)."""
+        if self._direct_open:
+            self._direct_open = False
+            ray.get([e.close_weight_sync.remote() for e in self.engines if e is not engine])
+            try:
+                if self._source is not None:
+                    self._source.close_weight_sync(self.cfg.sync_timeout_s)
+            except Exception as err:  # a learner that is gone: the sync below says so
+                log.warning("closing the learner's end of the transfer group failed: %r", err)
+        if self._folder is not None:
+            ray.get(engine.load_folder.remote(self._folder, self.version))
+        elif self._source is not None and self.version:
+            self.sync_from(self._source, self.version)
+
+    def load_folder(self, folder: str | Path, version: int) -> None:
+        """The weights of an HF folder (a finished run's export) into every engine as
+        `version`. Direct backends: each engine reads the folder, which must be on storage
+        every engine's node sees; otherwise this process reads it and pushes it."""
+        if self.cfg.weight_backend not in DIRECT_BACKENDS:
+            self.update_weights(load_file(Path(folder) / "model.safetensors").items(), version)
+            return
+        ray.get([e.load_folder.remote(str(folder), version) for e in self.engines])
+        self.version, self._folder, self._source = version, str(folder), None
+
     def versions(self) -> list[int]:
         return ray.get([e.ready.remote() for e in self.engines])
 
@@ -242,3 +401,4 @@ class RolloutGroup:
         remove_placement_group(self.pg)
         if self._sender is not None:
             self._sender.close()
+        self.tmp.close()

@@ -12,7 +12,7 @@ from typing import Any
 import ray
 from transformers import AutoTokenizer
 
-from mtg_ray.config import JobConfig
+from mtg_ray.config import JobConfig, check_paths
 from mtg_ray.data import Problem, Record, read_sft_parquet
 from mtg_ray.grading import Grader
 from mtg_ray.pipelines.cluster import init_local_ray
@@ -71,7 +71,9 @@ class Run:
 
 
 def start(cfg: JobConfig) -> Run:
-    """Join or start Ray, build (or load) the tiny world when the config uses it."""
+    """Check the config's paths, then join or start Ray, build (or load) the tiny world when
+    the config uses it."""
+    check_paths(cfg)
     res = cfg.resources
     if not ray.is_initialized():
         if res.address:

@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 
+from mtg_ray.checks import ConfigError, at_least, require
 from mtg_ray.rewriting.stages import SelectionConfig
 from mtg_ray.rollout import SamplingConfig
 
@@ -25,7 +26,17 @@ class RewriteConfig:
     seed: int = 0
 
     def __post_init__(self) -> None:
-        self.selection()  # validates keep and max_per_problem
+        at_least("rewrite.samples", self.samples, 1)
+        at_least("rewrite.guided_samples", self.guided_samples, 0)
+        at_least("rewrite.temperature", self.temperature, 0)
+        require(0 < self.top_p <= 1, "rewrite.top_p", self.top_p, "must be in (0, 1]")
+        at_least("rewrite.max_tokens", self.max_tokens, 1)
+        at_least("rewrite.shard_size", self.shard_size, 1)
+        at_least("rewrite.grading_tasks", self.grading_tasks, 1)
+        try:
+            self.selection()  # validates keep and max_per_problem
+        except ValueError as e:
+            raise ConfigError(f"rewrite.keep={self.keep!r}, max_per_problem: {e}") from None
 
     def selection(self) -> SelectionConfig:
         return SelectionConfig(keep=self.keep, max_per_problem=self.max_per_problem, seed=self.seed)

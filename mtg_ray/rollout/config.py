@@ -2,8 +2,12 @@
 
 from dataclasses import dataclass
 
+from mtg_ray.checks import at_least, one_of, positive, require
+
 DEVICES = ("cpu", "cuda")
-WEIGHT_BACKENDS = ("shm", "gloo")
+# shm / gloo: weights staged in host memory, through the driver; nccl: learner rank 0 straight
+# to every GPU engine; nccl_standin_gloo: the nccl path with gloo in place of NCCL (CPU tests).
+WEIGHT_BACKENDS = ("shm", "gloo", "nccl", "nccl_standin_gloo")
 
 
 @dataclass(frozen=True)
@@ -22,8 +26,9 @@ class RolloutConfig:
     both stage the weights in host memory, on GPU too (an NCCL backend is not built yet).
     keep_weights_for_recovery: keep the last synced weights so a restarted engine gets them
     back (gloo: a copy in the object store; shm: its bucket files, kept anyway).
-    sync_host: address the gloo sender listens on for the engines' rendezvous (127.0.0.1 on
-    one machine; the learner node's address, or "auto" for Ray's node address, on a cluster).
+    sync_host: address the weight sender listens on for the engines' rendezvous (gloo: the
+    driver; nccl: learner rank 0): 127.0.0.1 on one machine, "auto" for the sender's Ray node
+    address on a cluster.
     shm_dir: tmpfs folder for the shm backend's bucket files (one copy of the weights).
     """
 
@@ -42,9 +47,20 @@ class RolloutConfig:
     weight_backend: str = "shm"
     keep_weights_for_recovery: bool = True
     sync_host: str = "127.0.0.1"
+    sync_timeout_s: float = 600.0
     shm_dir: str = "/dev/shm"
 
     def __post_init__(self) -> None:
+        at_least("rollout.tensor_parallel_size", self.tensor_parallel_size, 1)
+        at_least("rollout.cpus_per_engine", self.cpus_per_engine, 1)
+        positive("rollout.kv_cache_bytes", self.kv_cache_bytes)
+        require(
+            0 < self.gpu_memory_utilization <= 1, "rollout.gpu_memory_utilization",
+            self.gpu_memory_utilization, "must be in (0, 1]",
+        )  # fmt: skip
+        one_of("rollout.dtype", self.dtype, ("float32", "bfloat16", "float16", "auto"))
+        at_least("rollout.max_model_len", self.max_model_len, 2)
+        at_least("rollout.max_retries", self.max_retries, 0)
         if self.num_engines < 1:
             raise ValueError(f"rollout.num_engines must be >= 1, got {self.num_engines}")
         if self.device not in DEVICES:
@@ -54,6 +70,8 @@ class RolloutConfig:
                 f"rollout.weight_backend must be one of {WEIGHT_BACKENDS}, "
                 f"got {self.weight_backend!r}"
             )
+        if self.sync_timeout_s <= 0:
+            raise ValueError(f"rollout.sync_timeout_s must be > 0, got {self.sync_timeout_s}")
         if self.bucket_bytes <= 0:
             raise ValueError(f"rollout.bucket_bytes must be > 0, got {self.bucket_bytes}")
 

@@ -87,11 +87,17 @@ class RolloutEngine:
             scores.append([per_pos[t][ids[t]].logprob for t in range(len(prompt), len(ids))])
         return scores
 
-    def init_weight_sync(self, host: str, port: int, rank_offset: int, world_size: int) -> None:
-        info = dict(
-            master_address=host, master_port=port, rank_offset=rank_offset, world_size=world_size
-        )
+    def num_workers(self) -> int:
+        """vLLM workers of this engine (GPUs with tensor parallelism): its ranks in a transfer
+        group."""
+        return self.llm.get_world_size(include_dp=True)
+
+    def init_weight_sync(self, info: dict[str, Any]) -> None:
+        """Join a transfer group (the backend's init info; blocks until the sender joins)."""
         self.llm.collective_rpc("init_weight_transfer_engine", args=(info,))
+
+    def close_weight_sync(self) -> None:
+        self.llm.collective_rpc("shutdown_weight_transfer_engine")
 
     def start_weight_update(self) -> None:
         self.llm.collective_rpc("start_weight_update")
@@ -102,4 +108,10 @@ class RolloutEngine:
     def finish_weight_update(self, version: int) -> None:
         self.llm.collective_rpc("finish_weight_update")
         self.llm.reset_prefix_cache()  # cached KV was computed with the old weights
+        self.version = version
+
+    def load_folder(self, path: str, version: int) -> None:
+        """The weights of the HF folder at `path` (on storage this engine sees), as `version`."""
+        self.llm.collective_rpc("reload_weights", kwargs={"weights_path": path})
+        self.llm.reset_prefix_cache()
         self.version = version

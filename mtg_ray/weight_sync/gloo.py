@@ -20,7 +20,7 @@ from mtg_ray.weight_sync.buckets import BucketMeta, unpack
 from mtg_ray.weight_sync.cpu_engine import CpuWeightTransferEngine
 
 BACKEND = "gloo"
-TIMEOUT = timedelta(minutes=10)
+TIMEOUT_S = 600.0
 
 
 @dataclass
@@ -47,9 +47,12 @@ def broadcast(group: Any, tensor: Tensor) -> None:
     group.broadcast(tensor, 0).wait()
 
 
-def join_group(address: str, port: int, rank: int, world_size: int) -> Any:
+def join_group(
+    address: str, port: int, rank: int, world_size: int, timeout_s: float = TIMEOUT_S
+) -> Any:
+    """A stateless gloo group; its collectives fail after `timeout_s` instead of hanging."""
     return stateless_init_torch_distributed_process_group(
-        address, port, rank, world_size, backend="gloo", timeout=TIMEOUT
+        address, port, rank, world_size, backend="gloo", timeout=timedelta(seconds=timeout_s)
     )
 
 

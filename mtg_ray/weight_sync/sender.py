@@ -2,14 +2,12 @@
 buckets) and the shared-memory sender (bucket files the engines map)."""
 
 import os
-import shutil
-import tempfile
-import weakref
 from dataclasses import asdict
 from typing import Any
 
 from torch import Tensor
 
+from mtg_ray.tempdirs import OwnedTempDir
 from mtg_ray.weight_sync.buckets import bucket_meta, pack
 from mtg_ray.weight_sync.gloo import broadcast, join_group
 from mtg_ray.weight_sync.shm import map_file
@@ -42,28 +40,6 @@ class GlooSender:
 PREFIX = "mtg-ray-weights-"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process
-        return True
-    return True
-
-
-def remove_orphans(root: str) -> list[str]:
-    """Remove bucket folders under `root` whose sender process is gone (a crashed run would
-    otherwise keep a copy of its weights in memory until reboot). Returns what it removed."""
-    removed = []
-    for name in os.listdir(root):
-        pid = name.removeprefix(PREFIX).split("-")[0]
-        if name.startswith(PREFIX) and pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(os.path.join(root, name), ignore_errors=True)
-            removed.append(name)
-    return removed
-
-
 class ShmSender:
     """One file per bucket index in a fresh folder under `root` (a tmpfs such as /dev/shm),
     kept and rewritten in place across syncs; the folder is removed by `close` or when the
@@ -73,10 +49,9 @@ class ShmSender:
     def __init__(self, root: str) -> None:
         if not os.path.isdir(root):
             raise FileNotFoundError(f"rollout.shm_dir {root!r} is not a folder")
-        remove_orphans(root)
-        self.folder = tempfile.mkdtemp(prefix=f"{PREFIX}{os.getpid()}-", dir=root)
+        self._dir = OwnedTempDir(PREFIX, root)
+        self.folder = self._dir.path
         self._files: dict[int, Tensor] = {}
-        self._cleanup = weakref.finalize(self, shutil.rmtree, self.folder, ignore_errors=True)
 
     def write(self, index: int, bucket: list[tuple[str, Tensor]]) -> dict[str, Any]:
         """Pack bucket `index` into its file; returns the engines' update info."""
@@ -92,4 +67,4 @@ class ShmSender:
 
     def close(self) -> None:
         self._files.clear()
-        self._cleanup()
+        self._dir.close()

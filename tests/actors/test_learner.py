@@ -2,6 +2,7 @@
 
 import math
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
@@ -15,6 +16,7 @@ from mtg_ray.pipelines.learner_group import LearnerGroup
 from mtg_ray.pipelines.rollout_group import RolloutGroup
 from mtg_ray.rewriting import SelectionConfig, rewrite
 from mtg_ray.rollout import Graded, RolloutConfig, SamplingConfig
+from mtg_ray.weight_sync.direct import WeightMeta
 
 pytestmark = pytest.mark.slow
 
@@ -146,6 +148,75 @@ def test_learner_weights_reach_vllm(ray_session, tiny_models, records) -> None:
         assert max_abs_diff(engine, learner.score(records[:4])) < 1e-4
     finally:
         learner.shutdown()
+        rollout.shutdown()
+
+
+# Direct weight sync (learner rank 0 -> every engine worker, one metadata message per sync):
+# real Ray, vLLM engines and DeepSpeed ZeRO-3 over 2 ranks; only the CUDA part is replaced
+# (`nccl_standin_gloo`: vLLM's NCCL path with a gloo group in place of the NCCL communicator).
+class MislabelledLearner:
+    """Delegates to a learner but names one tensor wrongly in the sync's metadata, so every
+    engine fails to load that chunk mid-transfer."""
+
+    def __init__(self, learner: Any) -> None:
+        self.learner = learner
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.learner, name)
+
+    def weight_meta(self) -> dict[str, Any]:
+        meta = dict(self.learner.weight_meta())
+        meta["names"] = [*meta["names"][:-1], "no.such.weight"]
+        return meta
+
+
+def test_direct_sync_moves_the_learners_weights_and_recovers_from_a_failed_send(
+    ray_session, tiny_models, records
+) -> None:
+    learner = make_group(tiny_models[0], zero_stage=3)
+    cfg = RolloutConfig(
+        num_engines=2, max_model_len=256, weight_backend="nccl_standin_gloo",
+        bucket_bytes=256 << 10, sync_timeout_s=30,
+    )  # fmt: skip
+    rollout = RolloutGroup(cfg, str(tiny_models[0]))
+    pairs = [(r.prompt_token_ids, r.response_token_ids) for r in records[:4]]
+
+    def engines_match_learner() -> float:
+        engine = rollout.score([p for p, _ in pairs], [r for _, r in pairs])
+        return max_abs_diff(engine, learner.score(records[:4]))
+
+    try:
+        learner.train_step(records, Objective("sft"))
+        stats = rollout.sync_from(learner, version=1)
+        assert stats.version == 1 and rollout.versions() == [1, 1]
+        assert stats.buckets > 1
+        assert stats.bytes == sum(WeightMeta(**learner.weight_meta()).nbytes())
+        assert engines_match_learner() < 1e-4
+        learner.train_step(records, Objective("sft"))
+        rollout.sync_from(learner, version=2)  # the same transfer group, again
+        assert rollout.versions() == [2, 2] and engines_match_learner() < 1e-4
+
+        with pytest.raises(RuntimeError, match="version 3 .* failed.*torn down"):
+            rollout.sync_from(MislabelledLearner(learner), version=3)
+        assert rollout.versions() == [0, 0] and rollout.version == 0
+
+        rollout.sync_from(learner, version=3)  # a new group; the learner is still in step
+        assert rollout.versions() == [3, 3] and engines_match_learner() < 1e-4
+    finally:
+        learner.shutdown()
+        rollout.shutdown()
+
+
+def test_host_weights_are_refused_by_a_direct_backend(ray_session, tiny_models) -> None:
+    """Direct engines take weights from the learner or an HF folder; `load_folder` works."""
+    cfg = RolloutConfig(num_engines=1, max_model_len=256, weight_backend="nccl_standin_gloo")
+    rollout = RolloutGroup(cfg, str(tiny_models[0]))
+    try:
+        with pytest.raises(ValueError, match="sync_from.*load_folder"):
+            rollout.update_weights([], version=1)
+        rollout.load_folder(tiny_models[1], version=5)
+        assert rollout.versions() == [5]
+    finally:
         rollout.shutdown()
 
 

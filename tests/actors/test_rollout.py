@@ -134,5 +134,7 @@ def test_gloo_backend_pushes_keeps_its_group_and_restores_a_restarted_engine(
         torch.testing.assert_close(
             torch.tensor(group.score([prompt], [response])[0]), expected[model_a], atol=1e-4, rtol=0
         )
+        assert any(Path(group.tmp.path).glob("vllm_dist_*"))  # the engines' temp files go here
     finally:
         group.shutdown()
+    assert not Path(group.tmp.path).exists()  # and go with the group

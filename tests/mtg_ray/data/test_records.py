@@ -83,3 +83,12 @@ def test_unreadable_files(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="junk.parquet: not a readable parquet"):
         read_records(junk)
     assert junk.read_bytes() == b"not parquet"
+
+
+def test_invalid_utf8_in_a_text_column_names_its_row_and_field(tmp_path: Path, make_record):
+    table = records_to_table([make_record(), make_record()])
+    bad = pa.array([b"fine", b"caf\xe9 \xff"], type=pa.binary()).view(pa.string())
+    table = table.set_column(table.column_names.index("response"), "response", bad)
+    pq.write_table(table, tmp_path / "bad.parquet")
+    with pytest.raises(DataError, match=r"bad.parquet: row 1, field 'response': text is not valid"):
+        read_records(tmp_path / "bad.parquet")

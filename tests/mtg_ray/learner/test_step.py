@@ -7,6 +7,7 @@ from transformers import AutoModelForCausalLM
 
 from mtg_ray.learner import collate, forward_objective, importance_metrics
 from mtg_ray.learner.export import param_groups
+from mtg_ray.learner.step import live_logprobs
 from mtg_ray.models import build_tiny_model
 from mtg_ray.objectives import Objective, ObjectiveConfig
 
@@ -57,3 +58,29 @@ def test_param_groups_respect_the_bucket_size(model) -> None:
         assert len(g) == 1 or sum(sizes[n] for n, _ in g) <= bucket
     assert len(param_groups(model, 1)) == len(sizes)
     assert np.isclose(sum(sizes.values()), sum(sizes[n] for g in groups for n, _ in g))
+
+
+@pytest.mark.parametrize("chunk_tokens", [0, 7])
+def test_packed_records_give_the_padded_log_probs_and_gradients(model, record, chunk_tokens):
+    """Records of different lengths back to back in one row (positions restarting per record)
+    score exactly as when padded, with the same gradients: attention stays within each record."""
+    records = [
+        record([5, 6, 7, 8], [9, 10, 11], [-1.0, -2.0, -3.0]),
+        record([5, 6], [12, 13, 14, 15, 16], None),
+        record([7], [8], [-0.5]),
+    ]
+    padded = collate(records, pad_id=0, max_length=16)
+    packed = collate(records, pad_id=0, max_length=16, pack=True)
+    assert packed.packed_input_ids.shape == (1, 4 + 3 + 2 + 5 + 1 + 1)
+    assert packed.packed_position_ids[0].tolist() == [*range(7), *range(7), 0, 1]
+    grads = []
+    for batch in (padded, packed):
+        model.zero_grad()
+        logprobs = live_logprobs(model, batch, chunk_tokens)
+        (logprobs * batch.mask).sum().backward()
+        grads.append(model.model.layers[0].self_attn.q_proj.weight.grad.clone())
+        if batch is padded:
+            want = logprobs.detach()
+    torch.testing.assert_close(logprobs.detach(), want, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
+    assert (logprobs.detach()[~batch.mask] == 0).all()

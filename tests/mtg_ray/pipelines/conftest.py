@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import load_file, save_file
 
 from mtg_ray.data import Problem, Record, write_text
 from mtg_ray.learner import StepResult
@@ -107,6 +107,12 @@ class StandInRollout:
         self.weights = float(dict(named)["w"][0])
         self.version = version
         self.pushes.append((version, self.weights))
+
+    def sync_from(self, learner, version: int) -> None:
+        self.update_weights(learner.named_weights(self.bucket_bytes), version)
+
+    def load_folder(self, folder, version: int) -> None:
+        self.update_weights(load_file(Path(folder) / "model.safetensors").items(), version)
 
 
 def standin_grader(pairs: Sequence[tuple[str, str]]) -> list[bool]:

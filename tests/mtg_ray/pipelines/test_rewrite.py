@@ -102,3 +102,21 @@ def test_evaluate_reports_avg_and_pass_at_n_and_every_sample(standins, tmp_path:
         rollout, standins.tokenizer, PLAIN, sets, EvalConfig(n=4, greedy=False), standins.grader
     )
     assert "greedy" not in no_greedy["toy"]
+
+
+def test_a_failed_start_leaves_nothing_that_blocks_the_corrected_rerun(standins, tmp_path):
+    """A run that wrote its manifest but no shard (it failed first) does not bind the folder:
+    the rerun with corrected settings goes ahead; once a shard exists, other settings fail."""
+    problems = standins.problems(6)
+    tok, rollout = standins.tokenizer, standins.Rollout()
+
+    def failing(pairs):
+        raise RuntimeError("the first run dies before any shard")
+
+    with pytest.raises(RuntimeError):
+        run_rewrite(problems, rollout, tok, PLAIN, CFG, tmp_path, failing)
+    assert (tmp_path / "manifest.json").is_file()
+    fixed = RewriteConfig(samples=3, guided_samples=3, shard_size=4)
+    assert len(run_rewrite(problems, rollout, tok, PLAIN, fixed, tmp_path, standins.grader)) == 6
+    with pytest.raises(ValueError, match="other problems or settings"):
+        run_rewrite(problems, rollout, tok, PLAIN, CFG, tmp_path, standins.grader)

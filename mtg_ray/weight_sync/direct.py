@@ -1,0 +1,180 @@
+"""Direct weight sync: learner rank 0 broadcasts the weights straight to every engine worker.
+
+GPU engines get weights through vLLM's NCCL weight-transfer backend: the trainer is rank 0 of
+one communicator and engine i's workers take the ranks from `rank_offsets` on (1 + the GPUs of
+the engines before it: vLLM's stock trainer setup gives every engine offset 1, which collides
+as soon as there are two). The wire format is vLLM's packed broadcast: tensors in order, cut
+into chunks once a chunk holds more than `chunk_bytes`; the receivers recompute the same cuts
+from the one metadata message a sync sends (`WeightMeta`), so a sync costs one RPC per engine,
+not one per parameter.
+
+`NcclBroadcaster` is the trainer end on GPU. `GlooStandInBroadcaster` replaces only the CUDA
+part (the communicator and its streams) with a gloo group so the whole path runs on CPU in
+tests; its engine end is `mtg_ray.weight_sync.nccl_standin`.
+"""
+
+import math
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any, Protocol
+
+import torch
+from torch import Tensor, nn
+
+DIRECT_BACKENDS = ("nccl", "nccl_standin_gloo")
+NUM_BUFFERS = 2  # vLLM's double buffering: the next chunk packs while one is on the wire
+
+
+def rank_offsets(gpus_per_engine: Sequence[int]) -> tuple[list[int], int]:
+    """Each engine's first rank in the transfer group (the trainer is rank 0), and the group's
+    size: engine i's workers are ranks offsets[i] .. offsets[i] + gpus_per_engine[i] - 1."""
+    if any(g < 1 for g in gpus_per_engine):
+        raise ValueError(f"every engine has at least one worker, got {list(gpus_per_engine)}")
+    offsets, next_rank = [], 1
+    for gpus in gpus_per_engine:
+        offsets.append(next_rank)
+        next_rank += gpus
+    return offsets, next_rank
+
+
+def engine_init_info(
+    host: str, port: int, rank_offset: int, world_size: int, chunk_bytes: int
+) -> dict[str, Any]:
+    """What one engine's `init_weight_transfer_engine` takes (vLLM's
+    NCCLWeightTransferInitInfo fields): the rendezvous, its rank offset, the packed wire format."""
+    return dict(
+        master_address=host, master_port=port, rank_offset=rank_offset, world_size=world_size,
+        packed=True, packed_buffer_size_bytes=chunk_bytes, packed_num_buffers=NUM_BUFFERS,
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class WeightMeta:
+    """Every tensor a sync sends, in order (vLLM's NCCLWeightTransferUpdateInfo fields)."""
+
+    names: list[str]
+    dtype_names: list[str]
+    shapes: list[list[int]]
+
+    def nbytes(self) -> list[int]:
+        return [
+            math.prod(s) * getattr(torch, d).itemsize
+            for d, s in zip(self.dtype_names, self.shapes, strict=True)
+        ]
+
+    def update_info(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def weight_meta(module: nn.Module) -> WeightMeta:
+    """The full (name, dtype, shape) of each parameter, also when ZeRO-3 holds only a shard of it
+    here (`ds_shape`). Tied weights appear once, as `named_parameters` gives them."""
+    names, dtypes, shapes = [], [], []
+    for name, p in module.named_parameters():
+        names.append(name)
+        dtypes.append(str(p.dtype).removeprefix("torch."))
+        shapes.append(list(getattr(p, "ds_shape", p.shape)))
+    return WeightMeta(names, dtypes, shapes)
+
+
+def chunk_bounds(sizes: Sequence[int], chunk_bytes: int) -> list[tuple[int, int]]:
+    """[start, stop) tensor indices of each packed chunk: a chunk closes once its bytes exceed
+    `chunk_bytes` (vLLM's packing rule, which sender and receivers both apply)."""
+    bounds, start, total = [], 0, 0
+    for i, n in enumerate(sizes):
+        total += n
+        if total > chunk_bytes:
+            bounds.append((start, i + 1))
+            start, total = i + 1, 0
+    if start < len(sizes):
+        bounds.append((start, len(sizes)))
+    return bounds
+
+
+def checked(pairs: Iterable[tuple[str, Tensor]], meta: WeightMeta) -> Iterator[tuple[str, Tensor]]:
+    """`pairs` as sent, each checked against `meta` (the receivers decode by it)."""
+    count = 0
+    for i, (name, t) in enumerate(pairs):
+        if i >= len(meta.names) or (name, str(t.dtype).removeprefix("torch."), list(t.shape)) != (
+            meta.names[i], meta.dtype_names[i], meta.shapes[i]
+        ):  # fmt: skip
+            raise RuntimeError(f"weight sync: tensor {i} ({name}) does not match the metadata")
+        count += 1
+        yield name, t
+    if count != len(meta.names):
+        raise RuntimeError(f"weight sync sent {count} tensors, metadata lists {len(meta.names)}")
+
+
+class Broadcaster(Protocol):
+    """The trainer end of a direct sync (rank 0 of the transfer group)."""
+
+    def send(self, pairs: Iterable[tuple[str, Tensor]], meta: WeightMeta) -> int: ...
+
+    def close(self) -> None: ...
+
+
+class NcclBroadcaster:
+    """Rank 0 of vLLM's NCCL transfer group, on this process's current CUDA device; sends with
+    vLLM's packed producer (double-buffered on CUDA streams). Blocks in the constructor until
+    every engine worker has joined."""
+
+    def __init__(self, host: str, port: int, world_size: int, chunk_bytes: int) -> None:
+        from vllm.distributed.weight_transfer.nccl_common import trainer_init
+
+        self.chunk_bytes = chunk_bytes
+        self.group: Any = trainer_init(
+            dict(master_address=host, master_port=port, world_size=world_size), rank=0
+        )
+
+    def send(self, pairs: Iterable[tuple[str, Tensor]], meta: WeightMeta) -> int:
+        from vllm.distributed.weight_transfer.packed_tensor import packed_nccl_broadcast_producer
+
+        packed_nccl_broadcast_producer(
+            iterator=checked(pairs, meta), group=self.group, src=0,
+            post_iter_func=lambda item: item[1], buffer_size_bytes=self.chunk_bytes,
+            num_buffers=NUM_BUFFERS,
+        )  # fmt: skip
+        return sum(meta.nbytes())
+
+    def close(self) -> None:
+        if self.group is not None:
+            self.group.destroy()
+            self.group = None
+
+
+class GlooStandInBroadcaster:
+    """Stand-in for `NcclBroadcaster` on CPU (tests): the same group layout, chunks and
+    metadata, with a gloo group in place of the NCCL communicator."""
+
+    def __init__(
+        self, host: str, port: int, world_size: int, chunk_bytes: int, timeout_s: float
+    ) -> None:
+        from mtg_ray.weight_sync.gloo import join_group
+
+        self.chunk_bytes = chunk_bytes
+        self.group: Any = join_group(host, port, 0, world_size, timeout_s)
+
+    def send(self, pairs: Iterable[tuple[str, Tensor]], meta: WeightMeta) -> int:
+        from mtg_ray.weight_sync.gloo import broadcast
+
+        sizes = meta.nbytes()
+        stream = checked(pairs, meta)
+        for start, stop in chunk_bounds(sizes, self.chunk_bytes):
+            parts = [next(stream)[1].contiguous().view(-1) for _ in range(start, stop)]
+            broadcast(self.group, torch.cat([p.view(torch.uint8) for p in parts]))
+        for _ in stream:  # raises if more tensors came than the metadata lists
+            pass
+        return sum(sizes)
+
+    def close(self) -> None:
+        self.group = None
+
+
+def open_broadcaster(
+    backend: str, host: str, port: int, world_size: int, chunk_bytes: int, timeout_s: float
+) -> Broadcaster:
+    if backend == "nccl":
+        return NcclBroadcaster(host, port, world_size, chunk_bytes)
+    if backend == "nccl_standin_gloo":
+        return GlooStandInBroadcaster(host, port, world_size, chunk_bytes, timeout_s)
+    raise ValueError(f"no direct weight-sync backend {backend!r}; one of {DIRECT_BACKENDS}")

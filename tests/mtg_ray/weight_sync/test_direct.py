@@ -1,0 +1,109 @@
+"""The direct sync's pure parts: group layout, metadata, and the packed wire format's cuts,
+checked against vLLM's own dataclasses and packing code (both import on CPU)."""
+
+import pytest
+import torch
+from transformers import AutoModelForCausalLM
+from vllm.distributed.weight_transfer.nccl_common import NCCLWeightTransferInitInfo
+from vllm.distributed.weight_transfer.nccl_engine import NCCLWeightTransferUpdateInfo
+from vllm.distributed.weight_transfer.packed_tensor import pack_tensors
+
+from mtg_ray.models import build_tiny_model
+from mtg_ray.weight_sync.direct import (
+    WeightMeta,
+    checked,
+    chunk_bounds,
+    engine_init_info,
+    rank_offsets,
+    weight_meta,
+)
+
+
+def test_engines_of_different_sizes_get_disjoint_ranks_after_the_trainer() -> None:
+    offsets, world = rank_offsets([1, 2, 4, 1])
+    assert offsets == [1, 2, 4, 8] and world == 9
+    ranks = [r for o, g in zip(offsets, [1, 2, 4, 1], strict=True) for r in range(o, o + g)]
+    assert ranks == list(range(1, world))  # every worker once, none on the trainer's 0
+    assert rank_offsets([2, 2]) == ([1, 3], 5)
+    with pytest.raises(ValueError, match="at least one worker"):
+        rank_offsets([1, 0])
+
+
+def test_init_and_update_info_are_vllms_nccl_dataclasses() -> None:
+    info = NCCLWeightTransferInitInfo(**engine_init_info("127.0.0.1", 1234, 3, 5, 1 << 20))
+    assert (info.rank_offset, info.world_size, info.packed) == (3, 5, True)
+    assert info.packed_buffer_size_bytes == 1 << 20
+    meta = WeightMeta(["a", "b"], ["bfloat16", "float32"], [[2, 3], [4]])
+    update = NCCLWeightTransferUpdateInfo(**meta.update_info())
+    assert update.names == ["a", "b"] and meta.nbytes() == [12, 16]
+
+
+@pytest.mark.filterwarnings("ignore:Tensor .* exceeds buffer_size_bytes")
+@pytest.mark.parametrize("chunk_bytes", [1, 100, 1000, 1 << 20])
+def test_chunk_cuts_follow_vllms_packing(chunk_bytes: int) -> None:
+    """The receivers cut where vLLM's producer (`pack_tensors`) cuts, from metadata alone."""
+    gen = torch.Generator().manual_seed(0)
+    tensors = [(f"t{i}", torch.randn(int(n), generator=gen)) for i, n in enumerate(
+        torch.randint(1, 200, (30,), generator=gen)
+    )]  # fmt: skip
+    stream = iter(tensors)
+    vllm_chunks = []
+    while (chunk := pack_tensors(stream, lambda item: item[1], chunk_bytes)) is not None:
+        vllm_chunks.append(chunk.names)
+    sizes = [t.numel() * 4 for _, t in tensors]
+    ours = [[tensors[i][0] for i in range(a, b)] for a, b in chunk_bounds(sizes, chunk_bytes)]
+    assert ours == vllm_chunks
+
+
+@pytest.mark.parametrize("tied", [False, True])
+def test_weight_meta_lists_every_parameter_once_in_order(tmp_path, tied: bool) -> None:
+    from mtg_ray.models.shapes import SMALL, build_random_model
+
+    folder = (
+        build_random_model(tmp_path / "m", SMALL, dtype="float32")
+        if tied
+        else build_tiny_model(tmp_path / "m")
+    )
+    model = AutoModelForCausalLM.from_pretrained(folder)
+    assert model.config.tie_word_embeddings is tied
+    meta = weight_meta(model)
+    params = list(model.named_parameters())
+    assert meta.names == [n for n, _ in params]
+    assert meta.shapes == [list(p.shape) for _, p in params]
+    assert len(set(meta.names)) == len(meta.names)
+    # a tied head is the embedding: sent once, under the embedding's name
+    assert ("lm_head.weight" in meta.names) is not tied
+
+
+def test_a_sender_that_strays_from_its_metadata_fails() -> None:
+    meta = WeightMeta(["a", "b"], ["float32", "float32"], [[2], [3]])
+    good = [("a", torch.zeros(2)), ("b", torch.zeros(3))]
+    assert [n for n, _ in checked(good, meta)] == ["a", "b"]
+    with pytest.raises(RuntimeError, match="tensor 1 .b. does not match"):
+        list(checked([("a", torch.zeros(2)), ("b", torch.zeros(4))], meta))
+    with pytest.raises(RuntimeError, match="sent 1 tensors, metadata lists 2"):
+        list(checked(good[:1], meta))
+    with pytest.raises(RuntimeError, match="does not match"):
+        list(checked([*good, ("c", torch.zeros(1))], meta))
+
+
+def test_ipc_chunks_fit_the_buffer_and_speak_vllms_packed_ipc_format() -> None:
+    from vllm.distributed.weight_transfer.ipc_engine import IPCWeightTransferUpdateInfo
+
+    from mtg_ray.weight_sync.ipc import fit_chunks, unpack_chunk
+
+    assert fit_chunks([4, 4, 4, 8, 1], 8) == [(0, 2), (2, 3), (3, 4), (4, 5)]
+    assert fit_chunks([], 8) == []
+    with pytest.raises(ValueError, match="more than the 8-byte buffer"):
+        fit_chunks([4, 9], 8)
+    pairs = [("a", torch.arange(6, dtype=torch.int16).view(2, 3)), ("b", torch.ones(3))]
+    update = dict(
+        names=["a", "b"], dtype_names=["int16", "float32"], shapes=[[2, 3], [3]],
+        tensor_sizes=[12, 12], ipc_handles={"GPU-uuid": (0, 1, 2, 3, 4, 5, 6, 7)},
+    )  # fmt: skip
+    info = IPCWeightTransferUpdateInfo(**update)
+    assert info.tensor_sizes == [12, 12] and "GPU-uuid" in info.ipc_handles
+    buffer = torch.cat([t.contiguous().view(-1).view(torch.uint8) for _, t in pairs])
+    for (name, got), (want_name, want) in zip(unpack_chunk(buffer, update), pairs, strict=True):
+        assert name == want_name and torch.equal(got, want)
+        assert got.data_ptr() != want.data_ptr()  # copied out: the buffer is reused

@@ -1,0 +1,38 @@
+"""The GPU checks and the GPU benchmark in their CPU mode: they stay runnable here, so a lent GPU
+machine's few minutes are not spent finding out that a script broke."""
+
+import os
+import re
+import subprocess
+import sys
+
+import pytest
+
+from mtg_ray.paths import REPO_ROOT
+
+pytestmark = pytest.mark.slow
+
+
+def run(script: str) -> str:
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "CUDA_VISIBLE_DEVICES": ""}
+    out = subprocess.run(
+        [sys.executable, str(REPO_ROOT / script)], env=env, capture_output=True, text=True,
+        timeout=600, check=False,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
+    return out.stdout
+
+
+@pytest.mark.parametrize(
+    ("script", "last_line"),
+    [
+        ("scripts/device/learner_cuda_check.py", r"GPU LEARNER CHECK OK"),
+        ("scripts/device/checkpointing_check.py", r"CHECKPOINTING CHECK OK \(CPU mode"),
+        ("scripts/device/ipc_check.py", r"IPC CHECK OK \(CPU mode\)"),
+        ("scripts/device/rollout_gpu_check.py", r"SKIPPED rollout_gpu_check: .*nothing was"),
+        ("scripts/bench/learner_gpu.py", r"learner_gpu: mfu=nan overhead=\d+\.\d+ peak_gib=nan"),
+    ],
+)
+def test_device_script_runs_in_cpu_mode(script: str, last_line: str) -> None:
+    lines = run(script).strip().splitlines()
+    assert re.match(last_line, lines[-1]), lines[-5:]
