@@ -10,10 +10,15 @@ class LearnerActor(LearnerRank):
     """A `LearnerRank` in a Ray actor (see `mtg_ray.pipelines.learner_group`)."""
 
     def master_address(self) -> tuple[str, int]:
-        """This node's address and a free port on it, for rank 0 to host the rendezvous."""
-        return self.rendezvous_address("auto")
+        """Rank 0: where the process group's store now listens (this node's address only)."""
+        host = ray.util.get_node_ip_address()
+        return host, self.open_store(host)
 
     def rendezvous_address(self, host: str) -> tuple[str, int]:
         """`host` ("auto": this node's Ray address) and a port free on it."""
         host = ray.util.get_node_ip_address() if host == "auto" else host
         return host, free_port(host)
+
+    def node_id(self) -> str:
+        """The Ray node this rank runs on."""
+        return ray.get_runtime_context().get_node_id()

@@ -7,6 +7,11 @@ import pytest
 from mtg_ray.paths import benchmarks_dir
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """tests/cluster last: they replace this process's local Ray with a simulated cluster."""
+    items.sort(key=lambda item: "tests/cluster/" in item.path.as_posix())
+
+
 @pytest.fixture(scope="session")
 def benchmarks() -> Path:
     """The benchmark folder; missing data is a setup error, not a skip."""

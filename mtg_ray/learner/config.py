@@ -39,7 +39,8 @@ class LearnerConfig:
     never exist at once (large vocabularies); 0: from the full logits. pack_records: each
     micro-batch's records run back to back in one row without padding (attention stays within
     each record), so varied lengths cost no padding. seed: parameter-free randomness (dropout,
-    shuffles).
+    shuffles). node_resource: a custom Ray resource each rank's bundle asks one unit of, so the
+    ranks go only to nodes started with it; empty: any node.
     """
 
     num_workers: int = 2
@@ -63,6 +64,7 @@ class LearnerConfig:
     logits_chunk_tokens: int = 0
     pack_records: bool = False
     seed: int = 0
+    node_resource: str = ""
 
     def __post_init__(self) -> None:
         positive("learner.lr", self.lr)

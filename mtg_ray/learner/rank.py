@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 from torch import Tensor
+from torch.distributed import TCPStore
 
 from mtg_ray.data import Record
 from mtg_ray.learner.batch import collate, micro_batches
@@ -22,6 +23,7 @@ from mtg_ray.learner.rng import rng_state, seed_everything, set_rng_state
 from mtg_ray.learner.schedule import lr_multiplier
 from mtg_ray.learner.step import forward_objective, live_logprobs, normalizer_sums
 from mtg_ray.objectives import Objective
+from mtg_ray.ports import listening_store
 from mtg_ray.weight_sync.direct import Broadcaster, open_broadcaster, weight_meta
 
 CLIENT_KEY = "mtg_ray"  # our entry among the extras DeepSpeed returns as client state
@@ -39,13 +41,26 @@ class LearnerRank:
         self.broadcaster: Broadcaster | None = None
         self.chunk_bytes = 0
         self.forwarded = False  # a forward has run (ZeRO-3 storage is initialised)
+        self.store: TCPStore | None = None  # rank 0: the process group's store (open_store)
+
+    def open_store(self, host: str) -> int:
+        """Rank 0: host the process group's store, listening on `host` alone (its node's
+        address: loopback in a local run); returns its port, for `setup` on every rank."""
+        if self.rank != 0:
+            raise RuntimeError(f"rank {self.rank} asked to host the store: rank 0 does")
+        self.store = listening_store(host, self.cfg.num_workers)
+        return self.store.port
 
     def setup(self, master_addr: str, master_port: int) -> None:
-        """Join the process group at master_addr:master_port, load the model, start DeepSpeed."""
+        """Join the process group whose store rank 0 opened (`open_store`) at
+        master_addr:master_port, load the model, start DeepSpeed."""
         import deepspeed
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         cfg = self.cfg
+        if self.rank == 0 and self.store is None:
+            raise RuntimeError("rank 0 hosts the process group's store: call open_store first")
+        store = self.store or TCPStore(master_addr, master_port, cfg.num_workers, is_master=False)
         os.environ.update(
             RANK=str(self.rank),
             LOCAL_RANK="0" if cfg.backend == "nccl" else str(self.rank),
@@ -53,7 +68,10 @@ class LearnerRank:
             MASTER_ADDR=master_addr,
             MASTER_PORT=str(master_port),
         )
-        deepspeed.init_distributed(dist_backend=cfg.backend)
+        torch.distributed.init_process_group(
+            cfg.backend, store=store, rank=self.rank, world_size=cfg.num_workers
+        )
+        deepspeed.init_distributed(dist_backend=cfg.backend)  # adopts the group above
         seed_everything(cfg.seed + self.rank)
         model = AutoModelForCausalLM.from_pretrained(
             self.model_path, dtype=getattr(torch, cfg.torch_dtype)

@@ -32,7 +32,9 @@ def grade_parallel(
         return []
     tasks = max(1, min(tasks, len(pairs)))
     size = -(-len(pairs) // tasks)
-    remote = ray.remote(num_cpus=0, max_retries=0)(grade_many)
+    # Retries are for lost workers and nodes only (an exception is a verdict error, not
+    # retried); the deadline below bounds the wait, retries included.
+    remote = ray.remote(num_cpus=0, max_retries=2)(grade_many)
     chunks = [list(pairs[i : i + size]) for i in range(0, len(pairs), size)]
     refs = [remote.remote(chunk) for chunk in chunks]
     timeout = deadline if deadline is not None else deadline_s(size)

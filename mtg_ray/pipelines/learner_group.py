@@ -1,7 +1,7 @@
 """Learner group: W `LearnerActor`s forming one torch.distributed group, each driving DeepSpeed.
 
 The group places the ranks (one placement-group bundle each), wires the process group (rank 0
-publishes its address and a free port), splits each batch over the ranks and reduces their
+hosts its store on its node's address alone and says at which port), splits each batch over the ranks and reduces their
 reports into one `StepResult`.
 """
 
@@ -19,6 +19,7 @@ from actors.learner import LearnerActor
 from mtg_ray.data import Record, write_text
 from mtg_ray.learner import LearnerConfig, StepResult, reduce_ranks, response_tokens, shard
 from mtg_ray.objectives import Objective
+from mtg_ray.pipelines.cluster import wait_placed
 
 LATEST = "latest"
 
@@ -31,8 +32,10 @@ class LearnerGroup:
         bundle: dict[str, float] = {"CPU": cfg.cpus_per_worker}
         if cfg.gpus_per_worker:
             bundle["GPU"] = cfg.gpus_per_worker
+        if cfg.node_resource:
+            bundle[cfg.node_resource] = 1
         self.pg = placement_group([bundle] * cfg.num_workers, strategy="PACK")
-        ray.get(self.pg.ready())
+        wait_placed(self.pg, "learner ranks")
         env = {"OMP_NUM_THREADS": str(cfg.cpus_per_worker)}
         if cfg.backend == "gloo":
             env["DS_ACCELERATOR"] = "cpu"

@@ -16,12 +16,17 @@ from typing import Any, Protocol
 import ray
 import torch
 from ray.exceptions import RayActorError
-from ray.util.placement_group import placement_group, remove_placement_group
+from ray.util.placement_group import (
+    placement_group,
+    placement_group_table,
+    remove_placement_group,
+)
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from safetensors.torch import load_file
 from torch import Tensor
 
 from actors.rollout import RolloutActor
+from mtg_ray.pipelines.cluster import wait_placed
 from mtg_ray.ports import free_port
 from mtg_ray.rollout import RolloutConfig, Sample, SamplingConfig, merge_in_order, split_evenly
 from mtg_ray.tempdirs import OwnedTempDir
@@ -35,6 +40,12 @@ from mtg_ray.weight_sync.direct import (
 )
 
 log = logging.getLogger(__name__)
+
+SHM_AWAY = (
+    "rollout.weight_backend=shm needs every engine on this process's node (it writes the "
+    "weights to files there), but engines were {where}: use rollout.weight_backend=gloo "
+    "(or nccl on GPUs) when engines run on other nodes"
+)
 
 
 class WeightSource(Protocol):
@@ -77,8 +88,16 @@ class RolloutGroup:
             if on_gpu
             else {"CPU": cfg.cpus_per_engine}
         )
-        self.pg = placement_group([bundle] * cfg.num_engines, strategy="PACK")
-        ray.get(self.pg.ready())
+        if cfg.node_resource:
+            bundle[cfg.node_resource] = 1
+        self.pg = placement_group([bundle] * cfg.num_engines, strategy=cfg.placement_strategy)
+        wait_placed(self.pg, "rollout engines")
+        if cfg.weight_backend == "shm":
+            placed = placement_group_table(self.pg)["bundles_to_node_id"].values()
+            away = set(placed) - {ray.get_runtime_context().get_node_id()}
+            if away:
+                remove_placement_group(self.pg)
+                raise ValueError(SHM_AWAY.format(where=f"placed on node(s) {sorted(away)}"))
         # The engines' temp folder (vLLM leaves a rendezvous file per engine there): removed
         # at shutdown, or by the next group on this machine if this process dies first.
         self.tmp = OwnedTempDir("mtg-ray-engines-")
@@ -93,15 +112,6 @@ class RolloutGroup:
         self._direct_open = False  # direct backends: the learner/engines transfer group is up
         self._source: WeightSource | None = None  # direct backends: who the last sync came from
         self._folder: str | None = None  # direct backends: or the folder the weights came from
-        if cfg.weight_backend == "shm":
-            here = ray.get_runtime_context().get_node_id()
-            nodes = set(ray.get([e.node_id.remote() for e in self.engines]))
-            if nodes != {here}:
-                self.shutdown()
-                raise ValueError(
-                    "rollout.weight_backend=shm needs every engine on the sender's node; "
-                    "use rollout.weight_backend=gloo when they are spread over nodes"
-                )
 
     def _start(self, index: int) -> Any:
         cfg = self.cfg
@@ -168,6 +178,9 @@ class RolloutGroup:
             self._restore_direct(engine)
             return
         if self.cfg.weight_backend == "shm":
+            node = ray.get(engine.node_id.remote())
+            if node != ray.get_runtime_context().get_node_id():  # its first node was lost
+                raise RuntimeError(SHM_AWAY.format(where=f"engine {index} restarted on {node}"))
             if self._updates:  # the last sync's files still hold its weights
                 ray.get(engine.start_weight_update.remote())
                 ray.get([engine.update_weights.remote(u) for u in self._updates])

@@ -8,6 +8,7 @@ DEVICES = ("cpu", "cuda")
 # shm / gloo: weights staged in host memory, through the driver; nccl: learner rank 0 straight
 # to every GPU engine; nccl_standin_gloo: the nccl path with gloo in place of NCCL (CPU tests).
 WEIGHT_BACKENDS = ("shm", "gloo", "nccl", "nccl_standin_gloo")
+PLACEMENT_STRATEGIES = ("PACK", "SPREAD", "STRICT_PACK", "STRICT_SPREAD")
 
 
 @dataclass(frozen=True)
@@ -23,13 +24,18 @@ class RolloutConfig:
     max_retries: restarts of a failed engine before a batch fails. bucket_bytes: size of one
     weight-sync bucket. weight_backend: shm (engines on the sender's node: bucket files under
     shm_dir that the engines map) | gloo (engines on any node: broadcast over a gloo group);
-    both stage the weights in host memory, on GPU too (an NCCL backend is not built yet).
+    both stage the weights in host memory | nccl (GPU engines: learner rank 0 broadcasts to
+    every engine worker) | nccl_standin_gloo (the nccl path with gloo in place of NCCL, tests).
     keep_weights_for_recovery: keep the last synced weights so a restarted engine gets them
     back (gloo: a copy in the object store; shm: its bucket files, kept anyway).
     sync_host: address the weight sender listens on for the engines' rendezvous (gloo: the
     driver; nccl: learner rank 0): 127.0.0.1 on one machine, "auto" for the sender's Ray node
     address on a cluster.
     shm_dir: tmpfs folder for the shm backend's bucket files (one copy of the weights).
+    placement_strategy: Ray placement-group strategy of the engines' bundles (PACK: as few
+    nodes as fit; SPREAD: over as many as possible). node_resource: a custom Ray resource each
+    engine bundle asks one unit of, so engines go only to nodes started with it (`ray start
+    --resources='{"rollout": 4}'`); empty: any node.
     """
 
     num_engines: int = 2
@@ -49,6 +55,8 @@ class RolloutConfig:
     sync_host: str = "127.0.0.1"
     sync_timeout_s: float = 600.0
     shm_dir: str = "/dev/shm"
+    placement_strategy: str = "PACK"
+    node_resource: str = ""
 
     def __post_init__(self) -> None:
         at_least("rollout.tensor_parallel_size", self.tensor_parallel_size, 1)
@@ -61,6 +69,7 @@ class RolloutConfig:
         one_of("rollout.dtype", self.dtype, ("float32", "bfloat16", "float16", "auto"))
         at_least("rollout.max_model_len", self.max_model_len, 2)
         at_least("rollout.max_retries", self.max_retries, 0)
+        one_of("rollout.placement_strategy", self.placement_strategy, PLACEMENT_STRATEGIES)
         if self.num_engines < 1:
             raise ValueError(f"rollout.num_engines must be >= 1, got {self.num_engines}")
         if self.device not in DEVICES:

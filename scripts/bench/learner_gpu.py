@@ -33,7 +33,6 @@ from mtg_ray.learner import LearnerConfig
 from mtg_ray.learner.rank import LearnerRank
 from mtg_ray.models.shapes import QWEN_1_5B, SMALL, build_random_model
 from mtg_ray.objectives import Objective
-from mtg_ray.ports import free_port
 
 
 def sync(device: str) -> None:
@@ -73,7 +72,7 @@ def ours(model_dir: Path, records: list[Record], args, device: str) -> tuple[flo
         pack_records=args.pack,
     )  # fmt: skip
     rank = LearnerRank(cfg, 0, str(model_dir), total_steps=1000)
-    rank.setup("127.0.0.1", free_port("127.0.0.1"))
+    rank.setup("127.0.0.1", rank.open_store("127.0.0.1"))
     tokens = sum(len(r.response_token_ids) for r in records)
     free(device)
     seconds = time_steps(

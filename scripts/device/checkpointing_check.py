@@ -28,7 +28,6 @@ def one_run(checkpointing: bool) -> None:
     from mtg_ray.learner.rank import LearnerRank
     from mtg_ray.models.shapes import QWEN_1_5B, SMALL, build_random_model
     from mtg_ray.objectives import Objective
-    from mtg_ray.ports import free_port
 
     on_gpu = torch.cuda.is_available()
     shape = QWEN_1_5B if on_gpu else SMALL
@@ -40,7 +39,7 @@ def one_run(checkpointing: bool) -> None:
         gradient_checkpointing=checkpointing, logits_chunk_tokens=4096 if on_gpu else 64,
     )  # fmt: skip
     rank = LearnerRank(cfg, 0, str(folder), total_steps=10)
-    rank.setup("127.0.0.1", free_port("127.0.0.1"))
+    rank.setup("127.0.0.1", rank.open_store("127.0.0.1"))
     records = random_records(4, prompt, response, shape["vocab_size"])
     tokens = sum(len(r.response_token_ids) for r in records)
     calls = []

@@ -22,7 +22,6 @@ from mtg_ray.learner.rank import LearnerRank
 from mtg_ray.models import build_tiny_model, build_tokenizer
 from mtg_ray.models.tiny import TinyModelConfig
 from mtg_ray.objectives import OBJECTIVE_NAMES, Objective
-from mtg_ray.ports import free_port
 
 on_gpu = torch.cuda.is_available()
 print("cuda:", on_gpu, torch.__version__, torch.cuda.get_device_name(0) if on_gpu else "")
@@ -35,7 +34,7 @@ cfg = LearnerConfig(
 )  # fmt: skip
 print("dtype:", cfg.torch_dtype, "zero:", cfg.effective_zero_stage)
 worker = LearnerRank(cfg, 0, str(model_dir), total_steps=40)
-worker.setup("127.0.0.1", free_port("127.0.0.1"))
+worker.setup("127.0.0.1", worker.open_store("127.0.0.1"))
 param = next(worker.engine.module.parameters())
 print("param:", param.dtype, param.device, "dist:", torch.distributed.get_backend())
 records = arithmetic_records(8, build_tokenizer())

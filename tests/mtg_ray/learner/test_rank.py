@@ -9,7 +9,6 @@ from mtg_ray.learner import LearnerConfig
 from mtg_ray.learner.rank import LearnerRank
 from mtg_ray.models import build_tiny_model, build_tokenizer
 from mtg_ray.objectives import Objective
-from mtg_ray.ports import free_port
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +18,7 @@ def rank(tmp_path_factory):
         gradient_checkpointing=True,
     )  # fmt: skip
     worker = LearnerRank(cfg, 0, str(build_tiny_model(tmp_path_factory.mktemp("m"))), 4)
-    worker.setup("127.0.0.1", free_port("127.0.0.1"))
+    worker.setup("127.0.0.1", worker.open_store("127.0.0.1"))
     yield worker
     worker.shutdown()
 
