@@ -71,11 +71,17 @@ class DataConfig:
 @dataclass(frozen=True)
 class ResourcesConfig:
     """address: Ray cluster to join ("" = start a local one; "auto" inside `ray job submit`).
-    num_cpus: CPUs of a local Ray (0 = all). host: address local Ray binds to."""
+    num_cpus: CPUs of a local Ray (0 = all). host: the node address of a local Ray
+    (where the learner's store listens; Ray's own servers listen on every interface).
+    private_network: a local run started by scripts/run.py or scripts/demo.py re-executes
+    itself in a private network namespace whose only interface is loopback (`mtg_ray.netns`),
+    so nothing it starts can be reached from another machine; ignored when joining a cluster.
+    """
 
     address: str = ""
     num_cpus: int = 8
     host: str = "127.0.0.1"
+    private_network: bool = True
 
     def __post_init__(self) -> None:
         at_least("resources.num_cpus", self.num_cpus, 0)

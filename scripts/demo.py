@@ -13,11 +13,13 @@ import sys
 
 from mtg_ray.config import compose
 from mtg_ray.pipelines.offline import main_job
-from mtg_ray.pipelines.session import start
+from mtg_ray.pipelines.session import enter_private_network, start
 
 
 def main() -> None:
-    run = start(compose("tiny", sys.argv[1:]))
+    cfg = compose("tiny", sys.argv[1:])
+    enter_private_network(cfg)
+    run = start(cfg)
     print(main_job(run), flush=True)
 
 

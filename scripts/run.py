@@ -23,7 +23,7 @@ from mtg_ray.config import check_paths, compose
 from mtg_ray.objectives import Objective
 from mtg_ray.pipelines import offline, online
 from mtg_ray.pipelines.select_lr import select_lr
-from mtg_ray.pipelines.session import rollout_group, start
+from mtg_ray.pipelines.session import enter_private_network, rollout_group, start
 from mtg_ray.pipelines.study import study_job
 
 JOBS = (
@@ -52,6 +52,7 @@ def main() -> None:
         cfg = check_paths(compose(args.config, args.overrides))
     except ValueError as e:  # every config error is one line, before Ray or a model starts
         sys.exit(f"config error: {e}")
+    enter_private_network(cfg)
     if args.job == "study":  # starts Ray itself, once per seed's run
         command = "python " + shlex.join(["scripts/run.py", *sys.argv[1:]])
         methods = [m for m in args.online.split(",") if m]

@@ -8,6 +8,7 @@ A plain class (no Ray): `actors.learner` hosts it in a Ray actor, the learner gr
 import os
 import time
 from collections.abc import Iterator
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
@@ -246,7 +247,7 @@ class LearnerRank:
 
     def weight_meta(self) -> dict[str, Any]:
         """Names, dtypes and full shapes of what `broadcast_weights` sends, in order."""
-        return weight_meta(self.engine.module).update_info()
+        return asdict(weight_meta(self.engine.module))
 
     def open_weight_sync(
         self, backend: str, host: str, port: int, world_size: int, chunk_bytes: int,

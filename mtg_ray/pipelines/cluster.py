@@ -8,7 +8,11 @@ import ray
 from ray.exceptions import GetTimeoutError
 from ray.util.placement_group import PlacementGroup
 
+from mtg_ray.tempdirs import OwnedTempDir
+
 log = logging.getLogger(__name__)
+
+_RAY_TEMP_DIRS: list[OwnedTempDir] = []
 
 REPORT_EVERY_S = 60.0
 
@@ -33,13 +37,20 @@ def init_local_ray(num_cpus: int | None, host: str = "127.0.0.1", **kwargs: Any)
     """A new local Ray bound to `host`, with no dashboard and worker logs kept off the console.
 
     `address="local"` always starts a fresh instance, so a stray `ray start` cluster on this
-    machine is never joined by accident. `kwargs` go to `ray.init` (e.g. a runtime_env).
+    machine is never joined by accident. Its session folder (logs, sockets, spilled objects)
+    goes into a temp folder this process owns: removed at exit, or by the next run if this one
+    was killed (Ray's default, /tmp/ray, keeps every session). `kwargs` go to `ray.init` (e.g.
+    a runtime_env).
     """
+    # /tmp, not $TMPDIR: Ray's socket paths inside the session folder must stay under 107 bytes.
+    temp = OwnedTempDir("mtg-ray-ray-", root="/tmp")
+    _RAY_TEMP_DIRS.append(temp)  # kept until exit: Ray's own exit hook shuts it down first
     ray.init(
         address="local",
         num_cpus=num_cpus,
         include_dashboard=False,
         _node_ip_address=host,
+        _temp_dir=temp.path,
         log_to_driver=False,
         **kwargs,
     )

@@ -1,8 +1,8 @@
 """Learner group: W `LearnerActor`s forming one torch.distributed group, each driving DeepSpeed.
 
 The group places the ranks (one placement-group bundle each), wires the process group (rank 0
-hosts its store on its node's address alone and says at which port), splits each batch over the ranks and reduces their
-reports into one `StepResult`.
+hosts its store on its node's address alone and says at which port), splits each batch over
+the ranks and reduces their reports into one `StepResult`.
 """
 
 import time

@@ -33,7 +33,6 @@ from mtg_ray.tempdirs import OwnedTempDir
 from mtg_ray.weight_sync import BucketMeta, bucket_meta, iter_buckets, unpack
 from mtg_ray.weight_sync.direct import (
     DIRECT_BACKENDS,
-    WeightMeta,
     chunk_bounds,
     engine_init_info,
     rank_offsets,
@@ -327,7 +326,7 @@ class RolloutGroup:
             ) from err
         self.version = version
         nbytes = sum(sent[len(receives) :])
-        chunks = len(chunk_bounds(WeightMeta(**meta).nbytes(), self.cfg.bucket_bytes))
+        chunks = len(chunk_bounds(BucketMeta(**meta).sizes(), self.cfg.bucket_bytes))
         return SyncStats(time.perf_counter() - start, nbytes, chunks, version)
 
     def _open_direct(self, learner: WeightSource) -> None:

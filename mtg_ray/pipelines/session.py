@@ -12,6 +12,7 @@ from typing import Any
 import ray
 from transformers import AutoTokenizer
 
+from mtg_ray import netns
 from mtg_ray.config import JobConfig, check_paths
 from mtg_ray.data import Problem, Record, read_sft_parquet
 from mtg_ray.grading import Grader
@@ -68,6 +69,13 @@ class Run:
         peaking at `lr` (default `learner.lr`)."""
         cfg = self.cfg.learner if lr is None else dataclasses.replace(self.cfg.learner, lr=lr)
         return LearnerGroup(cfg, self.model_path, max(1, total_steps))
+
+
+def enter_private_network(cfg: JobConfig) -> None:
+    """What an entry script does first: a local run (no `resources.address`) with
+    `resources.private_network` re-executes itself in a private network namespace."""
+    if cfg.resources.private_network and not cfg.resources.address:
+        netns.enter()
 
 
 def start(cfg: JobConfig) -> Run:

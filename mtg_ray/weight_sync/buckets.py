@@ -1,5 +1,6 @@
 """Size-capped buckets of named tensors, packed into one flat byte buffer for a broadcast."""
 
+import math
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
@@ -9,32 +10,34 @@ from torch import Tensor
 
 @dataclass(frozen=True)
 class BucketMeta:
-    """What a receiver needs to unpack a bucket: names, dtypes (torch attribute names), shapes."""
+    """What a receiver needs to decode tensors sent in order: names, dtypes (torch attribute
+    names), shapes. Describes one bucket of ours, or every tensor of a direct sync (the fields
+    of vLLM's NCCLWeightTransferUpdateInfo)."""
 
     names: list[str]
     dtype_names: list[str]
     shapes: list[list[int]]
 
+    def sizes(self) -> list[int]:
+        """Each tensor's bytes (unaligned: vLLM's packed chunks hold them back to back)."""
+        return [
+            math.prod(s) * getattr(torch, d).itemsize
+            for d, s in zip(self.dtype_names, self.shapes, strict=True)
+        ]
+
     @property
     def nbytes(self) -> int:
+        """Bytes of this bucket packed by `pack` (each tensor aligned)."""
         return _layout(self)[1]
 
 
 ALIGN = 16  # every tensor starts at a multiple of this, so typed views of the buffer are legal
 
 
-def _numel(shape: list[int]) -> int:
-    n = 1
-    for d in shape:
-        n *= d
-    return n
-
-
 def _layout(meta: BucketMeta) -> tuple[list[tuple[int, int]], int]:
     """(offset, nbytes) of each tensor in the packed buffer, and the buffer size."""
     spans, offset = [], 0
-    for dtype, shape in zip(meta.dtype_names, meta.shapes, strict=True):
-        n = _numel(shape) * getattr(torch, dtype).itemsize
+    for n in meta.sizes():
         spans.append((offset, n))
         offset += -(-n // ALIGN) * ALIGN
     return spans, offset
@@ -65,10 +68,15 @@ def iter_buckets(
         yield bucket
 
 
+def dtype_name(dtype: torch.dtype) -> str:
+    """The torch attribute name of `dtype` ("bfloat16"), as metadata carries it."""
+    return str(dtype).removeprefix("torch.")
+
+
 def bucket_meta(bucket: list[tuple[str, Tensor]]) -> BucketMeta:
     return BucketMeta(
         names=[n for n, _ in bucket],
-        dtype_names=[str(t.dtype).removeprefix("torch.") for _, t in bucket],
+        dtype_names=[dtype_name(t.dtype) for _, t in bucket],
         shapes=[list(t.shape) for _, t in bucket],
     )
 

@@ -5,21 +5,21 @@ one communicator and engine i's workers take the ranks from `rank_offsets` on (1
 the engines before it: vLLM's stock trainer setup gives every engine offset 1, which collides
 as soon as there are two). The wire format is vLLM's packed broadcast: tensors in order, cut
 into chunks once a chunk holds more than `chunk_bytes`; the receivers recompute the same cuts
-from the one metadata message a sync sends (`WeightMeta`), so a sync costs one RPC per engine,
-not one per parameter.
+from the one metadata message a sync sends (a `BucketMeta` of every tensor), so a sync costs
+one RPC per engine, not one per parameter.
 
 `NcclBroadcaster` is the trainer end on GPU. `GlooStandInBroadcaster` replaces only the CUDA
 part (the communicator and its streams) with a gloo group so the whole path runs on CPU in
 tests; its engine end is `mtg_ray.weight_sync.nccl_standin`.
 """
 
-import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import asdict, dataclass
 from typing import Any, Protocol
 
 import torch
 from torch import Tensor, nn
+
+from mtg_ray.weight_sync.buckets import BucketMeta, dtype_name
 
 DIRECT_BACKENDS = ("nccl", "nccl_standin_gloo")
 NUM_BUFFERS = 2  # vLLM's double buffering: the next chunk packs while one is on the wire
@@ -48,33 +48,15 @@ def engine_init_info(
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
-class WeightMeta:
-    """Every tensor a sync sends, in order (vLLM's NCCLWeightTransferUpdateInfo fields)."""
-
-    names: list[str]
-    dtype_names: list[str]
-    shapes: list[list[int]]
-
-    def nbytes(self) -> list[int]:
-        return [
-            math.prod(s) * getattr(torch, d).itemsize
-            for d, s in zip(self.dtype_names, self.shapes, strict=True)
-        ]
-
-    def update_info(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-def weight_meta(module: nn.Module) -> WeightMeta:
+def weight_meta(module: nn.Module) -> BucketMeta:
     """The full (name, dtype, shape) of each parameter, also when ZeRO-3 holds only a shard of it
     here (`ds_shape`). Tied weights appear once, as `named_parameters` gives them."""
     names, dtypes, shapes = [], [], []
     for name, p in module.named_parameters():
         names.append(name)
-        dtypes.append(str(p.dtype).removeprefix("torch."))
+        dtypes.append(dtype_name(p.dtype))
         shapes.append(list(getattr(p, "ds_shape", p.shape)))
-    return WeightMeta(names, dtypes, shapes)
+    return BucketMeta(names, dtypes, shapes)
 
 
 def chunk_bounds(sizes: Sequence[int], chunk_bytes: int) -> list[tuple[int, int]]:
@@ -91,11 +73,11 @@ def chunk_bounds(sizes: Sequence[int], chunk_bytes: int) -> list[tuple[int, int]
     return bounds
 
 
-def checked(pairs: Iterable[tuple[str, Tensor]], meta: WeightMeta) -> Iterator[tuple[str, Tensor]]:
+def checked(pairs: Iterable[tuple[str, Tensor]], meta: BucketMeta) -> Iterator[tuple[str, Tensor]]:
     """`pairs` as sent, each checked against `meta` (the receivers decode by it)."""
     count = 0
     for i, (name, t) in enumerate(pairs):
-        if i >= len(meta.names) or (name, str(t.dtype).removeprefix("torch."), list(t.shape)) != (
+        if i >= len(meta.names) or (name, dtype_name(t.dtype), list(t.shape)) != (
             meta.names[i], meta.dtype_names[i], meta.shapes[i]
         ):  # fmt: skip
             raise RuntimeError(f"weight sync: tensor {i} ({name}) does not match the metadata")
@@ -108,7 +90,7 @@ def checked(pairs: Iterable[tuple[str, Tensor]], meta: WeightMeta) -> Iterator[t
 class Broadcaster(Protocol):
     """The trainer end of a direct sync (rank 0 of the transfer group)."""
 
-    def send(self, pairs: Iterable[tuple[str, Tensor]], meta: WeightMeta) -> int: ...
+    def send(self, pairs: Iterable[tuple[str, Tensor]], meta: BucketMeta) -> int: ...
 
     def close(self) -> None: ...
 
@@ -126,7 +108,7 @@ class NcclBroadcaster:
             dict(master_address=host, master_port=port, world_size=world_size), rank=0
         )
 
-    def send(self, pairs: Iterable[tuple[str, Tensor]], meta: WeightMeta) -> int:
+    def send(self, pairs: Iterable[tuple[str, Tensor]], meta: BucketMeta) -> int:
         from vllm.distributed.weight_transfer.packed_tensor import packed_nccl_broadcast_producer
 
         packed_nccl_broadcast_producer(
@@ -134,7 +116,7 @@ class NcclBroadcaster:
             post_iter_func=lambda item: item[1], buffer_size_bytes=self.chunk_bytes,
             num_buffers=NUM_BUFFERS,
         )  # fmt: skip
-        return sum(meta.nbytes())
+        return sum(meta.sizes())
 
     def close(self) -> None:
         if self.group is not None:
@@ -154,10 +136,10 @@ class GlooStandInBroadcaster:
         self.chunk_bytes = chunk_bytes
         self.group: Any = join_group(host, port, 0, world_size, timeout_s)
 
-    def send(self, pairs: Iterable[tuple[str, Tensor]], meta: WeightMeta) -> int:
+    def send(self, pairs: Iterable[tuple[str, Tensor]], meta: BucketMeta) -> int:
         from mtg_ray.weight_sync.gloo import broadcast
 
-        sizes = meta.nbytes()
+        sizes = meta.sizes()
         stream = checked(pairs, meta)
         for start, stop in chunk_bounds(sizes, self.chunk_bytes):
             parts = [next(stream)[1].contiguous().view(-1) for _ in range(start, stop)]

@@ -14,7 +14,12 @@ from typing import Any
 import torch
 from torch import Tensor
 from vllm.distributed.utils import stateless_init_torch_distributed_process_group
-from vllm.distributed.weight_transfer.base import WeightTransferInitInfo, WeightTransferUpdateInfo
+from vllm.distributed.weight_transfer.base import (
+    TInitInfo,
+    TUpdateInfo,
+    WeightTransferInitInfo,
+    WeightTransferUpdateInfo,
+)
 
 from mtg_ray.weight_sync.buckets import BucketMeta, unpack
 from mtg_ray.weight_sync.cpu_engine import CpuWeightTransferEngine
@@ -56,29 +61,38 @@ def join_group(
     )
 
 
-class GlooWeightTransferEngine(CpuWeightTransferEngine[GlooInitInfo, GlooUpdateInfo]):
-    """Worker side: receives each bucket by broadcast and loads it into the model."""
-
-    init_info_cls = GlooInitInfo
-    update_info_cls = GlooUpdateInfo
+class GlooGroupEngine(CpuWeightTransferEngine[TInitInfo, TUpdateInfo]):
+    """A worker in a stateless gloo transfer group, at rank `rank_offset` + its rank within
+    the engine (init info with master_address, master_port, rank_offset, world_size).
+    Subclasses define `receive_weights` over `joined()`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.group: Any = None
 
-    def init_transfer_engine(self, init_info: GlooInitInfo) -> None:
+    def init_transfer_engine(self, init_info: Any) -> None:
         rank = init_info.rank_offset + self.parallel_config.rank
         self.group = join_group(
             init_info.master_address, init_info.master_port, rank, init_info.world_size
         )
 
-    def receive_weights(self, update_info: GlooUpdateInfo) -> None:
+    def joined(self) -> Any:
         if self.group is None:
-            raise RuntimeError("gloo weight transfer not initialised: call init first")
-        meta = BucketMeta(update_info.names, update_info.dtype_names, update_info.shapes)
-        buf = torch.empty(meta.nbytes, dtype=torch.uint8)
-        broadcast(self.group, buf)
-        self.model.load_weights(unpack(buf, meta))
+            raise RuntimeError("weight transfer not initialised: call init first")
+        return self.group
 
     def shutdown(self) -> None:
         self.group = None
+
+
+class GlooWeightTransferEngine(GlooGroupEngine[GlooInitInfo, GlooUpdateInfo]):
+    """Worker side: receives each bucket by broadcast and loads it into the model."""
+
+    init_info_cls = GlooInitInfo
+    update_info_cls = GlooUpdateInfo
+
+    def receive_weights(self, update_info: GlooUpdateInfo) -> None:
+        meta = BucketMeta(update_info.names, update_info.dtype_names, update_info.shapes)
+        buf = torch.empty(meta.nbytes, dtype=torch.uint8)
+        broadcast(self.joined(), buf)
+        self.model.load_weights(unpack(buf, meta))

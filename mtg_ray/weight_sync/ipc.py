@@ -14,6 +14,9 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from mtg_ray.weight_sync.buckets import BucketMeta
+from mtg_ray.weight_sync.direct import checked
+
 
 def fit_chunks(sizes: Sequence[int], capacity: int) -> list[tuple[int, int]]:
     """[start, stop) tensor indices of each chunk: as many tensors as fit in `capacity` bytes
@@ -45,34 +48,37 @@ class IpcExporter:
         _, self.handle = reduce_tensor(self.buffer)
         self.key = gpu_uuid(device)
 
-    def chunks(self, pairs: Iterable[tuple[str, Tensor]]) -> Iterator[dict[str, Any]]:
-        """Each chunk's update info, once its bytes are in the buffer. Resume the iterator only
-        after every receiver is done with the last chunk: the next one overwrites it."""
-        pending: list[tuple[str, Tensor]] = []
-        total = 0
-        capacity = self.buffer.numel()
-        for name, t in pairs:
-            flat = t.detach().contiguous().view(-1).view(torch.uint8)
-            if flat.numel() > capacity:
-                raise ValueError(f"{name}: {flat.numel()} bytes, more than the IPC buffer")
-            if total and total + flat.numel() > capacity:
-                yield self._publish(pending)
-                pending, total = [], 0
-            self.buffer[total : total + flat.numel()].copy_(flat)
-            pending.append((name, t))
-            total += flat.numel()
-        if pending:
-            yield self._publish(pending)
+    def chunks(
+        self, pairs: Iterable[tuple[str, Tensor]], meta: BucketMeta
+    ) -> Iterator[dict[str, Any]]:
+        """Each chunk's update info, once its bytes are in the buffer (`pack_chunks`). Resume
+        the iterator only after every receiver is done with the last chunk: the next one
+        overwrites it."""
+        for update in pack_chunks(pairs, meta, self.buffer):
+            torch.cuda.current_stream(self.buffer.device).synchronize()
+            yield {**update, "ipc_handles": {self.key: self.handle}}
 
-    def _publish(self, pending: list[tuple[str, Tensor]]) -> dict[str, Any]:
-        torch.cuda.current_stream(self.buffer.device).synchronize()
-        return dict(
-            names=[n for n, _ in pending],
-            dtype_names=[str(t.dtype).removeprefix("torch.") for _, t in pending],
-            shapes=[list(t.shape) for _, t in pending],
-            tensor_sizes=[t.numel() * t.element_size() for _, t in pending],
-            ipc_handles={self.key: self.handle},
-        )
+
+def pack_chunks(
+    pairs: Iterable[tuple[str, Tensor]], meta: BucketMeta, buffer: Tensor
+) -> Iterator[dict[str, Any]]:
+    """Pack `pairs` (checked against `meta`) into `buffer` from byte 0 a chunk at a time, cut
+    by `fit_chunks`; yields each chunk's update info but its handles (names, dtypes, shapes,
+    byte sizes) once the chunk is in the buffer. The next chunk overwrites it."""
+    sizes = meta.sizes()
+    stream = checked(pairs, meta)
+    for start, stop in fit_chunks(sizes, buffer.numel()):
+        offset = 0
+        for _ in range(start, stop):
+            flat = next(stream)[1].detach().contiguous().view(-1).view(torch.uint8)
+            buffer[offset : offset + flat.numel()].copy_(flat)
+            offset += flat.numel()
+        yield dict(
+            names=meta.names[start:stop], dtype_names=meta.dtype_names[start:stop],
+            shapes=meta.shapes[start:stop], tensor_sizes=sizes[start:stop],
+        )  # fmt: skip
+    for _ in stream:  # raises if more tensors came than the metadata lists
+        pass
 
 
 def unpack_chunk(buffer: Tensor, update: dict[str, Any]) -> list[tuple[str, Tensor]]:

@@ -10,15 +10,15 @@ from vllm.distributed.weight_transfer.nccl_common import NCCLWeightTransferInitI
 from vllm.distributed.weight_transfer.nccl_engine import NCCLWeightTransferUpdateInfo
 from vllm.distributed.weight_transfer.packed_tensor import unpack_tensor
 
-from mtg_ray.weight_sync.cpu_engine import CpuWeightTransferEngine
-from mtg_ray.weight_sync.direct import WeightMeta, chunk_bounds
-from mtg_ray.weight_sync.gloo import broadcast, join_group
+from mtg_ray.weight_sync.buckets import BucketMeta
+from mtg_ray.weight_sync.direct import chunk_bounds
+from mtg_ray.weight_sync.gloo import GlooGroupEngine, broadcast
 
 BACKEND = "nccl_standin_gloo"
 
 
 class GlooStandInNcclEngine(
-    CpuWeightTransferEngine[NCCLWeightTransferInitInfo, NCCLWeightTransferUpdateInfo]
+    GlooGroupEngine[NCCLWeightTransferInitInfo, NCCLWeightTransferUpdateInfo]
 ):
     """Worker side: joins at rank `rank_offset + its rank in the engine` (as vLLM's NCCL engine
     does), receives the packed chunks by broadcast and loads them."""
@@ -28,33 +28,25 @@ class GlooStandInNcclEngine(
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.group: Any = None
         self.chunk_bytes = 0
 
     def init_transfer_engine(self, init_info: NCCLWeightTransferInitInfo) -> None:
         if not init_info.packed:
             raise ValueError("the nccl stand-in speaks only the packed wire format")
-        self.chunk_bytes = init_info.packed_buffer_size_bytes
-        rank = init_info.rank_offset + self.parallel_config.rank
         assert init_info.master_address is not None and init_info.master_port is not None
-        self.group = join_group(
-            init_info.master_address, init_info.master_port, rank, init_info.world_size
-        )
+        self.chunk_bytes = init_info.packed_buffer_size_bytes
+        super().init_transfer_engine(init_info)
 
     def receive_weights(self, update_info: NCCLWeightTransferUpdateInfo) -> None:
-        if self.group is None:
-            raise RuntimeError("weight transfer not initialised: call init first")
-        meta = WeightMeta(update_info.names, update_info.dtype_names, update_info.shapes)
-        sizes = meta.nbytes()
+        group = self.joined()
+        meta = BucketMeta(update_info.names, update_info.dtype_names, update_info.shapes)
+        sizes = meta.sizes()
         for start, stop in chunk_bounds(sizes, self.chunk_bytes):
             buf = torch.empty(sum(sizes[start:stop]), dtype=torch.uint8)
-            broadcast(self.group, buf)
+            broadcast(group, buf)
             self.model.load_weights(
                 unpack_tensor(
                     buf, meta.names[start:stop], meta.shapes[start:stop],
                     [getattr(torch, d) for d in meta.dtype_names[start:stop]], sizes[start:stop],
                 )
             )  # fmt: skip
-
-    def shutdown(self) -> None:
-        self.group = None

@@ -23,7 +23,8 @@ from transformers import AutoModelForCausalLM
 
 from mtg_ray.learner.export import gathered_buckets
 from mtg_ray.models.shapes import QWEN_1_5B, SMALL, build_random_model
-from mtg_ray.weight_sync.ipc import IpcExporter, IpcImporter, fit_chunks, unpack_chunk
+from mtg_ray.weight_sync.direct import weight_meta
+from mtg_ray.weight_sync.ipc import IpcExporter, IpcImporter, pack_chunks, unpack_chunk
 
 CAPACITY = 256 << 20  # staging buffer: larger than the largest tensor (the 152k x 1536 embedding)
 
@@ -58,20 +59,14 @@ def main() -> None:
     )
     model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.bfloat16).to(device)
     want = {name: digest(p) for name, p in model.named_parameters()}
-    if not on_gpu:
-        pairs = list(named_weights(model))
-        sizes = [t.numel() * t.element_size() for _, t in pairs]
-        got = {}
-        for start, stop in fit_chunks(sizes, 8 << 20):
-            part = pairs[start:stop]
-            buffer = torch.cat([t.contiguous().view(-1).view(torch.uint8) for _, t in part])
-            update = dict(
-                names=[n for n, _ in part], dtype_names=["bfloat16"] * len(part),
-                shapes=[list(t.shape) for _, t in part], tensor_sizes=sizes[start:stop],
-            )  # fmt: skip
+    meta = weight_meta(model)
+    if not on_gpu:  # the exporter's own packing, into a host buffer, unpacked in process
+        buffer, got, chunks = torch.empty(8 << 20, dtype=torch.uint8), {}, 0
+        for update in pack_chunks(named_weights(model), meta, buffer):
             got.update({n: digest(t) for n, t in unpack_chunk(buffer, update)})
+            chunks += 1
         assert got == want, "CPU mode: unpacked tensors differ"
-        print(f"CPU mode (no CUDA IPC): {len(got)} tensors packed and unpacked bit-exact")
+        print(f"CPU mode (no CUDA IPC): {len(got)} tensors in {chunks} chunks, bit-exact")
         print("IPC CHECK OK (CPU mode)")
         return
     ctx = mp.get_context("spawn")
@@ -80,7 +75,7 @@ def main() -> None:
     proc.start()
     exporter = IpcExporter(CAPACITY, device)
     got, chunks, start = {}, 0, time.perf_counter()
-    for update in exporter.chunks(named_weights(model)):
+    for update in exporter.chunks(named_weights(model), meta):
         parent.send(update)
         got.update(parent.recv())  # the receiver is done with this chunk
         chunks += 1

@@ -16,7 +16,7 @@ from mtg_ray.pipelines.learner_group import LearnerGroup
 from mtg_ray.pipelines.rollout_group import RolloutGroup
 from mtg_ray.rewriting import SelectionConfig, rewrite
 from mtg_ray.rollout import Graded, RolloutConfig, SamplingConfig
-from mtg_ray.weight_sync.direct import WeightMeta
+from mtg_ray.weight_sync import BucketMeta
 
 pytestmark = pytest.mark.slow
 
@@ -190,7 +190,7 @@ def test_direct_sync_moves_the_learners_weights_and_recovers_from_a_failed_send(
         stats = rollout.sync_from(learner, version=1)
         assert stats.version == 1 and rollout.versions() == [1, 1]
         assert stats.buckets > 1
-        assert stats.bytes == sum(WeightMeta(**learner.weight_meta()).nbytes())
+        assert stats.bytes == sum(BucketMeta(**learner.weight_meta()).sizes())
         assert engines_match_learner() < 1e-4
         learner.train_step(records, Objective("sft"))
         rollout.sync_from(learner, version=2)  # the same transfer group, again

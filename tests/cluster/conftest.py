@@ -7,7 +7,8 @@ on the other). A process has one Ray: these tests run last (tests/conftest.py or
 end any local Ray the actor tests started.
 """
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +17,17 @@ import ray
 from ray.cluster_utils import Cluster
 
 LEARNER, ROLLOUT = "learner", "rollout"
+
+
+def eventually(ok: Callable[[], Any], timeout: float = 30.0) -> bool:
+    """Whether `ok()` holds within `timeout` seconds (Ray's cluster view and process exits
+    are asynchronous)."""
+    deadline = time.monotonic() + timeout
+    while not ok():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.2)
+    return True
 
 
 @dataclass
@@ -47,7 +59,7 @@ class SimCluster:
         return {n.node_id for n in self.rollout}
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def sim_cluster() -> Iterator[SimCluster]:
     if ray.is_initialized():
         ray.shutdown()  # the actor tests' local Ray: one Ray per process

@@ -33,7 +33,7 @@ from mtg_ray.pipelines.rollout_group import RolloutGroup
 from mtg_ray.pipelines.session import start
 from mtg_ray.tinyworld import World, small
 
-from .conftest import LEARNER, ROLLOUT, SimCluster
+from .conftest import LEARNER, ROLLOUT, SimCluster, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -98,16 +98,6 @@ def remove_when(
     thread = threading.Thread(target=watch, daemon=True)
     thread.start()
     return thread
-
-
-def eventually(ok: Callable[[], bool], timeout: float = 30.0) -> bool:
-    """Whether `ok()` holds within `timeout` seconds (Ray's cluster view is updated async)."""
-    deadline = time.monotonic() + timeout
-    while not ok():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.2)
-    return True
 
 
 def live_groups() -> int:

@@ -1,6 +1,8 @@
 """The direct sync's pure parts: group layout, metadata, and the packed wire format's cuts,
 checked against vLLM's own dataclasses and packing code (both import on CPU)."""
 
+from dataclasses import asdict
+
 import pytest
 import torch
 from transformers import AutoModelForCausalLM
@@ -9,8 +11,8 @@ from vllm.distributed.weight_transfer.nccl_engine import NCCLWeightTransferUpdat
 from vllm.distributed.weight_transfer.packed_tensor import pack_tensors
 
 from mtg_ray.models import build_tiny_model
+from mtg_ray.weight_sync import BucketMeta
 from mtg_ray.weight_sync.direct import (
-    WeightMeta,
     checked,
     chunk_bounds,
     engine_init_info,
@@ -33,9 +35,9 @@ def test_init_and_update_info_are_vllms_nccl_dataclasses() -> None:
     info = NCCLWeightTransferInitInfo(**engine_init_info("127.0.0.1", 1234, 3, 5, 1 << 20))
     assert (info.rank_offset, info.world_size, info.packed) == (3, 5, True)
     assert info.packed_buffer_size_bytes == 1 << 20
-    meta = WeightMeta(["a", "b"], ["bfloat16", "float32"], [[2, 3], [4]])
-    update = NCCLWeightTransferUpdateInfo(**meta.update_info())
-    assert update.names == ["a", "b"] and meta.nbytes() == [12, 16]
+    meta = BucketMeta(["a", "b"], ["bfloat16", "float32"], [[2, 3], [4]])
+    update = NCCLWeightTransferUpdateInfo(**asdict(meta))
+    assert update.names == ["a", "b"] and meta.sizes() == [12, 16]
 
 
 @pytest.mark.filterwarnings("ignore:Tensor .* exceeds buffer_size_bytes")
@@ -76,7 +78,7 @@ def test_weight_meta_lists_every_parameter_once_in_order(tmp_path, tied: bool) -
 
 
 def test_a_sender_that_strays_from_its_metadata_fails() -> None:
-    meta = WeightMeta(["a", "b"], ["float32", "float32"], [[2], [3]])
+    meta = BucketMeta(["a", "b"], ["float32", "float32"], [[2], [3]])
     good = [("a", torch.zeros(2)), ("b", torch.zeros(3))]
     assert [n for n, _ in checked(good, meta)] == ["a", "b"]
     with pytest.raises(RuntimeError, match="tensor 1 .b. does not match"):
@@ -90,7 +92,7 @@ def test_a_sender_that_strays_from_its_metadata_fails() -> None:
 def test_ipc_chunks_fit_the_buffer_and_speak_vllms_packed_ipc_format() -> None:
     from vllm.distributed.weight_transfer.ipc_engine import IPCWeightTransferUpdateInfo
 
-    from mtg_ray.weight_sync.ipc import fit_chunks, unpack_chunk
+    from mtg_ray.weight_sync.ipc import fit_chunks, pack_chunks, unpack_chunk
 
     assert fit_chunks([4, 4, 4, 8, 1], 8) == [(0, 2), (2, 3), (3, 4), (4, 5)]
     assert fit_chunks([], 8) == []
@@ -107,3 +109,16 @@ def test_ipc_chunks_fit_the_buffer_and_speak_vllms_packed_ipc_format() -> None:
     for (name, got), (want_name, want) in zip(unpack_chunk(buffer, update), pairs, strict=True):
         assert name == want_name and torch.equal(got, want)
         assert got.data_ptr() != want.data_ptr()  # copied out: the buffer is reused
+
+    # The exporter's packing: chunks cut as fit_chunks says, each unpacked before the next.
+    tensors = [("x", torch.arange(3.0)), ("y", torch.ones(2, 2)), ("z", torch.full((2,), 7.0))]
+    meta = BucketMeta(["x", "y", "z"], ["float32"] * 3, [[3], [2, 2], [2]])
+    buffer, seen = torch.empty(28, dtype=torch.uint8), []
+    for update in pack_chunks(iter(tensors), meta, buffer):
+        seen.append(update["names"])
+        IPCWeightTransferUpdateInfo(**update, ipc_handles={})
+        for name, got in unpack_chunk(buffer, update):
+            assert torch.equal(got, dict(tensors)[name])
+    assert seen == [["x", "y"], ["z"]]  # fit_chunks([12, 16, 8], 28)
+    with pytest.raises(RuntimeError, match="does not match"):
+        list(pack_chunks(iter(tensors[::-1]), meta, buffer))
