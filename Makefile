@@ -3,9 +3,12 @@
 setup:
 	bash scripts/setup.sh
 
+# The fast tier on both cores (pure code: no Ray, so its tests share nothing); then the slow
+# tier in one process (one session Ray, engines shared by fixtures; tests/cluster/ last).
 test: setup
 	.venv/bin/python -m ruff check .
-	.venv/bin/python -m pytest -q tests
+	.venv/bin/python -m pytest -q -m "not slow" -n 2 tests
+	.venv/bin/python -m pytest -q -m slow tests
 
 # The fast tier: pure code and the drivers over in-process stand-ins (no Ray, vLLM, DeepSpeed).
 test-fast: setup

@@ -13,6 +13,7 @@ from mtg_ray.learner import TrainConfig
 from mtg_ray.learner.lr_selection import choose_lr
 from mtg_ray.pipelines.select_lr import select_lr
 from mtg_ray.pipelines.session import Run
+from mtg_ray.pipelines.study import _selection_lines
 
 GRID = (1e-4, 3e-4, 1e-3)
 # The lr at which each method's stand-in policy solves everything; elsewhere it solves nothing.
@@ -110,6 +111,12 @@ def test_selection_trains_every_method_on_the_same_grid_without_validation(
 
     trained.clear()
     assert select_lr(run, rollout) == selection and not trained  # read back, nothing retrained
+
+    # The study report's section on it (tests/actors/test_study.py runs a study without it).
+    lines = "\n".join(_selection_lines(run.cfg, selection))
+    assert "## Learning rates" in lines and "last 6 problems, then avg@" in lines
+    assert "| method | lr 0.0001 | lr 0.0003 | lr 0.001 | selected |" in lines
+    assert "| sft | 0.0000 | 0.0000 | 1.0000 | 0.001 |" in lines
 
 
 def test_too_many_validation_problems_is_an_error(standins, tmp_path: Path) -> None:
