@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
 import pytest
 import ray
 from ray.cluster_utils import Cluster
@@ -57,6 +58,22 @@ class SimCluster:
     @property
     def rollout_ids(self) -> set[str]:
         return {n.node_id for n in self.rollout}
+
+    def processes(self) -> list[psutil.Process]:
+        """This cluster's processes: each live node's Ray daemons and all they started (workers,
+        actors), and no other Ray on the machine."""
+        nodes = [self.cluster.head_node, *self.cluster.worker_nodes]
+        found: dict[int, psutil.Process] = {}
+        for node in nodes:
+            for infos in node.all_processes.values():
+                for info in infos:
+                    try:
+                        root = psutil.Process(info.process.pid)
+                        found[root.pid] = root
+                        found.update((c.pid, c) for c in root.children(recursive=True))
+                    except psutil.NoSuchProcess:
+                        continue
+        return list(found.values())
 
 
 @pytest.fixture(scope="module")

@@ -191,13 +191,15 @@ def test_node_lost_mid_online_training(
         assert all(v == step for v in sampled), (step, sampled)  # sync every step, no overlap
 
 
-def ray_processes(kind: str) -> list[psutil.Process]:
-    """This machine's processes of Ray actors of class `kind` (their title is ray::<kind>)."""
+def ray_processes(sim: SimCluster, kind: str) -> list[psutil.Process]:
+    """The cluster's processes of Ray actors of class `kind` (their title is ray::<kind>)."""
     found = []
-    for proc in psutil.process_iter(["cmdline"]):
-        cmdline = proc.info["cmdline"] or []
-        if cmdline and cmdline[0].startswith(f"ray::{kind}"):
-            found.append(proc)
+    for proc in sim.processes():
+        try:
+            if (proc.cmdline() or [""])[0].startswith(f"ray::{kind}"):
+                found.append(proc)
+        except psutil.NoSuchProcess:
+            continue
     return found
 
 
@@ -215,7 +217,7 @@ def test_driver_killed_during_online_mode_resumes(
     ]  # fmt: skip
     folder = out / "online_dr_is"
     latest = folder / "ckpt" / "latest"
-    engines_before = len(ray_processes("RolloutActor"))  # the shared group's
+    engines_before = len(ray_processes(sim_cluster, "RolloutActor"))  # the shared group's
     log = open(tmp_path / "driver.log", "w")  # noqa: SIM115 (closed below)
     driver = subprocess.Popen(command, cwd=REPO_ROOT, stdout=log, stderr=subprocess.STDOUT)
     try:
@@ -232,8 +234,8 @@ def test_driver_killed_during_online_mode_resumes(
     cursor = int(latest.read_text().strip().removeprefix("global_step"))
     assert 1 <= cursor < STEPS and not (folder / "train_done.json").exists()
     # Ray ends a dead driver's actors and placement groups: no engine or learner stays.
-    assert eventually(lambda: len(ray_processes("LearnerActor")) == 0, 60)
-    assert eventually(lambda: len(ray_processes("RolloutActor")) == engines_before, 60)
+    assert eventually(lambda: len(ray_processes(sim_cluster, "LearnerActor")) == 0, 60)
+    assert eventually(lambda: len(ray_processes(sim_cluster, "RolloutActor")) == engines_before, 60)
     assert eventually(lambda: live_groups() == 1, 60)  # the shared group's
 
     done = subprocess.run(command, cwd=REPO_ROOT, capture_output=True, text=True, timeout=600)
