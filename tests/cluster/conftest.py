@@ -31,6 +31,18 @@ def eventually(ok: Callable[[], Any], timeout: float = 30.0) -> bool:
     return True
 
 
+def actor_processes(procs: list[psutil.Process], kind: str) -> list[psutil.Process]:
+    """Those of `procs` that are Ray actors of class `kind` (their title is ray::<kind>...)."""
+    found = []
+    for proc in procs:
+        try:
+            if (proc.cmdline() or [""])[0].startswith(f"ray::{kind}"):
+                found.append(proc)
+        except psutil.NoSuchProcess:
+            continue
+    return found
+
+
 @dataclass
 class SimCluster:
     """The cluster and its worker nodes by role; `rollout` loses nodes as tests remove them."""

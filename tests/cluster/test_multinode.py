@@ -33,7 +33,7 @@ from mtg_ray.pipelines.rollout_group import RolloutGroup
 from mtg_ray.pipelines.session import start
 from mtg_ray.tinyworld import World, small
 
-from .conftest import LEARNER, ROLLOUT, SimCluster, eventually
+from .conftest import LEARNER, ROLLOUT, SimCluster, actor_processes, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -192,15 +192,8 @@ def test_node_lost_mid_online_training(
 
 
 def ray_processes(sim: SimCluster, kind: str) -> list[psutil.Process]:
-    """The cluster's processes of Ray actors of class `kind` (their title is ray::<kind>)."""
-    found = []
-    for proc in sim.processes():
-        try:
-            if (proc.cmdline() or [""])[0].startswith(f"ray::{kind}"):
-                found.append(proc)
-        except psutil.NoSuchProcess:
-            continue
-    return found
+    """The cluster's processes of Ray actors of class `kind`."""
+    return actor_processes(sim.processes(), kind)
 
 
 def test_driver_killed_during_online_mode_resumes(

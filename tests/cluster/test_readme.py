@@ -20,7 +20,7 @@ import pytest
 
 from mtg_ray.paths import REPO_ROOT
 
-from .conftest import eventually
+from .conftest import actor_processes, eventually
 
 pytestmark = pytest.mark.slow
 
@@ -54,15 +54,8 @@ def session_processes(sid: int) -> list[psutil.Process]:
 
 
 def actors(sid: int, kind: str) -> list[psutil.Process]:
-    """Session `sid`'s Ray actor processes of class `kind` (their title is ray::<kind>...)."""
-    out = []
-    for proc in session_processes(sid):
-        try:
-            if (proc.cmdline() or [""])[0].startswith(f"ray::{kind}"):
-                out.append(proc)
-        except psutil.NoSuchProcess:
-            continue
-    return out
+    """Session `sid`'s Ray actor processes of class `kind`."""
+    return actor_processes(session_processes(sid), kind)
 
 
 def end_session(sid: int) -> None:
