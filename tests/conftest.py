@@ -14,10 +14,11 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture(scope="session")
 def benchmarks() -> Path:
-    """The benchmark folder; missing data is a setup error, not a skip."""
+    """The benchmark folder the package reads (its own copies unless MTG_RAY_BENCHMARKS says
+    otherwise); missing data is a setup error, not a skip."""
     path = benchmarks_dir()
     if not (path / "math500.jsonl").is_file():
-        pytest.fail(f"benchmark data not found at {path}: set MTG_RAY_BENCHMARKS")
+        pytest.fail(f"benchmark data not found at {path}: the package ships it")
     return path
 
 

@@ -124,3 +124,15 @@ def test_functions_stay_short() -> None:
                     if n > 80:
                         long[f"{path.relative_to(REPO_ROOT)}:{node.name}"] = n
     assert not long, f"split these functions (over 80 lines): {long}"
+
+
+def test_nothing_reads_a_folder_beside_the_checkout() -> None:
+    """A user's clone has nothing beside it: the package ships what it reads."""
+    roots = [PACKAGE, REPO_ROOT / "configs", REPO_ROOT / "tests", REPO_ROOT / "scripts"]
+    texts = [p for root in roots for p in root.rglob("*") if p.suffix in (".py", ".yaml", ".md")]
+    texts += [REPO_ROOT / "README.md", REPO_ROOT / "Makefile", REPO_ROOT / ".ci" / "run"]
+    beside = ("../" + "shared", "REPO_ROOT" + ".parent", "MTG_RAY_" + "SHARED")
+    offenders = sorted(
+        str(p.relative_to(REPO_ROOT)) for p in texts if any(b in p.read_text() for b in beside)
+    )
+    assert not offenders, f"these refer to a folder outside the checkout: {offenders}"
