@@ -1,18 +1,28 @@
 """Build (or load) the tiny world and print its key facts.
 
-    python scripts/build_world.py [--seed S] [--cache-dir D] [--small] [--ship]
+    python scripts/build_world.py [--seed S] [--cache-dir D] [--small] [--ship [DIR]]
 
 The default world is shipped in the repository (`mtg_ray/tinyworld/shipped/`): this loads it
 unless its recipe changed. Other recipes land in `<cache-dir>/tinyworld-<hash>/` (default cache:
-$MTG_RAY_CACHE, else ~/.cache/mtg-ray). `--ship` rebuilds the default world from scratch and
-replaces the shipped copy: run it after changing the recipe (`mtg_ray/tinyworld`), and commit.
+$MTG_RAY_CACHE, else ~/.cache/mtg-ray). `--ship` rebuilds the world from scratch and replaces
+the shipped copy in DIR (default: the package's): run it after changing the recipe
+(`mtg_ray/tinyworld`), and commit. The tests ship the small world too:
+`--small --ship tests/data/tinyworld-small`.
 """
 
 import argparse
 import json
 import time
+from pathlib import Path
 
-from mtg_ray.tinyworld import WorldConfig, build_world, default_cache_root, ship_world, small
+from mtg_ray.tinyworld import (
+    SHIPPED,
+    WorldConfig,
+    build_world,
+    default_cache_root,
+    ship_world,
+    small,
+)
 
 
 def main() -> None:
@@ -20,13 +30,19 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="the world's seed (default 0)")
     parser.add_argument("--cache-dir", default=None, help=f"default {default_cache_root()}")
     parser.add_argument("--small", action="store_true", help="the small test/CI world")
-    parser.add_argument("--ship", action="store_true", help="rebuild the shipped default world")
+    parser.add_argument(
+        "--ship", nargs="?", const=str(SHIPPED), default=None, metavar="DIR",
+        help=f"rebuild the world shipped in DIR (default {SHIPPED})",
+    )  # fmt: skip
     args = parser.parse_args()
 
     start = time.monotonic()
     cfg = small(seed=args.seed) if args.small else WorldConfig(seed=args.seed)
     say = lambda msg: print(msg, flush=True)  # noqa: E731
-    world = ship_world(cfg, log=say) if args.ship else build_world(cfg, args.cache_dir, log=say)
+    if args.ship:
+        world = ship_world(cfg, log=say, dest=Path(args.ship).resolve())
+    else:
+        world = build_world(cfg, args.cache_dir, log=say)
     facts = world.facts
     print(f"world: {world.root}")
     print(f"model: {world.model_dir} ({facts['n_params']} parameters)")

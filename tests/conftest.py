@@ -1,5 +1,6 @@
 """Fixtures shared by every test tier."""
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -23,8 +24,21 @@ def benchmarks() -> Path:
 
 
 @pytest.fixture(scope="session")
-def small_world(tmp_path_factory: pytest.TempPathFactory):
-    """The small tiny world (`tinyworld.small()`), built once per session into a temp cache."""
-    from mtg_ray.tinyworld import build_world, small
+def shipped_small_world() -> Path:
+    """The small world, built once and committed like the package's default world, so every
+    machine tests on the same bytes and no session pretrains (`scripts/build_world.py --small
+    --ship tests/data/tinyworld-small` rebuilds it)."""
+    return Path(__file__).parent / "data" / "tinyworld-small"
 
-    return build_world(small(seed=0), tmp_path_factory.mktemp("tinyworld-cache"))
+
+@pytest.fixture(scope="session")
+def small_world(tmp_path_factory: pytest.TempPathFactory, shipped_small_world: Path):
+    """The small tiny world (`tinyworld.small()`) in a temp cache of this session's: the copy
+    shipped in tests/data (built there instead if the recipe no longer matches it)."""
+    from mtg_ray.tinyworld import build_world, recipe_hash, shipped_hash, small
+
+    cache = tmp_path_factory.mktemp("tinyworld-cache")
+    digest = recipe_hash(small())
+    if shipped_hash(shipped_small_world) == digest:
+        shutil.copytree(shipped_small_world, cache / f"tinyworld-{digest}")
+    return build_world(small(), cache)

@@ -112,9 +112,10 @@ def _threads(n: int) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
-def shipped_hash() -> str | None:
-    """The recipe hash of the shipped world, or None if there is none."""
-    recipe = SHIPPED / "recipe.json"
+def shipped_hash(folder: Path = SHIPPED) -> str | None:
+    """The recipe hash of the world shipped in `folder` (default: the package's), or None if
+    there is none."""
+    recipe = folder / "recipe.json"
     return json.loads(recipe.read_text())["hash"] if recipe.is_file() else None
 
 
@@ -152,17 +153,21 @@ def build_world(
     return World.open(final)
 
 
-def ship_world(cfg: WorldConfig, log: Callable[[str], None] | None = None) -> World:
-    """Build `cfg` afresh and make it the shipped world (replacing the old one whole)."""
+def ship_world(
+    cfg: WorldConfig, log: Callable[[str], None] | None = None, dest: Path = SHIPPED
+) -> World:
+    """Build `cfg` afresh and make it the world shipped in `dest` (default: the package's
+    world; the tests ship the small one), replacing the old one whole."""
     say = log or (lambda _: None)
-    staging = SHIPPED.parent / f".shipped-{recipe_hash(cfg)}"
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    staging = dest.parent / f".{dest.name}-{recipe_hash(cfg)}"
     shutil.rmtree(staging, ignore_errors=True)
     _build_atomic(cfg, staging, say)
-    old = SHIPPED.parent / ".shipped-old"
+    old = dest.parent / f".{dest.name}-old"
     shutil.rmtree(old, ignore_errors=True)
-    if SHIPPED.exists():
-        os.rename(SHIPPED, old)
-    os.rename(staging, SHIPPED)
+    if dest.exists():
+        os.rename(dest, old)
+    os.rename(staging, dest)
     shutil.rmtree(old, ignore_errors=True)
-    say(f"shipped {SHIPPED} (recipe {recipe_hash(cfg)})")
-    return World.open(SHIPPED)
+    say(f"shipped {dest} (recipe {recipe_hash(cfg)})")
+    return World.open(dest)

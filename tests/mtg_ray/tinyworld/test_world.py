@@ -53,6 +53,14 @@ def test_the_shipped_world_is_the_default_recipe_and_is_used(tmp_path: Path) -> 
     assert levels == {"1", "2", "3", "4"}
 
 
+def test_the_tests_small_world_is_the_small_recipe(shipped_small_world: Path) -> None:
+    """The session's small world is the copy in tests/data, not a build in every session."""
+    assert shipped_hash(shipped_small_world) == recipe_hash(small()), (
+        "the small world's recipe changed: rebuild the tests' copy with "
+        "`python scripts/build_world.py --small --ship tests/data/tinyworld-small` and commit it"
+    )
+
+
 def test_the_shipped_world_meets_its_design() -> None:
     """The targets README fixed before the world was built (and before any method ran)."""
     facts = World.open(SHIPPED).facts
