@@ -5,12 +5,16 @@ from pathlib import Path
 
 import pytest
 import ray
+import torch
+from transformers import AutoModelForCausalLM
 
 from mtg_ray.data import Record
 from mtg_ray.data.synthetic import arithmetic_records
 from mtg_ray.models import TinyModelConfig, build_tiny_model
 from mtg_ray.models.tiny import build_tokenizer
 from mtg_ray.pipelines.cluster import init_local_ray
+from mtg_ray.pipelines.rollout_group import RolloutGroup
+from mtg_ray.rollout import RolloutConfig
 
 
 @pytest.fixture(scope="session")
@@ -28,6 +32,27 @@ def tiny_models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         build_tiny_model(root / "a", TinyModelConfig(), seed=0),
         build_tiny_model(root / "b", TinyModelConfig(), seed=1),
     )
+
+
+@pytest.fixture(scope="session")
+def shared_engines(ray_session, tiny_models: tuple[Path, Path]) -> Iterator[RolloutGroup]:
+    """Two vLLM engines (shm weight sync) on tiny model a, shared by the tests of both groups:
+    starting an engine costs about 16 s. Take it through `engines`, which resets it."""
+    cfg = RolloutConfig(num_engines=2, max_model_len=256, bucket_bytes=64 << 10)
+    group = RolloutGroup(cfg, str(tiny_models[0]))
+    gcs = ray.get_runtime_context().gcs_address
+    yield group
+    # tests/cluster replace this Ray (ending the engines with it) before the session ends
+    if ray.is_initialized() and ray.get_runtime_context().gcs_address == gcs:
+        group.shutdown()
+
+
+@pytest.fixture
+def engines(shared_engines: RolloutGroup, tiny_models: tuple[Path, Path]) -> RolloutGroup:
+    """The shared engines holding tiny model a again, as policy version 0."""
+    state = AutoModelForCausalLM.from_pretrained(tiny_models[0], dtype=torch.float32).state_dict()
+    shared_engines.update_weights(state.items(), version=0)
+    return shared_engines
 
 
 def make_records(n: int, seed: int = 0) -> list[Record]:

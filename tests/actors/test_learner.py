@@ -135,20 +135,18 @@ def test_every_objective_trains_without_nan(ray_session, tiny_models, records) -
         group.shutdown()
 
 
-def test_learner_weights_reach_vllm(ray_session, tiny_models, records) -> None:
+def test_learner_weights_reach_vllm(engines: RolloutGroup, tiny_models, records) -> None:
     learner = make_group(tiny_models[0], zero_stage=3)
-    rollout = RolloutGroup(RolloutConfig(num_engines=1, max_model_len=256), str(tiny_models[0]))
     try:
         for _ in range(2):
             learner.train_step(records, SFT)
-        stats = rollout.update_weights(learner.named_weights(bucket_bytes=64 << 10), version=2)
-        assert stats.version == 2 and rollout.versions() == [2]
+        stats = engines.update_weights(learner.named_weights(bucket_bytes=64 << 10), version=2)
+        assert stats.version == 2 and engines.versions() == [2, 2]
         pairs = [(r.prompt_token_ids, r.response_token_ids) for r in records[:4]]
-        engine = rollout.score([p for p, _ in pairs], [r for _, r in pairs])
+        engine = engines.score([p for p, _ in pairs], [r for _, r in pairs])
         assert max_abs_diff(engine, learner.score(records[:4])) < 1e-4
     finally:
         learner.shutdown()
-        rollout.shutdown()
 
 
 # Direct weight sync (learner rank 0 -> every engine worker, one metadata message per sync):
@@ -223,11 +221,12 @@ def test_host_weights_are_refused_by_a_direct_backend(ray_session, tiny_models) 
 RATIO_TOLERANCE = 1e-3  # per token: |log pi_learner - log pi_vllm| at the same weights (fp32)
 
 
-def test_a_self_record_at_version_0_has_importance_ratio_one(ray_session, tiny_models) -> None:
+def test_a_self_record_at_version_0_has_importance_ratio_one(
+    engines: RolloutGroup, tiny_models
+) -> None:
     """vLLM's sampling log-probs and the learner's live log-probs agree end to end: at policy
     version 0 every sampled token's ratio is 1 within RATIO_TOLERANCE (in log space)."""
-    model = str(tiny_models[0])
-    rollout = RolloutGroup(RolloutConfig(num_engines=1, max_model_len=256), model)
+    rollout = engines
     learner = make_group(tiny_models[0], num_workers=1, micro_batch_size=4)
     try:
         tok = build_tokenizer()
@@ -244,7 +243,6 @@ def test_a_self_record_at_version_0_has_importance_ratio_one(ray_session, tiny_m
         live = learner.score(records)
     finally:
         learner.shutdown()
-        rollout.shutdown()
     diffs = [
         a - b
         for r, lp in zip(records, live, strict=True)
