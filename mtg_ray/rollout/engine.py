@@ -2,10 +2,39 @@
 vLLM's weight-transfer API. A plain class: `actors.rollout` hosts it in a Ray actor."""
 
 import os
+from collections.abc import Sequence
 from typing import Any
 
-from mtg_ray.rollout.config import RolloutConfig, SamplingConfig
+from mtg_ray.rollout.config import RolloutConfig, SamplingConfig, per_prompt
 from mtg_ray.rollout.types import Sample
+
+
+def _vllm_params(sampling: SamplingConfig) -> Any:
+    """vLLM's request parameters for `sampling`, with the behaviour log-prob of each token."""
+    from vllm import SamplingParams
+
+    return SamplingParams(
+        n=sampling.n,
+        temperature=sampling.temperature,
+        top_p=sampling.top_p,
+        max_tokens=sampling.max_tokens,
+        seed=sampling.seed,
+        stop=list(sampling.stop) or None,
+        ignore_eos=sampling.ignore_eos,
+        logprobs=0,
+        flat_logprobs=True,
+        # vLLM's detokenizer runs per token per step (and decodes every logprob's token): the
+        # text is decoded once at the end instead, unless stop strings need it on the way.
+        detokenize=bool(sampling.stop),
+    )
+
+
+def sampled_logprobs(token_ids: Sequence[int], flat: Any) -> tuple[float, ...]:
+    """The log-prob of each token from vLLM's flat logprobs of a request asked for 0 extra ones
+    (`logprobs=0` / `prompt_logprobs=0`): one entry per position, the token itself."""
+    if list(flat.token_ids) != list(token_ids):
+        raise RuntimeError("vLLM's logprobs do not line up with the tokens one per position")
+    return tuple(flat.logprobs)
 
 
 class RolloutEngine:
@@ -26,6 +55,10 @@ class RolloutEngine:
             logprobs_mode="processed_logprobs",
             weight_transfer_config={"backend": cfg.weight_backend},
         )
+        if cfg.max_num_seqs:
+            kwargs["max_num_seqs"] = cfg.max_num_seqs
+        if cfg.max_num_batched_tokens:
+            kwargs["max_num_batched_tokens"] = cfg.max_num_batched_tokens
         if current_platform.is_cpu():
             kwargs["kv_cache_memory_bytes"] = cfg.kv_cache_bytes
         else:
@@ -40,51 +73,48 @@ class RolloutEngine:
         """The policy version of the weights this engine holds."""
         return self.version
 
-    def generate(self, prompts: list[list[int]], sampling: SamplingConfig) -> list[list[Sample]]:
-        from vllm import SamplingParams
-
-        params = SamplingParams(
-            n=sampling.n,
-            temperature=sampling.temperature,
-            top_p=sampling.top_p,
-            max_tokens=sampling.max_tokens,
-            seed=sampling.seed,
-            stop=list(sampling.stop) or None,
-            ignore_eos=sampling.ignore_eos,
-            logprobs=0,
-        )
+    def generate(
+        self, prompts: list[list[int]], sampling: SamplingConfig | Sequence[SamplingConfig]
+    ) -> list[list[Sample]]:
+        """Samples per prompt, with one sampling config for all prompts or one per prompt."""
+        configs = per_prompt(sampling, len(prompts))
+        params = {c: _vllm_params(c) for c in set(configs)}
         outputs = self.llm.generate(
-            [{"prompt_token_ids": p} for p in prompts], params, use_tqdm=False
+            [{"prompt_token_ids": p} for p in prompts],
+            [params[c] for c in configs],
+            use_tqdm=False,
         )
+        decode = self.llm.get_tokenizer().decode
         return [
             [
                 Sample(
-                    text=c.text,
+                    text=c.text if cfg.stop else decode(c.token_ids, skip_special_tokens=True),
                     token_ids=tuple(c.token_ids),
-                    logprobs=tuple(
-                        lp[tok].logprob for tok, lp in zip(c.token_ids, c.logprobs, strict=True)
-                    ),
+                    logprobs=sampled_logprobs(c.token_ids, c.logprobs),
                     finish_reason=str(c.finish_reason),
                     policy_version=self.version,
                 )
                 for c in out.outputs
             ]
-            for out in outputs
+            for cfg, out in zip(configs, outputs, strict=True)
         ]
 
     def score(self, pairs: list[tuple[list[int], list[int]]]) -> list[list[float]]:
         """log pi(response_t | prompt, response_<t) under the current weights."""
         from vllm import SamplingParams
 
-        params = SamplingParams(max_tokens=1, prompt_logprobs=0, temperature=1.0)
+        params = SamplingParams(
+            max_tokens=1, prompt_logprobs=0, temperature=1.0, flat_logprobs=True, detokenize=False
+        )
         outputs = self.llm.generate(
             [{"prompt_token_ids": list(p) + list(r)} for p, r in pairs], params, use_tqdm=False
         )
         scores = []
         for (prompt, response), out in zip(pairs, outputs, strict=True):
             ids = list(prompt) + list(response)
-            per_pos = out.prompt_logprobs
-            scores.append([per_pos[t][ids[t]].logprob for t in range(len(prompt), len(ids))])
+            # Position 0 has no log-prob (no entries); position t scores ids[t] given ids[:t].
+            scored = sampled_logprobs(ids[1:], out.prompt_logprobs)
+            scores.append(list(scored[len(prompt) - 1 :]))
         return scores
 
     def num_workers(self) -> int:
