@@ -59,11 +59,16 @@ def evaluate(
             for p in problems
         ]
         answers = [p.reference_answer for p in problems]
-        runs = {"sample": generate_and_grade(rollout, prompts, answers, cfg.sampling(), grader)}
+        # The sampled and the greedy requests in one generate call: no second wait.
+        modes = {"sample": cfg.sampling()}
         if cfg.greedy:
-            runs["greedy"] = generate_and_grade(
-                rollout, prompts, answers, cfg.greedy_sampling(), grader
-            )
+            modes["greedy"] = cfg.greedy_sampling()
+        sampling = [c for c in modes.values() for _ in prompts]
+        graded = generate_and_grade(
+            rollout, prompts * len(modes), answers * len(modes), sampling, grader
+        )
+        n = len(prompts)
+        runs = {mode: graded[k * n : (k + 1) * n] for k, mode in enumerate(modes)}
         results[bench] = set_metrics(
             [list(g.correct) for g in runs["sample"]],
             [p.level for p in problems],

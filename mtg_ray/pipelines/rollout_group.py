@@ -8,7 +8,7 @@ CPU). It never decides a policy version: each push is told which version it carr
 
 import logging
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -28,7 +28,8 @@ from torch import Tensor
 from actors.rollout import RolloutActor
 from mtg_ray.pipelines.cluster import wait_placed
 from mtg_ray.ports import free_port
-from mtg_ray.rollout import RolloutConfig, Sample, SamplingConfig, merge_in_order, split_evenly
+from mtg_ray.rollout import RolloutConfig, Sample, SamplingConfig, merge_in_order, split_by_weight
+from mtg_ray.rollout.config import per_prompt
 from mtg_ray.tempdirs import OwnedTempDir
 from mtg_ray.weight_sync import BucketMeta, bucket_meta, iter_buckets, unpack
 from mtg_ray.weight_sync.direct import (
@@ -131,21 +132,29 @@ class RolloutGroup:
 
     # ---- requests -------------------------------------------------------------------------
 
-    def generate(self, prompts: list[list[int]], sampling: SamplingConfig) -> list[list[Sample]]:
-        """`sampling.n` samples per prompt, in prompt order."""
-        return self._map("generate", prompts, sampling)
+    def generate(
+        self, prompts: list[list[int]], sampling: SamplingConfig | Sequence[SamplingConfig]
+    ) -> list[list[Sample]]:
+        """`n` samples per prompt, in prompt order; one sampling config for all prompts or one
+        per prompt. Engines get contiguous runs of prompts with about equal numbers of samples."""
+        configs = per_prompt(sampling, len(prompts))
+        parts = split_by_weight([c.n for c in configs], len(self.engines))
+        return self._map("generate", parts, prompts, configs)
 
     def score(self, prompts: list[list[int]], responses: list[list[int]]) -> list[list[float]]:
         """Per-token log-probs of each response under the engines' current weights."""
-        return self._map("score", list(zip(prompts, responses, strict=True)))
+        pairs = list(zip(prompts, responses, strict=True))
+        parts = split_by_weight([len(p) + len(r) for p, r in pairs], len(self.engines))
+        return self._map("score", parts, pairs)
 
-    def _map(self, method: str, items: list[Any], *args: Any) -> list[Any]:
-        parts = split_evenly(len(items), len(self.engines))
+    def _map(self, method: str, parts: list[range], *columns: list[Any]) -> list[Any]:
+        """Engine i answers `method(*[column[j] for j in parts[i]])`; answers back in order."""
         results: list[Any] = [None] * len(parts)
         attempts = [0] * len(parts)
 
         def submit(i: int) -> Any:
-            return getattr(self.engines[i], method).remote([items[j] for j in parts[i]], *args)
+            args = [[column[j] for j in parts[i]] for column in columns]
+            return getattr(self.engines[i], method).remote(*args)
 
         pending = {submit(i): i for i, part in enumerate(parts) if len(part)}
         for i, part in enumerate(parts):
@@ -165,7 +174,7 @@ class RolloutGroup:
                 self._restart(i)
                 pending[submit(i)] = i
         self.in_flight = 0
-        return merge_in_order(parts, results, len(items))
+        return merge_in_order(parts, results, len(columns[0]))
 
     def _restart(self, index: int) -> None:
         ray.kill(self.engines[index], no_restart=True)

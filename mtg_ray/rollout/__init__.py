@@ -6,7 +6,7 @@ engines are `actors.rollout`, and the group that spreads requests over them is
 """
 
 from mtg_ray.rollout.config import RolloutConfig, SamplingConfig
-from mtg_ray.rollout.dispatch import merge_in_order, split_evenly
+from mtg_ray.rollout.dispatch import merge_in_order, split_by_weight
 from mtg_ray.rollout.types import Graded, Sample
 
 __all__ = [
@@ -15,5 +15,5 @@ __all__ = [
     "Sample",
     "SamplingConfig",
     "merge_in_order",
-    "split_evenly",
+    "split_by_weight",
 ]

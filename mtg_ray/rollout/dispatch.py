@@ -6,17 +6,20 @@ from typing import TypeVar
 T = TypeVar("T")
 
 
-def split_evenly(n_items: int, n_parts: int) -> list[range]:
-    """Contiguous index ranges covering 0..n_items, sizes differing by at most one."""
+def split_by_weight(weights: Sequence[float], n_parts: int) -> list[range]:
+    """Contiguous index ranges covering every item once, cut where the running weight first
+    reaches k/n_parts of the total, so each part carries about an equal share of the work (equal
+    weights: sizes differing by at most one)."""
     if n_parts < 1:
         raise ValueError(f"need at least one part, got {n_parts}")
-    base, extra = divmod(n_items, n_parts)
-    out, start = [], 0
-    for i in range(n_parts):
-        size = base + (1 if i < extra else 0)
-        out.append(range(start, start + size))
-        start += size
-    return out
+    total = float(sum(weights))
+    cuts, running = [0], 0.0
+    for i, weight in enumerate(weights):
+        running += weight
+        while len(cuts) < n_parts and running >= total * len(cuts) / n_parts:
+            cuts.append(i + 1)
+    cuts += [len(weights)] * (n_parts + 1 - len(cuts))
+    return [range(cuts[k], cuts[k + 1]) for k in range(n_parts)]
 
 
 def merge_in_order(parts: Sequence[range], results: Sequence[Sequence[T]], n_items: int) -> list[T]:

@@ -18,6 +18,7 @@ from mtg_ray.learner import StepResult
 from mtg_ray.models import build_tokenizer
 from mtg_ray.objectives import Objective
 from mtg_ray.rollout import Sample, SamplingConfig
+from mtg_ray.rollout.config import per_prompt
 
 TOKENIZER = build_tokenizer()
 
@@ -87,13 +88,15 @@ class StandInRollout:
         self.pushes: list[tuple[int, float]] = []  # (version, weights) of every update
         self.requests: list[tuple[int, int]] = []  # (prompts, version) of every generate
 
-    def generate(self, prompts: list[list[int]], sampling: SamplingConfig) -> list[list[Sample]]:
+    def generate(
+        self, prompts: list[list[int]], sampling: SamplingConfig | Sequence[SamplingConfig]
+    ) -> list[list[Sample]]:
         self.requests.append((len(prompts), self.version))
         out = []
-        for ids in prompts:
+        for ids, config in zip(prompts, per_prompt(sampling, len(prompts)), strict=True):
             text = TOKENIZER.decode(ids)
             samples = []
-            for i in range(sampling.n):
+            for i in range(config.n):
                 reply = self.policy(text, self.version, i)
                 tokens = tuple(TOKENIZER(reply)["input_ids"])
                 samples.append(Sample(reply, tokens, (-0.1,) * len(tokens), "stop", self.version))

@@ -24,6 +24,16 @@ def test_generate_and_grade_puts_each_verdict_beside_its_sample(standins) -> Non
     assert graded[0].sampling.n == 3 and graded[1].samples[0].text == "\\boxed{0}"
 
 
+def test_one_call_can_carry_a_sampling_config_per_prompt(standins) -> None:
+    rollout = standins.Rollout(lambda prompt, version, i: f"\\boxed{{{i}}}")
+    configs = [CFG.sampling(3), CFG.sampling(1)]
+    graded = generate_and_grade(rollout, [[5, 6], [7]], ["1", "0"], configs, standins.grader)
+    assert [g.correct for g in graded] == [(False, True, False), (True,)]
+    assert [g.sampling for g in graded] == configs and rollout.requests == [(2, 0)]
+    with pytest.raises(ValueError, match="2 sampling configs for 3 prompts"):
+        generate_and_grade(rollout, [[5], [6], [7]], ["1"] * 3, configs, standins.grader)
+
+
 def test_three_stages_pick_self_then_guided_then_expert(standins) -> None:
     rollout = standins.Rollout()
     problems = standins.problems(9)
@@ -98,6 +108,7 @@ def test_evaluate_reports_avg_and_pass_at_n_and_every_sample(standins, tmp_path:
     sampled = [r for r in rows if r["mode"] == "sample"]
     assert len(sampled) == 12 and sum(r["correct"] for r in sampled) == 3
     assert len(rows) == 15 and {r["policy_version"] for r in rows} == {0}
+    assert rollout.requests == [(6, 0)]  # sampled and greedy requests in one generate call
     no_greedy = evaluate(
         rollout, standins.tokenizer, PLAIN, sets, EvalConfig(n=4, greedy=False), standins.grader
     )
