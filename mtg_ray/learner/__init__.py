@@ -4,13 +4,21 @@
 `actors.learner`, the group of ranks `mtg_ray.pipelines.learner_group`.
 """
 
-from mtg_ray.learner.batch import Batch, collate, micro_batches, response_tokens, shard
+from mtg_ray.learner.batch import (
+    Batch,
+    by_length,
+    collate,
+    micro_batches,
+    response_tokens,
+    shard,
+)
 from mtg_ray.learner.config import LearnerConfig, TrainConfig, deepspeed_config
 from mtg_ray.learner.metrics import StepResult, importance_metrics, reduce_ranks
 from mtg_ray.learner.schedule import batch_schedule, lr_multiplier, num_steps
 from mtg_ray.learner.step import ForwardOutput, forward_objective
 
 __all__ = [
+    "by_length",
     "Batch",
     "ForwardOutput",
     "LearnerConfig",

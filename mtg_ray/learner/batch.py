@@ -130,6 +130,14 @@ def shard(records: Sequence[Record], num_shards: int) -> list[list[Record]]:
     return [list(records[r::num_shards]) for r in range(num_shards)]
 
 
+def by_length(records: Sequence[Record]) -> list[Record]:
+    """The records shortest first (prompt + response tokens), so that consecutive micro-batches
+    hold records of similar length and pad less. Under learner.loss_reduction=token_mean a
+    step's gradient is the token mean over the whole optimizer batch, whatever the grouping;
+    under micro_batch_mean the grouping is part of the objective (keep the given order)."""
+    return sorted(records, key=lambda r: len(r.prompt_token_ids) + len(r.response_token_ids))
+
+
 def micro_batches(records: Sequence[Record], micro_batch_size: int) -> list[list[Record]]:
     """Consecutive chunks of micro_batch_size records."""
     return [

@@ -17,7 +17,14 @@ from torch import Tensor
 
 from actors.learner import LearnerActor
 from mtg_ray.data import Record, write_text
-from mtg_ray.learner import LearnerConfig, StepResult, reduce_ranks, response_tokens, shard
+from mtg_ray.learner import (
+    LearnerConfig,
+    StepResult,
+    by_length,
+    reduce_ranks,
+    response_tokens,
+    shard,
+)
 from mtg_ray.objectives import Objective
 from mtg_ray.pipelines.cluster import wait_placed
 
@@ -69,7 +76,10 @@ class LearnerGroup:
         if total == 0:
             raise ValueError("train_step got a batch with no response tokens")
         start = time.perf_counter()
-        shards = shard(records, cfg.num_workers)
+        # Round-robin over the length order: every rank gets short and long records alike, and
+        # its micro-batches (consecutive records) similar lengths: less padding, same gradient.
+        ordered = by_length(records) if cfg.loss_reduction == "token_mean" else records
+        shards = shard(ordered, cfg.num_workers)
         parts = ray.get(
             [
                 w.train_step.remote(s, total, objective)

@@ -5,7 +5,13 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
-from mtg_ray.learner import collate, forward_objective, importance_metrics
+from mtg_ray.learner import (
+    by_length,
+    collate,
+    forward_objective,
+    importance_metrics,
+    micro_batches,
+)
 from mtg_ray.learner.export import param_groups
 from mtg_ray.learner.step import live_logprobs
 from mtg_ray.models import build_tiny_model
@@ -84,3 +90,29 @@ def test_packed_records_give_the_padded_log_probs_and_gradients(model, record, c
     torch.testing.assert_close(logprobs.detach(), want, rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(grads[1], grads[0], rtol=1e-4, atol=1e-6)
     assert (logprobs.detach()[~batch.mask] == 0).all()
+
+
+def test_length_order_pads_less_and_leaves_the_token_mean_gradient_unchanged(model, record):
+    """Micro-batches of records sorted by length: fewer padded positions, and under token_mean
+    the optimizer batch's gradient is the same as for any other grouping."""
+    lengths = [3, 12, 4, 11, 2, 13, 5, 10]
+    records = [record([5, 6], list(range(8, 8 + n)), [-1.0] * n) for n in lengths]
+    objective = Objective("dft")
+
+    def padded_and_gradient(order: list) -> tuple[int, torch.Tensor]:
+        model.zero_grad()
+        total = sum(len(r.response_token_ids) for r in order)
+        padded = 0
+        for micro in micro_batches(order, 2):
+            batch = collate(micro, pad_id=0, max_length=32)
+            padded += batch.input_ids.numel()
+            out = forward_objective(model, batch, objective)
+            (out.loss * out.response_tokens / total).backward()
+        return padded, model.model.layers[0].mlp.up_proj.weight.grad.clone()
+
+    given, given_grad = padded_and_gradient(records)
+    ordered = by_length(records)
+    assert [len(r.response_token_ids) for r in ordered] == sorted(lengths)
+    fewer, ordered_grad = padded_and_gradient(ordered)
+    assert fewer < 0.75 * given
+    torch.testing.assert_close(ordered_grad, given_grad, rtol=1e-4, atol=1e-7)
