@@ -21,7 +21,7 @@ class RewriteConfig:
     max_tokens: int = 320
     keep: str = "one"
     max_per_problem: int = 1
-    shard_size: int = 256
+    shard_size: int = 1000
     grading_tasks: int = 2
     seed: int = 0
 
