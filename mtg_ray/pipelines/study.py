@@ -20,7 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from mtg_ray.config import JobConfig
-from mtg_ray.data import atomic_path, iter_jsonl, write_text
+from mtg_ray.data import iter_jsonl, write_text
+from mtg_ray.evaluate.report import plot
 from mtg_ray.evaluate.study import difference_table, method_table, run_means, study_pairs
 from mtg_ray.objectives import ONLINE_METHODS
 from mtg_ray.pipelines.offline import evaluate_job, main_job
@@ -188,19 +189,7 @@ def _selection_lines(cfg: JobConfig, selection: dict | None) -> list[str]:
 
 
 def _plot(acc, path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    means = [run_means(a).mean() for a in acc.values()]
-    stds = [run_means(a).std(ddof=1) if a.shape[0] > 1 else 0.0 for a in acc.values()]
-    fig, ax = plt.subplots(figsize=(7, 3.5))
-    bars = ax.bar(list(acc), means, yerr=stds, capsize=4, color="#4c72b0")
-    ax.bar_label(bars, fmt="%.3f")
-    ax.set_ylabel("test accuracy (avg@n)")
-    ax.set_title(title)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=120)
-    plt.close(fig)
+    """Mean avg@n over seeds per method, with the seeds' standard deviation as error bars."""
+    means = {m: float(run_means(a).mean()) for m, a in acc.items()}
+    stds = {m: float(run_means(a).std(ddof=1)) if a.shape[0] > 1 else 0.0 for m, a in acc.items()}
+    plot(means, path, title, errors=stds)

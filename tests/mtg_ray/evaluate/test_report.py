@@ -1,4 +1,6 @@
-from mtg_ray.evaluate.report import demo_line, headline_accuracy, write_report
+from itertools import pairwise
+
+from mtg_ray.evaluate.report import bar_figure, demo_line, headline_accuracy, write_report
 
 SUMMARY = {
     "logprob_expert": -3.0,
@@ -41,3 +43,23 @@ def test_report_writes_markdown_and_png(tmp_path) -> None:
     assert "| sft | 0.2000 | 0.4000 |" in table
     assert (tmp_path / "results.md").read_text() == table
     assert (tmp_path / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_plot_keeps_long_method_names_apart_and_its_error_bars() -> None:
+    import matplotlib.pyplot as plt
+    from matplotlib.container import ErrorbarContainer
+
+    names = ["base", "sft", "dft", "dr_sft", "dr_dft", "dr_is"]
+    names += ["online_dr_sft", "online_dr_dft", "online_dr_is"]
+    accuracy = {n: 0.1 + 0.01 * i for i, n in enumerate(names)}
+    fig = bar_figure(accuracy, "t", errors={n: 0.02 for n in names})
+    try:
+        ax = fig.axes[0]
+        renderer = fig.canvas.get_renderer()
+        boxes = [label.get_window_extent(renderer) for label in ax.get_xticklabels()]
+        assert [label.get_text() for label in ax.get_xticklabels()] == names
+        for left, right in pairwise(boxes):  # neighbours' labels do not overlap
+            assert not left.overlaps(right), (left, right)
+        assert any(isinstance(c, ErrorbarContainer) for c in ax.containers)
+    finally:
+        plt.close(fig)
