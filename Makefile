@@ -9,8 +9,8 @@ setup:
 # (its dashboard agent's 52365 collides with any other Ray on the machine).
 test: setup
 	.venv/bin/python -m ruff check .
-	.venv/bin/python -m pytest -q -m "not slow" -n 2 tests
-	.venv/bin/python -m pytest -q -m slow tests
+	.venv/bin/python -m pytest -q -m "not slow" -n 2 --durations=10 tests
+	.venv/bin/python -m pytest -q -m slow --durations=10 tests
 
 # The fast tier: pure code and the drivers over in-process stand-ins (no Ray, vLLM, DeepSpeed).
 test-fast: setup

@@ -1,45 +1,92 @@
-"""Rollout benchmark: the rollout group against HF generate, and a weight sync against memcpy.
+"""Rollout benchmark: the rewrite workload on the rollout group against HF generate, and a weight
+sync against memcpy.
 
-Side by side in one run, on one model:
-  (a) sampled tokens/s of the rollout group vs HF `generate` (same model, prompts, sampling
-      settings, every sample exactly `max_tokens` long);
-  (b) seconds to push all weights to every engine vs seconds to memcpy the same bytes once,
-      with the default CPU backend (shm); the gloo backend's time is printed beside it.
+    python scripts/bench/rollout.py [--problems 256] [key=value ...]
+
+Side by side in one run, on the tiny world's base model, with the demo's settings (`--config
+tiny`; overrides such as `rollout.max_num_seqs=512` change them):
+  (a) the rewrite job on the first `--problems` train problems, as the demo runs it: the tiny
+      world's prompts, EOS on, the rewrite's sampling (`rewrite.*`), shard by shard
+      (`rewrite.shard_size`), the self stage and then the guided stage for the problems it
+      missed (`rewrite_problems`, graded in process). Every
+      generate call is recorded and timed; HF `generate` then replays the very same calls (same
+      prompts, n, temperature, top_p, max_tokens; EOS on; `--hf-batch` prompts per call,
+      left-padded) on the same model with the same number of threads. Generated tokens/s (up to
+      and including EOS) of each; problems/s of the rollout group.
+  (b) seconds to push all weights to every engine vs seconds to memcpy the same bytes once, with
+      the configured backend (shm by default).
 Last line: `rollout_vs_hf=<x> sync_vs_memcpy=<y>`.
 """
 
 import argparse
-import dataclasses
-import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from transformers import AutoModelForCausalLM
 
-from mtg_ray.models import BENCH_MODEL, build_tiny_model
-from mtg_ray.pipelines.cluster import init_local_ray
-from mtg_ray.pipelines.rollout_group import RolloutGroup
-from mtg_ray.rollout import RolloutConfig, SamplingConfig
+from mtg_ray.config import compose
+from mtg_ray.grading import grade_many
+from mtg_ray.pipelines.protocols import Rollout
+from mtg_ray.pipelines.rewrite import rewrite_problems
+from mtg_ray.pipelines.session import rollout_group, start
+from mtg_ray.rollout import Sample, SamplingConfig
+from mtg_ray.rollout.config import per_prompt
 
 
-def hf_tokens_per_s(model_dir: Path, prompts: list[list[int]], max_tokens: int) -> float:
+@dataclass
+class Recording:
+    """A rollout that forwards to `inner` and records every generate call and its seconds."""
+
+    inner: Rollout
+    calls: list[list[tuple[list[int], SamplingConfig]]] = field(default_factory=list)
+    seconds: float = 0.0
+    tokens: int = 0
+
+    def generate(
+        self, prompts: list[list[int]], sampling: SamplingConfig | Sequence[SamplingConfig]
+    ) -> list[list[Sample]]:
+        start = time.perf_counter()
+        out = self.inner.generate(prompts, sampling)
+        self.seconds += time.perf_counter() - start
+        self.calls.append(list(zip(prompts, per_prompt(sampling, len(prompts)), strict=True)))
+        self.tokens += sum(len(s.token_ids) for ss in out for s in ss)
+        return out
+
+
+def hf_replay(
+    model_dir: Path, calls: list[list[tuple[list[int], SamplingConfig]]], eos: int, batch: int
+) -> tuple[float, int]:
+    """(seconds, generated tokens up to and including EOS) of HF generate on the same calls
+    (one HF call per sampling config and `batch` prompts)."""
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    ids = torch.tensor(prompts)  # equal-length prompts: no padding needed
-    start = time.perf_counter()
-    with torch.no_grad():
-        out = model.generate(
-            ids,
-            attention_mask=torch.ones_like(ids),
-            do_sample=True,
-            temperature=1.0,
-            top_p=1.0,
-            max_new_tokens=max_tokens,
-            min_new_tokens=max_tokens,
-            pad_token_id=0,
-        )
-    seconds = time.perf_counter() - start
-    return (out.shape[1] - ids.shape[1]) * len(prompts) / seconds
+    seconds, tokens = 0.0, 0
+    groups = [
+        ([p for p, c in call if c == sampling], sampling)
+        for call in calls
+        for sampling in dict.fromkeys(c for _, c in call)
+    ]
+    for prompts, sampling in groups:
+        for lo in range(0, len(prompts), batch):
+            chunk = prompts[lo : lo + batch]
+            width = max(len(p) for p in chunk)
+            ids = torch.tensor([[eos] * (width - len(p)) + p for p in chunk])
+            mask = torch.tensor([[0] * (width - len(p)) + [1] * len(p) for p in chunk])
+            start = time.perf_counter()
+            with torch.no_grad():
+                out = model.generate(
+                    ids, attention_mask=mask, do_sample=True, temperature=sampling.temperature,
+                    top_p=sampling.top_p, top_k=0, max_new_tokens=sampling.max_tokens,
+                    num_return_sequences=sampling.n, eos_token_id=eos, pad_token_id=eos,
+                )  # fmt: skip
+            seconds += time.perf_counter() - start
+            new = out[:, width:]
+            ended = (new == eos).int()
+            first_eos = torch.where(ended.any(1), ended.argmax(1) + 1, new.shape[1])
+            tokens += int(first_eos.sum())
+    return seconds, tokens
 
 
 def memcpy_seconds(nbytes: int, repeats: int = 5) -> float:
@@ -53,57 +100,58 @@ def memcpy_seconds(nbytes: int, repeats: int = 5) -> float:
     return best
 
 
-def sync_seconds(group: RolloutGroup, state: dict[str, torch.Tensor]) -> tuple[float, int]:
-    """Best of 3 pushes of `state` (after a warm-up that sets up the transport), and buckets."""
-    group.update_weights(state.items(), version=1)
-    syncs = [group.update_weights(state.items(), version=2 + i) for i in range(3)]
-    return min(s.seconds for s in syncs), syncs[0].buckets
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--prompts", type=int, default=64)
-    parser.add_argument("--max-tokens", type=int, default=64)
-    parser.add_argument("--engines", type=int, default=2)
+    parser.add_argument("--problems", type=int, default=256, help="train problems to rewrite")
+    parser.add_argument("--hf-batch", type=int, default=64, help="prompts per HF generate call")
+    parser.add_argument(
+        "--no-hf", action="store_true", help="time the rollout group only (tuning runs)"
+    )
+    parser.add_argument("overrides", nargs="*", help="config overrides (key=value)")
     args = parser.parse_args()
 
-    torch.set_num_threads(2)
-    init_local_ray(8)
-    with tempfile.TemporaryDirectory() as tmp:
-        model_dir = build_tiny_model(Path(tmp) / "model", BENCH_MODEL)
-        n_params = sum(
-            p.numel() for p in AutoModelForCausalLM.from_pretrained(model_dir).parameters()
-        )
-        prompts = [
-            [5 + (i % 60), 10 + (i % 13), 20, 30, 40, 50, 60, 70] for i in range(args.prompts)
-        ]
-        sampling = SamplingConfig(
-            n=1, temperature=1.0, top_p=1.0, max_tokens=args.max_tokens, ignore_eos=True, seed=0
-        )
+    run = start(compose("tiny", args.overrides))
+    cfg = run.cfg
+    problems = run.train_problems[: args.problems]
+    with rollout_group(run) as group:
+        group.generate([[5, 6, 7]], SamplingConfig(max_tokens=4))  # warm-up
+        recording = Recording(group)
+        size = cfg.rewrite.shard_size  # one rewrite_problems call per shard, as the job does
+        for lo in range(0, len(problems), size):
+            chunk = problems[lo : lo + size]
+            rewrite_problems(chunk, recording, run.tokenizer, run.template, cfg.rewrite, grade_many)
+        state = AutoModelForCausalLM.from_pretrained(run.model_path).state_dict()
+        group.update_weights(state.items(), version=1)  # sets up the transport
+        syncs = [group.update_weights(state.items(), version=2 + i) for i in range(3)]
+    sync = min(s.seconds for s in syncs)
 
-        cfg = RolloutConfig(num_engines=args.engines, max_model_len=256)
-        group = RolloutGroup(cfg, str(model_dir))
-        group.generate(prompts[:2], sampling)  # warm-up
-        start = time.perf_counter()
-        samples = group.generate(prompts, sampling)
-        ours = sum(len(s.token_ids) for ss in samples for s in ss) / (time.perf_counter() - start)
-
-        state = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).state_dict()
-        sync, buckets = sync_seconds(group, state)
-        group.shutdown()
-        gloo = RolloutGroup(dataclasses.replace(cfg, weight_backend="gloo"), str(model_dir))
-        gloo_sync, _ = sync_seconds(gloo, state)
-        gloo.shutdown()
-        nbytes = sum(t.numel() * t.element_size() for t in state.values())
-
-        hf = hf_tokens_per_s(model_dir, prompts, args.max_tokens)
-        copy = memcpy_seconds(nbytes)
-    size = f"{n_params / 1e6:.1f}M params, {nbytes / 2**20:.1f} MiB fp32"
-    print(f"model: {size}; {args.engines} engines x 1 CPU")
-    print(f"rollout group: {ours:.0f} tok/s   HF generate: {hf:.0f} tok/s")
+    ours = recording.tokens / recording.seconds
+    r = cfg.rollout
+    calls = ", ".join(
+        "+".join(f"{sum(c == s for _, c in call)}x{s.n}" for s in dict.fromkeys(c for _, c in call))
+        for call in recording.calls
+    )
     print(
-        f"weight sync: {cfg.weight_backend} {sync * 1e3:.1f} ms ({buckets} buckets), "
-        f"gloo {gloo_sync * 1e3:.1f} ms   memcpy: {copy * 1e3:.2f} ms"
+        f"workload: {len(problems)} problems, calls (prompts x samples): {calls}; "
+        f"{r.num_engines} engines x {r.cpus_per_engine} CPU, max_num_seqs={r.max_num_seqs} "
+        f"max_num_batched_tokens={r.max_num_batched_tokens} (0: vLLM's default)"
+    )
+    print(
+        f"rollout group: {recording.seconds:.1f}s, {recording.tokens} tokens, {ours:.0f} tok/s, "
+        f"{len(problems) / recording.seconds:.1f} problems/s"
+    )
+    if args.no_hf:
+        return
+    torch.set_num_threads(r.num_engines * r.cpus_per_engine)
+    eos = run.tokenizer.eos_token_id
+    hf_s, hf_tokens = hf_replay(Path(run.model_path), recording.calls, eos, args.hf_batch)
+    hf = hf_tokens / hf_s
+    nbytes = sum(t.numel() * t.element_size() for t in state.values())
+    copy = memcpy_seconds(nbytes)
+    print(f"HF generate (same calls): {hf_s:.1f}s, {hf_tokens} tokens, {hf:.0f} tok/s")
+    print(
+        f"weight sync: {r.weight_backend} {sync * 1e3:.1f} ms ({syncs[0].buckets} buckets)   "
+        f"memcpy: {copy * 1e3:.2f} ms"
     )
     print(f"rollout_vs_hf={ours / hf:.2f} sync_vs_memcpy={sync / copy:.2f}")
 
