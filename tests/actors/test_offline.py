@@ -35,6 +35,8 @@ def small_overrides(world: World, out: Path) -> list[str]:
         "data.max_train_problems=48",
         "data.max_test_problems=16",
         "rewrite.samples=2",
+        "rewrite.max_tokens=96",
+        "eval.max_tokens=96",
         "rewrite.guided_samples=2",
         "rewrite.shard_size=16",
         "eval.n=2",

@@ -26,6 +26,8 @@ def overrides(world: World, out: Path) -> list[str]:
         "data.max_train_problems=32",
         "data.max_test_problems=8",
         "rewrite.samples=2",
+        "rewrite.max_tokens=96",
+        "eval.max_tokens=96",
         "rewrite.guided_samples=2",
         "eval.n=1",
         "rollout.num_engines=1",

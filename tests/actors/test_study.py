@@ -28,6 +28,8 @@ def test_study_runs_each_seed_and_writes_the_report(
             "data.max_train_problems=32",
             "data.max_test_problems=8",
             "rewrite.samples=2",
+            "rewrite.max_tokens=96",
+            "eval.max_tokens=96",
             "rewrite.guided_samples=2",
             "eval.n=2",
             "rollout.num_engines=1",
