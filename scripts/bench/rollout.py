@@ -8,8 +8,8 @@ tiny`; overrides such as `rollout.max_num_seqs=512` change them):
   (a) the rewrite job on the first `--problems` train problems, as the demo runs it: the tiny
       world's prompts, EOS on, the rewrite's sampling (`rewrite.*`), shard by shard
       (`rewrite.shard_size`), the self stage and then the guided stage for the problems it
-      missed (`rewrite_problems`, graded in process). Every
-      generate call is recorded and timed; HF `generate` then replays the very same calls (same
+      missed (`rewrite_problems`, graded in process). Every generate call is recorded and
+      timed; HF `generate` then replays the very same calls (same
       prompts, n, temperature, top_p, max_tokens; EOS on; `--hf-batch` prompts per call,
       left-padded) on the same model with the same number of threads. Generated tokens/s (up to
       and including EOS) of each; problems/s of the rollout group.
@@ -38,10 +38,11 @@ from mtg_ray.rollout.config import per_prompt
 
 @dataclass
 class Recording:
-    """A rollout that forwards to `inner` and records every generate call and its seconds."""
+    """A rollout that forwards to `inner` and records every generate call (as its prompts per
+    sampling config), its seconds and its tokens."""
 
     inner: Rollout
-    calls: list[list[tuple[list[int], SamplingConfig]]] = field(default_factory=list)
+    calls: list[tuple[list[list[int]], SamplingConfig]] = field(default_factory=list)
     seconds: float = 0.0
     tokens: int = 0
 
@@ -51,24 +52,23 @@ class Recording:
         start = time.perf_counter()
         out = self.inner.generate(prompts, sampling)
         self.seconds += time.perf_counter() - start
-        self.calls.append(list(zip(prompts, per_prompt(sampling, len(prompts)), strict=True)))
+        configs = per_prompt(sampling, len(prompts))
+        for config in dict.fromkeys(configs):
+            self.calls.append(
+                ([p for p, c in zip(prompts, configs, strict=True) if c == config], config)
+            )
         self.tokens += sum(len(s.token_ids) for ss in out for s in ss)
         return out
 
 
 def hf_replay(
-    model_dir: Path, calls: list[list[tuple[list[int], SamplingConfig]]], eos: int, batch: int
+    model_dir: Path, calls: list[tuple[list[list[int]], SamplingConfig]], eos: int, batch: int
 ) -> tuple[float, int]:
     """(seconds, generated tokens up to and including EOS) of HF generate on the same calls
-    (one HF call per sampling config and `batch` prompts)."""
+    (`batch` prompts a call)."""
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
     seconds, tokens = 0.0, 0
-    groups = [
-        ([p for p, c in call if c == sampling], sampling)
-        for call in calls
-        for sampling in dict.fromkeys(c for _, c in call)
-    ]
-    for prompts, sampling in groups:
+    for prompts, sampling in calls:
         for lo in range(0, len(prompts), batch):
             chunk = prompts[lo : lo + batch]
             width = max(len(p) for p in chunk)
@@ -127,10 +127,7 @@ def main() -> None:
 
     ours = recording.tokens / recording.seconds
     r = cfg.rollout
-    calls = ", ".join(
-        "+".join(f"{sum(c == s for _, c in call)}x{s.n}" for s in dict.fromkeys(c for _, c in call))
-        for call in recording.calls
-    )
+    calls = ", ".join(f"{len(p)}x{s.n}" for p, s in recording.calls)
     print(
         f"workload: {len(problems)} problems, calls (prompts x samples): {calls}; "
         f"{r.num_engines} engines x {r.cpus_per_engine} CPU, max_num_seqs={r.max_num_seqs} "
