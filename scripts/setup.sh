@@ -34,5 +34,10 @@ if [[ $extra == cpu ]]; then
 fi
 .venv/bin/python -c "import torch, vllm, deepspeed, ray, transformers, math_verify" \
   || { echo "setup: import check failed" >&2; exit 1; }
+if [[ $extra == cpu ]]; then
+  # DeepSpeed compiles its CPU collective op on first use (about a minute on 2 cores): here,
+  # once, rather than inside the first learner rank of the demo or the tests.
+  quiet .venv/bin/python -m mtg_ray.learner.ops
+fi
 echo "$want" > "$stamp"
 echo "setup: done ($(du -sh .venv | cut -f1) in .venv)"

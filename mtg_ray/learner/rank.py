@@ -20,6 +20,7 @@ from mtg_ray.data import Record
 from mtg_ray.learner.batch import collate, micro_batches
 from mtg_ray.learner.config import LearnerConfig, deepspeed_config
 from mtg_ray.learner.export import gathered_buckets, save_hf_folder
+from mtg_ray.learner.ops import use_environment_build_dir
 from mtg_ray.learner.rng import rng_state, seed_everything, set_rng_state
 from mtg_ray.learner.schedule import lr_multiplier
 from mtg_ray.learner.step import forward_objective, live_logprobs, normalizer_sums
@@ -58,6 +59,7 @@ class LearnerRank:
         import deepspeed
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
+        use_environment_build_dir()  # the ops scripts/setup.sh built
         cfg = self.cfg
         if self.rank == 0 and self.store is None:
             raise RuntimeError("rank 0 hosts the process group's store: call open_store first")
