@@ -23,7 +23,7 @@ from mtg_ray.config import check_paths, compose
 from mtg_ray.objectives import Objective
 from mtg_ray.pipelines import offline, online
 from mtg_ray.pipelines.select_lr import select_lr
-from mtg_ray.pipelines.session import enter_private_network, rollout_group, start
+from mtg_ray.pipelines.session import enter_private_network, groups, start
 from mtg_ray.pipelines.study import study_job
 
 JOBS = (
@@ -64,22 +64,25 @@ def main() -> None:
         assert run.world is not None, "this config uses no tiny world"
         print(json.dumps(run.world.facts, indent=1))
     elif args.job == "rewrite":
-        with rollout_group(run) as rollout:
+        with groups(run) as rollout:
             _, summary = offline.rewrite_job(run, rollout)
         print(json.dumps(summary, indent=1))
     elif args.job == "train":
         records = offline.dataset(run, cfg.train.dataset)
         objective = Objective(cfg.train.objective, cfg.objective)
-        result = offline.train_job(run, records, objective, f"train-{objective.name}")
+        try:
+            result = offline.train_job(run, records, objective, f"train-{objective.name}")
+        finally:
+            run.learner.close()
         print(json.dumps(result["last"], indent=1))
     elif args.job == "evaluate":
-        with rollout_group(run) as rollout:
+        with groups(run) as rollout:
             print(json.dumps(offline.evaluate_job(run, rollout, "evaluate"), indent=1))
     elif args.job == "select_lr":
-        with rollout_group(run) as rollout:
+        with groups(run) as rollout:
             print(json.dumps(select_lr(run, rollout), indent=1))
     elif args.job == "online":
-        with rollout_group(run) as rollout:
+        with groups(run) as rollout:
             result = online.online_job(run, rollout)
             evaluation = offline.evaluate_job(run, rollout, online.online_name(cfg))
         print(json.dumps({"last": result["last"], "eval": evaluation}, indent=1))

@@ -12,7 +12,12 @@ from mtg_ray.learner.batch import (
     response_tokens,
     shard,
 )
-from mtg_ray.learner.config import LearnerConfig, TrainConfig, deepspeed_config
+from mtg_ray.learner.config import (
+    LearnerConfig,
+    TrainConfig,
+    deepspeed_config,
+    group_changes,
+)
 from mtg_ray.learner.metrics import StepResult, importance_metrics, reduce_ranks
 from mtg_ray.learner.schedule import batch_schedule, lr_multiplier, num_steps
 from mtg_ray.learner.step import ForwardOutput, forward_objective
@@ -28,6 +33,7 @@ __all__ = [
     "collate",
     "deepspeed_config",
     "forward_objective",
+    "group_changes",
     "importance_metrics",
     "lr_multiplier",
     "micro_batches",

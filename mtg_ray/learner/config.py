@@ -120,6 +120,16 @@ class LearnerConfig:
         return "bfloat16" if self.backend == "nccl" else "float32"
 
 
+# What a learner group's ranks are started with (their processes, placement and process group):
+# a group is restarted in place only for configs that agree on these (`LearnerRank.restart`).
+GROUP_FIELDS = ("num_workers", "backend", "cpus_per_worker", "gpus_per_worker", "node_resource")
+
+
+def group_changes(old: LearnerConfig, new: LearnerConfig) -> list[str]:
+    """The GROUP_FIELDS on which `new` differs from `old`."""
+    return [k for k in GROUP_FIELDS if getattr(old, k) != getattr(new, k)]
+
+
 def deepspeed_config(cfg: LearnerConfig) -> dict:
     """The DeepSpeed JSON config for `cfg` (optimizer and scheduler are passed as objects)."""
     ds: dict = {

@@ -18,7 +18,7 @@ from torch.distributed import TCPStore
 
 from mtg_ray.data import Record
 from mtg_ray.learner.batch import collate, micro_batches
-from mtg_ray.learner.config import LearnerConfig, deepspeed_config
+from mtg_ray.learner.config import LearnerConfig, deepspeed_config, group_changes
 from mtg_ray.learner.export import gathered_buckets, save_hf_folder
 from mtg_ray.learner.ops import use_environment_build_dir
 from mtg_ray.learner.rng import rng_state, seed_everything, set_rng_state
@@ -57,7 +57,6 @@ class LearnerRank:
         """Join the process group whose store rank 0 opened (`open_store`) at
         master_addr:master_port, load the model, start DeepSpeed."""
         import deepspeed
-        from transformers import AutoModelForCausalLM, AutoTokenizer
 
         use_environment_build_dir()  # the ops scripts/setup.sh built
         cfg = self.cfg
@@ -75,6 +74,30 @@ class LearnerRank:
             cfg.backend, store=store, rank=self.rank, world_size=cfg.num_workers
         )
         deepspeed.init_distributed(dist_backend=cfg.backend)  # adopts the group above
+        self._start_engine()
+
+    def restart(self, cfg: LearnerConfig, model: str, total_steps: int) -> None:
+        """Start over on the HF model at `model` with `cfg` (its lr, schedule, seed...) for
+        `total_steps` steps, in the process group this rank already belongs to: a new model,
+        optimizer and DeepSpeed engine, the RNG seeded as `setup` seeds it, so what follows
+        is what a freshly started rank would do, without the process start and imports."""
+        if total_steps < 1:
+            raise ValueError(f"a learner needs at least one optimizer step, got {total_steps}")
+        changed = group_changes(self.cfg, cfg)
+        if changed:
+            raise ValueError(f"a restarted rank keeps its group; these changed: {changed}")
+        self.close_weight_sync()
+        self.engine = None  # the old engine's model and optimizer state go with it
+        self.cfg, self.model_path, self.total_steps = cfg, model, total_steps
+        self._start_engine()
+
+    def _start_engine(self) -> None:
+        """Seed, load the model, and wrap it, an AdamW and the lr schedule in DeepSpeed."""
+        import deepspeed
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        cfg = self.cfg
+        self.forwarded = False
         seed_everything(cfg.seed + self.rank)
         model = AutoModelForCausalLM.from_pretrained(
             self.model_path, dtype=getattr(torch, cfg.torch_dtype)

@@ -80,7 +80,8 @@ def push_export(rollout: Rollout, out_dir: Path, version: int) -> None:
 class TrainLoop:
     """Train `steps` optimizer steps into `out_dir` (checkpoints in `ckpt/`, export in `model/`).
 
-    make_learner builds the learner group only when there is training left to do. rollout: the
+    make_learner gives the learner group, on the start policy, only when there is training left
+    to do; whoever makes it owns it (the run keeps it for its next training). rollout: the
     group to keep in sync (None: train without one). evaluate: called every eval_every steps on
     the rollout group's (then synced) weights; returns `eval/...` metrics."""
 
@@ -115,7 +116,6 @@ class TrainLoop:
             return self._train(learner)
         finally:
             self.source.close()
-            learner.shutdown()
 
     def _resume(self, learner: Learner) -> LoopState:
         saved = learner.load_checkpoint(self.ckpt_dir)

@@ -6,6 +6,7 @@ finished is read back, what is not is redone (rewrite shards, train checkpoints,
 
 import json
 import time
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ from mtg_ray.pipelines.evaluate import evaluate
 from mtg_ray.pipelines.loop import TrainLoop
 from mtg_ray.pipelines.protocols import Rollout
 from mtg_ray.pipelines.rewrite import run_rewrite
-from mtg_ray.pipelines.session import Run, rollout_group
+from mtg_ray.pipelines.session import Run, groups
 from mtg_ray.rewriting.summary import summarize
 
 
@@ -118,11 +119,11 @@ def method_objective(run: Run, method: str) -> Objective:
     return Objective(METHODS[method].objective, run.cfg.objective)
 
 
-def main_job(run: Run) -> str:
-    """World -> rewrite -> train the baselines and ours -> evaluate -> table. Returns the
-    `demo:` line."""
+def main_job(run: Run, rollout: Rollout | None = None) -> str:
+    """World -> rewrite -> train the baselines and ours -> evaluate -> table, with `rollout`
+    (default: the run's own groups, for this job only). Returns the `demo:` line."""
     start_time = time.monotonic()
-    with rollout_group(run) as rollout:
+    with groups(run) if rollout is None else nullcontext(rollout) as rollout:
         results = {"base": evaluate_job(run, rollout, "base")}
         rewritten, summary = rewrite_job(run, rollout)
         for method in run.cfg.methods:

@@ -20,7 +20,7 @@ from mtg_ray.pipelines.loop import TrainLoop
 from mtg_ray.pipelines.offline import evaluate_job, method_objective, rewrite_job, train_job
 from mtg_ray.pipelines.protocols import Rollout
 from mtg_ray.pipelines.rewrite import rewrite_problems
-from mtg_ray.pipelines.session import Run, rollout_group
+from mtg_ray.pipelines.session import Run, groups
 
 
 def online_steps(cfg: JobConfig, num_problems: int) -> int:
@@ -78,7 +78,7 @@ def compare_job(run: Run) -> str:
     Returns the `online:` line; the table goes to `<out>/results_<online run>.md`."""
     cfg = run.cfg
     method, name = cfg.online.method, online_name(cfg)
-    with rollout_group(run) as rollout:
+    with groups(run) as rollout:
         results = {"base": evaluate_job(run, rollout, "base")}
         rewritten, _ = rewrite_job(run, rollout)
         if not (run.out / method / "eval.json").is_file():

@@ -4,12 +4,13 @@ the resolved policy, its tokenizer, and the problem sets, read once per run."""
 import dataclasses
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 import ray
+from ray.exceptions import RayActorError
 from transformers import AutoTokenizer
 
 from mtg_ray import netns
@@ -27,6 +28,25 @@ from mtg_ray.tinyworld import World, build_world
 
 
 @dataclass
+class KeptLearner:
+    """The learner group a run keeps across its trainings (one object shared by the copies
+    `dataclasses.replace` makes of a Run, so they keep the same group)."""
+
+    group: LearnerGroup | None = None
+
+    def close(self, lost_ok: bool = False) -> None:
+        """Shut the group down (`lost_ok`: a rank already gone is no error)."""
+        group, self.group = self.group, None
+        if group is None:
+            return
+        try:
+            group.shutdown()
+        except RayActorError:
+            if not lost_ok:
+                raise
+
+
+@dataclass
 class Run:
     """A job's context. `model_path` is the policy both groups start from: `model.path`, or the
     tiny world's base model when that is empty (derived here; the config is left as given)."""
@@ -36,6 +56,7 @@ class Run:
     out: Path
     model_path: str
     tokenizer: Any
+    learner: KeptLearner = field(default_factory=KeptLearner, repr=False)
 
     @property
     def template(self) -> PromptTemplate:
@@ -65,10 +86,23 @@ class Run:
         return lambda pairs: grade_parallel(pairs, self.cfg.rewrite.grading_tasks)
 
     def learner_group(self, total_steps: int, lr: float | None = None) -> LearnerGroup:
-        """A fresh learner group on the base policy, its lr schedule `total_steps` long,
-        peaking at `lr` (default `learner.lr`)."""
+        """A learner group on the base policy, its lr schedule `total_steps` long, peaking at
+        `lr` (default `learner.lr`): the run's kept group started over (`LearnerGroup.restart`:
+        the same as a new one, without starting processes), or a new one the first time, after
+        a config that needs other ranks, or after a rank was lost. It stays up until `groups`
+        ends (or `learner.close()`)."""
         cfg = self.cfg.learner if lr is None else dataclasses.replace(self.cfg.learner, lr=lr)
-        return LearnerGroup(cfg, self.model_path, max(1, total_steps))
+        steps = max(1, total_steps)
+        kept = self.learner.group
+        if kept is not None and kept.can_restart(cfg):
+            try:
+                kept.restart(cfg, self.model_path, steps)
+                return kept
+            except RayActorError:
+                pass  # a rank is gone (its node, its process): start a new group below
+        self.learner.close(lost_ok=True)
+        self.learner.group = LearnerGroup(cfg, self.model_path, steps)
+        return self.learner.group
 
 
 def enter_private_network(cfg: JobConfig) -> None:
@@ -103,10 +137,15 @@ def start(cfg: JobConfig) -> Run:
 
 
 @contextmanager
-def rollout_group(run: Run) -> Iterator[RolloutGroup]:
-    """The rollout group on the base policy, shut down on exit."""
+def groups(run: Run) -> Iterator[RolloutGroup]:
+    """The run's groups for the block: yields the rollout group, on the base policy; the
+    learner group is started by the block's first training and kept across the others
+    (`Run.learner_group`). Both are shut down on exit."""
     group = RolloutGroup(run.cfg.rollout, run.model_path)
     try:
         yield group
     finally:
-        group.shutdown()
+        try:
+            run.learner.close()
+        finally:
+            group.shutdown()

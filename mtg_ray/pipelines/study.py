@@ -26,8 +26,9 @@ from mtg_ray.evaluate.study import difference_table, method_table, run_means, st
 from mtg_ray.objectives import ONLINE_METHODS
 from mtg_ray.pipelines.offline import evaluate_job, main_job
 from mtg_ray.pipelines.online import online_job, online_name
+from mtg_ray.pipelines.protocols import Rollout
 from mtg_ray.pipelines.select_lr import select_lr
-from mtg_ray.pipelines.session import Run, rollout_group, start
+from mtg_ray.pipelines.session import Run, groups, start
 
 
 def seed_config(cfg: JobConfig, seed: int) -> JobConfig:
@@ -63,19 +64,17 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, {system}, Python {platform.python_version()}"
 
 
-def online_runs(run: Run, methods: Sequence[str]) -> list[str]:
+def online_runs(run: Run, rollout: Rollout, methods: Sequence[str]) -> list[str]:
     """Train and evaluate each of `methods` online (as `online.method`, at `online.steps`: by
     default the offline run's steps) in `run`'s folder; returns their run names."""
     names = []
-    with rollout_group(run) as rollout:
-        for method in methods:
-            cfg = dataclasses.replace(
-                run.cfg, online=dataclasses.replace(run.cfg.online, method=method)
-            )
-            online = dataclasses.replace(run, cfg=cfg)
-            online_job(online, rollout)
-            evaluate_job(online, rollout, online_name(cfg))
-            names.append(online_name(cfg))
+    for method in methods:
+        online_cfg = dataclasses.replace(run.cfg.online, method=method)
+        cfg = dataclasses.replace(run.cfg, online=online_cfg)
+        online = dataclasses.replace(run, cfg=cfg)
+        online_job(online, rollout)
+        evaluate_job(online, rollout, online_name(cfg))
+        names.append(online_name(cfg))
     return names
 
 
@@ -83,7 +82,7 @@ def with_selected_lrs(cfg: JobConfig, results_dir: Path) -> tuple[JobConfig, dic
     """Select lrs in seed 0's run; `cfg` training at them, and the selection (also written to
     `<results_dir>/lr_selection.json`)."""
     run = start(seed_config(cfg, 0))
-    with rollout_group(run) as rollout:
+    with groups(run) as rollout:
         selection = select_lr(run, rollout)
     results_dir.mkdir(parents=True, exist_ok=True)
     write_text(results_dir / "lr_selection.json", json.dumps(selection, indent=1) + "\n")
@@ -110,8 +109,9 @@ def study_job(
     outs, online_names = [], []
     for s in range(seeds):
         run = start(seed_config(cfg, s))
-        main_job(run)
-        online_names = online_runs(run, online)
+        with groups(run) as rollout:  # one rollout and one learner group for the seed's runs
+            main_job(run, rollout)
+            online_names = online_runs(run, rollout, online)
         outs.append(run.out)
     wall = time.monotonic() - started
     names = ["base", *cfg.methods, *online_names]

@@ -14,7 +14,7 @@ import tempfile
 
 from mtg_ray.config import compose
 from mtg_ray.pipelines.online import online_job
-from mtg_ray.pipelines.session import rollout_group, start
+from mtg_ray.pipelines.session import groups, start
 
 
 def main() -> None:
@@ -36,7 +36,7 @@ def main() -> None:
         ]
         run = start(compose("online", base))
         timings = {}
-        with rollout_group(run) as rollout:
+        with groups(run) as rollout:
             for mode in ("serial", "overlap"):
                 cfg = compose("online", base + [f"online.overlap={mode == 'overlap'}"])
                 timings[mode] = online_job(dataclasses.replace(run, cfg=cfg), rollout)["timing"]

@@ -31,7 +31,7 @@ from mtg_ray.config import compose
 from mtg_ray.grading import grade_many
 from mtg_ray.pipelines.protocols import Rollout
 from mtg_ray.pipelines.rewrite import rewrite_problems
-from mtg_ray.pipelines.session import rollout_group, start
+from mtg_ray.pipelines.session import groups, start
 from mtg_ray.rollout import Sample, SamplingConfig
 from mtg_ray.rollout.config import per_prompt
 
@@ -113,7 +113,7 @@ def main() -> None:
     run = start(compose("tiny", args.overrides))
     cfg = run.cfg
     problems = run.train_problems[: args.problems]
-    with rollout_group(run) as group:
+    with groups(run) as group:
         group.generate([[5, 6, 7]], SamplingConfig(max_tokens=4))  # warm-up
         recording = Recording(group)
         size = cfg.rewrite.shard_size  # one rewrite_problems call per shard, as the job does

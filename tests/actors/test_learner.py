@@ -1,10 +1,13 @@
 """The learner group with real DeepSpeed (gloo, 2 ranks) in real Ray actors, on CPU."""
 
+import dataclasses
 import math
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+import ray
 import torch
 from transformers import AutoModelForCausalLM
 
@@ -24,18 +27,49 @@ SFT = Objective("sft")
 IS_DFT = Objective("is_dft")
 
 
-def make_group(model: Path, **overrides) -> LearnerGroup:
-    cfg = dict(
-        num_workers=2,
-        zero_stage=2,
-        train_batch_size=8,
-        micro_batch_size=2,
-        lr=1e-3,
-        warmup_ratio=0.25,
-        max_length=128,
-    )
-    cfg.update(overrides)
-    return LearnerGroup(LearnerConfig(**cfg), str(model), total_steps=8)
+# The learner tests' config, less what each test overrides.
+LEARNER_DEFAULTS: dict[str, Any] = dict(
+    num_workers=2,
+    zero_stage=2,
+    train_batch_size=8,
+    micro_batch_size=2,
+    lr=1e-3,
+    warmup_ratio=0.25,
+    max_length=128,
+)
+LEARNER_STEPS = 8  # the lr schedule's length
+
+
+@pytest.fixture(scope="module")
+def kept_learners(ray_session) -> Iterator[dict[int, LearnerGroup]]:
+    """Learner groups by rank count, kept across this module's tests and restarted for each
+    (`make_group`): starting a group's ranks costs about 10 s, and a restart is what a new
+    group would do (`test_a_restarted_group_trains_as_a_new_one`)."""
+    kept: dict[int, LearnerGroup] = {}
+    gcs = ray.get_runtime_context().gcs_address
+    yield kept
+    if ray.is_initialized() and ray.get_runtime_context().gcs_address == gcs:
+        for group in kept.values():
+            group.shutdown()
+
+
+@pytest.fixture
+def make_group(kept_learners: dict[int, LearnerGroup]) -> Callable[..., LearnerGroup]:
+    """`make_group(model, **overrides)`: a learner group on `model` with LEARNER_DEFAULTS and
+    `overrides`, as new (a kept group of that many ranks, restarted)."""
+
+    def make(model: Path, **overrides: Any) -> LearnerGroup:
+        cfg = LearnerConfig(**{**LEARNER_DEFAULTS, **overrides})
+        group = kept_learners.get(cfg.num_workers)
+        if group is None or not group.can_restart(cfg):
+            if group is not None:
+                group.shutdown()
+            group = kept_learners[cfg.num_workers] = LearnerGroup(cfg, str(model), LEARNER_STEPS)
+        else:
+            group.restart(cfg, str(model), LEARNER_STEPS)
+        return group
+
+    return make
 
 
 def hf_scores(model_dir: Path, records: list[Record]) -> list[list[float]]:
@@ -55,12 +89,9 @@ def max_abs_diff(a: list[list[float]], b: list[list[float]]) -> float:
     return max(abs(x - y) for xs, ys in zip(a, b, strict=True) for x, y in zip(xs, ys, strict=True))
 
 
-def test_loss_goes_down_on_a_fixed_batch(ray_session, tiny_models, records) -> None:
+def test_loss_goes_down_on_a_fixed_batch(make_group, tiny_models, records) -> None:
     group = make_group(tiny_models[0])
-    try:
-        results = [group.train_step(records, SFT) for _ in range(6)]
-    finally:
-        group.shutdown()
+    results = [group.train_step(records, SFT) for _ in range(6)]
     metrics = [r.scalars for r in results]
     losses = [m["train/loss"] for m in metrics]
     assert losses[-1] < 0.8 * losses[0], losses
@@ -76,21 +107,44 @@ def test_loss_goes_down_on_a_fixed_batch(ray_session, tiny_models, records) -> N
     assert len(results[0].log_ratios) == sum(r.behaviour_logprobs is not None for r in records)
 
 
+def test_a_restarted_group_trains_as_a_new_one(make_group, tiny_models, records, tmp_path) -> None:
+    """A new group's first steps, then the same ranks restarted after training another model
+    at another lr and ZeRO stage: the same losses, lrs and weights, to the bit."""
+    cfg = LearnerConfig(**LEARNER_DEFAULTS)
+    fresh = LearnerGroup(cfg, str(tiny_models[0]), LEARNER_STEPS)
+    try:
+        want = [fresh.train_step(records, IS_DFT).scalars for _ in range(3)]
+        fresh.export_hf(tmp_path / "fresh")
+        fresh.restart(dataclasses.replace(cfg, lr=3e-4, zero_stage=3), str(tiny_models[1]), 5)
+        fresh.train_step(records, SFT)
+        fresh.restart(cfg, str(tiny_models[0]), LEARNER_STEPS)
+        assert fresh.step == 0
+        got = [fresh.train_step(records, IS_DFT).scalars for _ in range(3)]
+        fresh.export_hf(tmp_path / "restarted")
+        with pytest.raises(ValueError, match="num_workers"):
+            ray.get(fresh.workers[0].restart.remote(
+                dataclasses.replace(cfg, num_workers=1), str(tiny_models[0]), 8
+            ))  # fmt: skip
+    finally:
+        fresh.shutdown()
+    for key in ("train/loss", "train/lr", "train/grad_norm"):
+        assert [m[key] for m in got] == [m[key] for m in want], key
+    a = AutoModelForCausalLM.from_pretrained(tmp_path / "fresh").state_dict()
+    b = AutoModelForCausalLM.from_pretrained(tmp_path / "restarted").state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert make_group(tiny_models[0]) is make_group(tiny_models[1], lr=1e-4)  # kept, restarted
+
+
 def test_zero2_and_zero3_agree_and_export_matches(
-    ray_session, tiny_models, records, tmp_path
+    make_group, tiny_models, records, tmp_path
 ) -> None:
     losses = {}
     for stage in (2, 3):
         group = make_group(tiny_models[0], zero_stage=stage)
-        try:
-            losses[stage] = [
-                group.train_step(records, IS_DFT).scalars["train/loss"] for _ in range(3)
-            ]
-            live = group.score(records[:5])
-            streamed = dict(group.named_weights(bucket_bytes=64 << 10))
-            group.export_hf(tmp_path / f"zero{stage}")
-        finally:
-            group.shutdown()
+        losses[stage] = [group.train_step(records, IS_DFT).scalars["train/loss"] for _ in range(3)]
+        live = group.score(records[:5])
+        streamed = dict(group.named_weights(bucket_bytes=64 << 10))
+        group.export_hf(tmp_path / f"zero{stage}")
         exported = AutoModelForCausalLM.from_pretrained(tmp_path / f"zero{stage}")
         assert streamed.keys() == exported.state_dict().keys()
         for name, tensor in exported.state_dict().items():
@@ -100,18 +154,16 @@ def test_zero2_and_zero3_agree_and_export_matches(
     assert losses[2][0] != pytest.approx(losses[2][2], rel=1e-3)  # it did train
 
 
-def test_resume_equals_uninterrupted(ray_session, tiny_models, records, tmp_path) -> None:
+def test_resume_equals_uninterrupted(make_group, tiny_models, records, tmp_path) -> None:
     ckpt = tmp_path / "ckpt"
     group = make_group(tiny_models[0])
-    try:
-        assert group.load_checkpoint(ckpt) is None
-        for _ in range(2):
-            group.train_step(records, IS_DFT)
-        group.save_checkpoint(ckpt, {"cursor": 16})
-        uninterrupted = [group.train_step(records, IS_DFT).scalars for _ in range(3)]
-    finally:
-        group.shutdown()
-    group = make_group(tiny_models[0])
+    assert group.load_checkpoint(ckpt) is None
+    for _ in range(2):
+        group.train_step(records, IS_DFT)
+    group.save_checkpoint(ckpt, {"cursor": 16})
+    uninterrupted = [group.train_step(records, IS_DFT).scalars for _ in range(3)]
+    # new processes resume, as after a crash
+    group = LearnerGroup(LearnerConfig(**LEARNER_DEFAULTS), str(tiny_models[0]), LEARNER_STEPS)
     try:
         assert group.load_checkpoint(ckpt) == {"cursor": 16}
         assert group.step == 2
@@ -123,30 +175,26 @@ def test_resume_equals_uninterrupted(ray_session, tiny_models, records, tmp_path
         assert b["train/lr"] == pytest.approx(a["train/lr"], rel=1e-9)
 
 
-def test_every_objective_trains_without_nan(ray_session, tiny_models, records) -> None:
+def test_every_objective_trains_without_nan(make_group, tiny_models, records) -> None:
     group = make_group(tiny_models[1], num_workers=1, micro_batch_size=4)
-    try:
-        for name in OBJECTIVE_NAMES:
-            for _ in range(2):
-                metrics = group.train_step(records, Objective(name)).scalars
-                bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
-                assert not bad, (name, bad)
-    finally:
-        group.shutdown()
-
-
-def test_learner_weights_reach_vllm(engines: RolloutGroup, tiny_models, records) -> None:
-    learner = make_group(tiny_models[0], zero_stage=3)
-    try:
+    for name in OBJECTIVE_NAMES:
         for _ in range(2):
-            learner.train_step(records, SFT)
-        stats = engines.update_weights(learner.named_weights(bucket_bytes=64 << 10), version=2)
-        assert stats.version == 2 and engines.versions() == [2, 2]
-        pairs = [(r.prompt_token_ids, r.response_token_ids) for r in records[:4]]
-        engine = engines.score([p for p, _ in pairs], [r for _, r in pairs])
-        assert max_abs_diff(engine, learner.score(records[:4])) < 1e-4
-    finally:
-        learner.shutdown()
+            metrics = group.train_step(records, Objective(name)).scalars
+            bad = {k: v for k, v in metrics.items() if not math.isfinite(v)}
+            assert not bad, (name, bad)
+
+
+def test_learner_weights_reach_vllm(
+    engines: RolloutGroup, make_group, tiny_models, records
+) -> None:
+    learner = make_group(tiny_models[0], zero_stage=3)
+    for _ in range(2):
+        learner.train_step(records, SFT)
+    stats = engines.update_weights(learner.named_weights(bucket_bytes=64 << 10), version=2)
+    assert stats.version == 2 and engines.versions() == [2, 2]
+    pairs = [(r.prompt_token_ids, r.response_token_ids) for r in records[:4]]
+    engine = engines.score([p for p, _ in pairs], [r for _, r in pairs])
+    assert max_abs_diff(engine, learner.score(records[:4])) < 1e-4
 
 
 # Direct weight sync (learner rank 0 -> every engine worker, one metadata message per sync):
@@ -169,7 +217,7 @@ class MislabelledLearner:
 
 
 def test_direct_sync_moves_the_learners_weights_and_recovers_from_a_failed_send(
-    ray_session, tiny_models, records
+    make_group, tiny_models, records
 ) -> None:
     learner = make_group(tiny_models[0], zero_stage=3)
     cfg = RolloutConfig(
@@ -201,7 +249,6 @@ def test_direct_sync_moves_the_learners_weights_and_recovers_from_a_failed_send(
         rollout.sync_from(learner, version=3)  # a new group; the learner is still in step
         assert rollout.versions() == [3, 3] and engines_match_learner() < 1e-4
     finally:
-        learner.shutdown()
         rollout.shutdown()
 
 
@@ -222,27 +269,24 @@ RATIO_TOLERANCE = 1e-3  # per token: |log pi_learner - log pi_vllm| at the same 
 
 
 def test_a_self_record_at_version_0_has_importance_ratio_one(
-    engines: RolloutGroup, tiny_models
+    engines: RolloutGroup, make_group, tiny_models
 ) -> None:
     """vLLM's sampling log-probs and the learner's live log-probs agree end to end: at policy
     version 0 every sampled token's ratio is 1 within RATIO_TOLERANCE (in log space)."""
     rollout = engines
     learner = make_group(tiny_models[0], num_workers=1, micro_batch_size=4)
-    try:
-        tok = build_tokenizer()
-        prompts = [tok(f"Problem: {a}+{a}\nSolution:")["input_ids"] for a in range(10, 14)]
-        sampling = SamplingConfig(n=2, temperature=1.0, max_tokens=48)
-        records = []
-        generated = rollout.generate(prompts, sampling)
-        for i, (ids, samples) in enumerate(zip(prompts, generated, strict=True)):
-            graded = Graded(tuple(samples), (True,) * len(samples), sampling)
-            problem = Problem(f"p{i}", "q", "0", expert_solution="e")
-            records += rewrite(problem, "p", ids, [], graded, None, SelectionConfig(keep="all"))
-        assert len(records) == 8 and {r.source for r in records} == {"self"}
-        assert {r.policy_version for r in records} == {0}
-        live = learner.score(records)
-    finally:
-        learner.shutdown()
+    tok = build_tokenizer()
+    prompts = [tok(f"Problem: {a}+{a}\nSolution:")["input_ids"] for a in range(10, 14)]
+    sampling = SamplingConfig(n=2, temperature=1.0, max_tokens=48)
+    records = []
+    generated = rollout.generate(prompts, sampling)
+    for i, (ids, samples) in enumerate(zip(prompts, generated, strict=True)):
+        graded = Graded(tuple(samples), (True,) * len(samples), sampling)
+        problem = Problem(f"p{i}", "q", "0", expert_solution="e")
+        records += rewrite(problem, "p", ids, [], graded, None, SelectionConfig(keep="all"))
+    assert len(records) == 8 and {r.source for r in records} == {"self"}
+    assert {r.policy_version for r in records} == {0}
+    live = learner.score(records)
     diffs = [
         a - b
         for r, lp in zip(records, live, strict=True)
@@ -253,7 +297,7 @@ def test_a_self_record_at_version_0_has_importance_ratio_one(
 
 
 def test_micro_batch_mean_sums_the_micro_batches_gradients(
-    ray_session, tiny_models, records
+    make_group, tiny_models, records
 ) -> None:
     """With identical micro-batches, the authors' reduction (each micro-batch's token mean,
     back-propagated as is) gives accumulation-steps times the token-mean gradient."""
@@ -263,25 +307,19 @@ def test_micro_batch_mean_sums_the_micro_batches_gradients(
         group = make_group(
             tiny_models[0], num_workers=1, micro_batch_size=2, loss_reduction=reduction
         )
-        try:
-            norms[reduction] = group.train_step(same, SFT).scalars["train/grad_norm"]
-        finally:
-            group.shutdown()
+        norms[reduction] = group.train_step(same, SFT).scalars["train/grad_norm"]
     assert norms["micro_batch_mean"] == pytest.approx(4 * norms["token_mean"], rel=1e-4)
 
 
 def test_self_normalisation_uses_the_whole_optimizer_batch(
-    ray_session, tiny_models, records
+    make_group, tiny_models, records
 ) -> None:
     """Two ranks, micro-batches of 2: the constant is the mean untruncated token weight over
     all 8 records, as computed from the live log-probs before the step."""
     objective = Objective("is", ObjectiveConfig(self_normalize=True))
     group = make_group(tiny_models[0])
-    try:
-        live = group.score(records)
-        scalars = group.train_step(records, objective).scalars
-    finally:
-        group.shutdown()
+    live = group.score(records)
+    scalars = group.train_step(records, objective).scalars
     weights = [
         math.exp(max(-20.0, min(20.0, a - b)))
         for r, lp in zip(records, live, strict=True)

@@ -9,7 +9,7 @@ from mtg_ray.config import compose
 from mtg_ray.data import read_records
 from mtg_ray.pipelines.grading import grade_parallel
 from mtg_ray.pipelines.online import compare_job, online_job
-from mtg_ray.pipelines.session import rollout_group, start
+from mtg_ray.pipelines.session import groups, start
 from mtg_ray.tinyworld import World, small
 
 pytestmark = pytest.mark.slow
@@ -53,7 +53,7 @@ def test_online_run_overlaps_crashes_and_resumes(
             raise RuntimeError("worker lost")
         return grade_parallel(pairs, 2)
 
-    with rollout_group(run) as rollout:
+    with groups(run) as rollout:
         with pytest.raises(RuntimeError, match="worker lost"):
             online_job(run, rollout, grader=crashing)
         saved = sorted((folder / "data").glob("step-*.parquet"))

@@ -50,7 +50,8 @@ def test_offline_run_resumes_at_its_cursor_and_is_done_once(standins, tmp_path: 
     crashing = standins.Learner(fail_at_step=4)
     with pytest.raises(RuntimeError, match="fails at step 4"):
         offline_loop(standins, tmp_path, crashing, save_every=3).run()
-    assert crashing.closed and len(crashing.trained) == 4  # saved at 3, lost step 4
+    assert len(crashing.trained) == 4  # saved at 3, lost step 4
+    assert not crashing.closed  # its maker owns it (a run keeps its group for the next run)
 
     learner, monitor = standins.Learner(), StandInMonitor()
     result = offline_loop(standins, tmp_path, learner, save_every=3, monitor=monitor).run()
