@@ -1,4 +1,4 @@
-.PHONY: setup test test-fast lint demo
+.PHONY: setup test test-fast test-slow-private test-slow-host lint demo
 
 # Idle OpenMP threads sleep instead of spinning: jobs and tests run more busy processes than the
 # machine has cores (engines, learner ranks, pytest-xdist workers), and a spinning thread steals
@@ -10,13 +10,29 @@ setup:
 	bash scripts/setup.sh
 
 # The fast tier on both cores (pure code: no Ray, so its tests share nothing); then the slow
-# tier in one process (one session Ray, engines shared by fixtures; tests/cluster/ last). The
-# slow tier cannot run beside tests/cluster: README's head node takes Ray's default ports
-# (its dashboard agent's 52365 collides with any other Ray on the machine).
+# tier (one session Ray per process, engines and learner groups shared by fixtures) as two
+# pytest processes side by side: one computes while the other waits (on Ray, a process start, a
+# timeout). The cluster tests need the host's network (README's head node takes Ray's default
+# ports); the rest run in a private network namespace of their own (mtg_ray.netns), where their
+# Rays cannot meet those ports (Ray's dashboard agent always takes 52365). Where no namespace
+# can be made: one process, tests/cluster last (tests/conftest.py orders them).
+SLOW_HOST := tests/cluster tests/test_device_scripts.py tests/actors/test_private_network.py
+PYTEST_SLOW := .venv/bin/python -m pytest -q -m slow --durations=10
+
 test: setup
 	.venv/bin/python -m ruff check .
 	.venv/bin/python -m pytest -q -m "not slow" -n 2 --durations=10 tests
-	.venv/bin/python -m pytest -q -m slow --durations=10 tests
+	if .venv/bin/python -m mtg_ray.netns --available; then \
+		$(MAKE) --no-print-directory -j2 --output-sync=target test-slow-private test-slow-host; \
+	else \
+		$(PYTEST_SLOW) tests; \
+	fi
+
+test-slow-private:
+	.venv/bin/python -m mtg_ray.netns $(PYTEST_SLOW) tests $(SLOW_HOST:%=--ignore=%)
+
+test-slow-host:
+	$(PYTEST_SLOW) $(SLOW_HOST)
 
 # The fast tier: pure code and the drivers over in-process stand-ins (no Ray, vLLM, DeepSpeed).
 test-fast: setup

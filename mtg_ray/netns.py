@@ -16,6 +16,7 @@ import socket
 import struct
 import subprocess
 import sys
+from typing import NoReturn
 
 log = logging.getLogger(__name__)
 
@@ -71,3 +72,44 @@ def enter() -> None:
     sys.stdout.flush()
     sys.stderr.flush()
     os.execv(unshare, [unshare, *UNSHARE, sys.executable, *sys.argv])
+
+
+COMMAND_MARKER = "MTG_RAY_PRIVATE_NETWORK_COMMAND"  # set while `run_command` re-executes
+
+
+def run_command(command: list[str]) -> NoReturn:
+    """Replace this process with `command` run in a private network namespace of its own
+    (loopback up, gloo pinned to it): e.g. a test process whose local Rays must not meet
+    another process's on the one port Ray always takes (its dashboard agent's 52365). Scripts
+    it starts still make their own namespace (`enter`). Exits with the reason where namespaces
+    are not available."""
+    if os.environ.pop(COMMAND_MARKER, None) == "1":
+        loopback_up()
+        os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
+        os.execvp(command[0], command)
+    why = unavailable()
+    if why:
+        raise SystemExit(f"mtg_ray.netns: {why}")
+    unshare = shutil.which("unshare")
+    assert unshare is not None
+    os.environ[COMMAND_MARKER] = "1"
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(unshare, [unshare, *UNSHARE, sys.executable, "-m", "mtg_ray.netns", *command])
+
+
+def main(argv: list[str]) -> None:
+    """`python -m mtg_ray.netns COMMAND [ARG...]` runs COMMAND in a private network namespace;
+    `python -m mtg_ray.netns --available` exits 0 if one can be made here (else 1, saying why)."""
+    if argv == ["--available"]:
+        why = unavailable()
+        if why:
+            print(why, file=sys.stderr)
+        raise SystemExit(1 if why else 0)
+    if not argv:
+        raise SystemExit(main.__doc__)
+    run_command(argv)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

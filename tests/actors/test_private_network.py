@@ -6,6 +6,7 @@ socket listening in the run's namespace is checked; its Ray session folder is th
 """
 
 import ipaddress
+import os
 import signal
 import subprocess
 import sys
@@ -86,6 +87,7 @@ def test_local_run_listens_only_on_loopback(small_world: World, tmp_path: Path) 
             time.sleep(0.5)
         time.sleep(2)  # the learner's process group is up
         found, ifaces = listeners(run.pid), interfaces(run.pid)
+        own_namespace = os.readlink(f"/proc/{run.pid}/ns/net") != os.readlink("/proc/self/ns/net")
         ray_dirs = [p for p in Path("/tmp").glob(f"mtg-ray-ray-{run.pid}-*") if p.is_dir()]
     finally:
         procs = [run, *psutil.Process(run.pid).children(recursive=True)]
@@ -95,6 +97,7 @@ def test_local_run_listens_only_on_loopback(small_world: World, tmp_path: Path) 
             except (psutil.NoSuchProcess, ProcessLookupError):
                 continue
         run.wait()
+    assert own_namespace  # the run made its own, even if this test runs in one already
     assert ifaces == {"lo"}, ifaces
     assert found, "nothing listened: was the learner up?"
     assert [a for a in found if not loopback_only(a)] == [], found
