@@ -116,7 +116,7 @@ def test_placement_and_weights_across_nodes_shm_refused(
     assert head not in sim_cluster.rollout_ids
 
     run = start(job(small_world, tmp_path / "run"))
-    learner = run.learner_group(total_steps=2)
+    learner = run.learner_group(total_steps=2)  # the run keeps it: closed below
     try:
         assert ray.get(learner.workers[0].node_id.remote()) == sim_cluster.learner.node_id
         records = run.expert[:8]
@@ -132,7 +132,7 @@ def test_placement_and_weights_across_nodes_shm_refused(
         for got, want in zip(rollout.score(prompts, responses), trained, strict=True):
             torch.testing.assert_close(torch.tensor(got), torch.tensor(want), atol=1e-4, rtol=0)
     finally:
-        learner.shutdown()
+        run.learner.close()
 
     shm = dataclasses.replace(run.cfg.rollout, weight_backend="shm")
     with pytest.raises(ValueError, match="weight_backend=shm needs every engine on this"):
@@ -177,7 +177,10 @@ def test_node_lost_mid_online_training(
     folder = run.out / "online_dr_is"
     restarts = rollout.restarts
     remover = remove_when(sim_cluster, rollout, (folder / "data" / "step-00000.parquet").is_file)
-    result = online_job(run, rollout)
+    try:
+        result = online_job(run, rollout)
+    finally:
+        run.learner.close()  # the run keeps its learner group: it holds the learner node
     remover.join(timeout=5)
     assert not remover.is_alive(), "the node was never removed: nothing was in flight"
     assert rollout.restarts > restarts

@@ -24,10 +24,12 @@ def warm_worker() -> None:
 
 
 @pytest.mark.parametrize(("response", "reference"), HOSTILE, ids=range(len(HOSTILE)))
-def test_hostile_input_is_false_within_two_seconds(response: str, reference: str) -> None:
+def test_hostile_input_is_false_and_bounded_in_time(response: str, reference: str) -> None:
+    """The sandbox's 1 s timeout ends what would run for ever; the bound is loose (a loaded
+    machine is slow), it only tells a working timeout from none."""
     start = time.monotonic()
     assert grade(response, reference) is False
-    assert time.monotonic() - start < 2.0
+    assert time.monotonic() - start < 30.0
 
 
 def test_recovers_after_a_timeout() -> None:
