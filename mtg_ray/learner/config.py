@@ -10,9 +10,10 @@ ZERO_STAGES = (0, 1, 2, 3)
 DTYPES = ("auto", "float32", "bfloat16")
 BACKENDS = ("gloo", "nccl")
 # token_mean: the gradient of the token-mean loss over the whole optimizer batch.
+# sequence_mean: of the mean over the batch's records of each record's token-mean loss.
 # micro_batch_mean: the authors' trainer: each micro-batch's token-mean loss back-propagated as
 # is, so a rank's gradient is the sum over its micro-batches (averaged over ranks), then clipped.
-LOSS_REDUCTIONS = ("token_mean", "micro_batch_mean")
+LOSS_REDUCTIONS = ("token_mean", "sequence_mean", "micro_batch_mean")
 # The study's lr selection on the shipped tiny world (docs/lr_selection.json, written by
 # `scripts/run.py study`); a test keeps the two equal.
 TINY_METHOD_LR: dict[str, float] = {

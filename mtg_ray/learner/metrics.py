@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from mtg_ray.data import SOURCES
 from mtg_ray.rewriting.diagnostics import weight_stats_by_source
 
 
@@ -18,8 +19,10 @@ class StepResult:
     """One optimizer step of the learner group.
 
     scalars: `train/{loss,grad_norm,lr,tokens_per_s,step_seconds,clipped_fraction,truncated,
-    logprob_mean}`, `train/is_normalizer` (when weights self-normalise) and
-    `is/<source>/<stat>`. log_ratios: the finite per-record mean token log-ratios
+    logprob_mean}` (loss: the token mean, whatever the reduction), `train/is_normalizer` (when
+    weights self-normalise), `train/token_share/<source>` and `train/loss_share/<source>` (each
+    source's share of the response tokens and of the loss as `learner.loss_reduction` weighs
+    it) and `is/<source>/<stat>`. log_ratios: the finite per-record mean token log-ratios
     log pi_theta - log pi_behaviour (the `is/log_ratio` histogram)."""
 
     scalars: dict[str, float]
@@ -42,6 +45,18 @@ def importance_metrics(
     return out
 
 
+def source_shares(parts: Sequence[Mapping[str, Any]]) -> dict[str, float]:
+    """`train/token_share/<source>` and `train/loss_share/<source>` over the ranks' reports,
+    for every source of SOURCES (0 for one absent from the batch)."""
+    out: dict[str, float] = {}
+    for kind, key in (("token", "tokens_by_source"), ("loss", "loss_by_source")):
+        totals = {s: sum(p[key].get(s, 0) for p in parts) for s in SOURCES}
+        whole = sum(totals.values())
+        for source, value in totals.items():
+            out[f"train/{kind}_share/{source}"] = value / whole if whole else 0.0
+    return out
+
+
 def reduce_ranks(
     parts: Sequence[Mapping[str, Any]], response_tokens: int, seconds: float, clip: float
 ) -> StepResult:
@@ -59,6 +74,7 @@ def reduce_ranks(
         "train/truncated": float(sum(p["truncated"] for p in parts)),
         "train/logprob_mean": float(np.mean([x for p in parts for x in p["logprob_means"]])),
     }
+    scalars.update(source_shares(parts))
     if parts[0].get("normalizer") is not None:  # the self-normalisation constant used
         scalars["train/is_normalizer"] = parts[0]["normalizer"]
     scalars.update(importance_metrics(sources, log_ratios, clip))

@@ -131,9 +131,12 @@ class LearnerRank:
 
         learner.loss_reduction=token_mean rescales each micro-batch's token-mean loss so that,
         after DeepSpeed divides by the accumulation steps and averages over ranks, the gradient
-        is that of the token-mean over the whole optimizer batch; micro_batch_mean (the
-        authors' trainer) back-propagates each micro-batch's token mean as is, so a rank's
-        gradient is their sum. Returns this rank's evidence for `reduce_ranks`.
+        is that of the token-mean over the whole optimizer batch; sequence_mean does the same
+        for the mean over the batch's records of each record's token mean (every record counts
+        once, however long); micro_batch_mean (the authors' trainer) back-propagates each
+        micro-batch's token mean as is, so a rank's gradient is their sum. Returns this rank's
+        evidence for `reduce_ranks`, with each source's tokens and its part of the loss as
+        the reduction weighs it (`loss_by_source`).
         """
         cfg, engine = self.cfg, self.engine
         start = time.perf_counter()
@@ -143,14 +146,9 @@ class LearnerRank:
             for micro in micro_batches(records, cfg.micro_batch_size)
         ]
         normalizer = self._normalizer(batches, objective) if objective.self_normalizes else None
-        if cfg.loss_reduction == "micro_batch_mean":
-            scale = lambda out: float(cfg.gradient_accumulation_steps)  # noqa: E731
-        else:
-            per_token = cfg.gradient_accumulation_steps * cfg.num_workers / global_response_tokens
-            scale = lambda out: out.response_tokens * per_token  # noqa: E731
         report: dict[str, Any] = dict(
             loss_sum=0.0, tokens=0, clipped_tokens=0, truncated=0,
-            log_ratios=[], logprob_means=[], sources=[],
+            log_ratios=[], logprob_means=[], sources=[], tokens_by_source={}, loss_by_source={},
         )  # fmt: skip
         stage0_norm: float | None = None
         self.forwarded = True
@@ -160,7 +158,12 @@ class LearnerRank:
                 out = forward_objective(
                     engine, batch, objective, normalizer, cfg.logits_chunk_tokens
                 )
-                engine.backward(out.loss * scale(out))
+                engine.backward(
+                    reduced_loss(
+                        out, cfg.loss_reduction, cfg.gradient_accumulation_steps,
+                        cfg.num_workers, global_response_tokens, cfg.train_batch_size,
+                    )
+                )  # fmt: skip
                 if cfg.effective_zero_stage == 0 and engine.is_gradient_accumulation_boundary():
                     stage0_norm = _grad_norm(engine.module)  # DeepSpeed reports it for ZeRO only
                 engine.step()
@@ -171,6 +174,7 @@ class LearnerRank:
                 report["log_ratios"] += out.log_ratio.tolist()
                 report["logprob_means"] += out.logprob_mean.tolist()
                 report["sources"] += batch.sources
+                account_sources(report, out, batch, cfg.loss_reduction)
         finally:
             engine.eval()
         grad_norm = engine.get_global_grad_norm() if cfg.effective_zero_stage else stage0_norm
@@ -321,6 +325,36 @@ class LearnerRank:
         self.close_weight_sync()
         if torch.distributed.is_initialized():
             torch.distributed.destroy_process_group()
+
+
+def reduced_loss(
+    out: Any, reduction: str, accumulation: int, ranks: int, global_tokens: int,
+    global_records: int,
+) -> Tensor:  # fmt: skip
+    """What one micro-batch back-propagates so that, after DeepSpeed divides by the
+    `accumulation` steps and averages over `ranks`, the step's gradient is `reduction` over the
+    optimizer batch (`global_tokens` response tokens in `global_records` records)."""
+    if reduction == "micro_batch_mean":
+        return out.loss * accumulation
+    if reduction == "sequence_mean":
+        return out.record_loss.sum() * accumulation * ranks / global_records
+    return out.loss * out.response_tokens * accumulation * ranks / global_tokens
+
+
+def account_sources(report: dict[str, Any], out: Any, batch: Any, reduction: str) -> None:
+    """Add each source's response tokens and its part of the loss, every token's term weighed
+    as `reduction` weighs it (the same constant across the step cancels in the shares)."""
+    counts = batch.mask.sum(-1).clamp(min=1).float()
+    per_record = out.token_loss.float().sum(-1)
+    if reduction == "sequence_mean":
+        per_record = per_record / counts
+    elif reduction == "micro_batch_mean":
+        per_record = per_record / counts.sum()
+    for source, tokens, loss in zip(
+        batch.sources, batch.mask.sum(-1).tolist(), per_record.tolist(), strict=True
+    ):
+        report["tokens_by_source"][source] = report["tokens_by_source"].get(source, 0) + tokens
+        report["loss_by_source"][source] = report["loss_by_source"].get(source, 0.0) + loss
 
 
 def _grad_norm(module: torch.nn.Module) -> float:

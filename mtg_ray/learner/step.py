@@ -19,6 +19,9 @@ from mtg_ray.objectives.logprobs import head_logprobs
 @dataclass(frozen=True)
 class ForwardOutput:
     """loss: token-mean objective over the batch's response tokens (differentiable).
+    record_loss: (B,) each record's own token-mean of it (differentiable; the
+    `sequence_mean` reduction). token_loss: (B,T) the per-token terms, detached (0 outside the
+    responses), for the accounting by source.
 
     log_ratio: (B,) mean over response tokens of log pi_theta - log pi_behaviour (NaN for
     records without behaviour log-probs). logprob_mean: (B,) mean live token log-prob.
@@ -26,6 +29,8 @@ class ForwardOutput:
     """
 
     loss: Tensor
+    record_loss: Tensor
+    token_loss: Tensor
     log_ratio: Tensor
     logprob_mean: Tensor
     clipped_tokens: int
@@ -69,6 +74,7 @@ def forward_objective(
     out = compute_objective(
         objective, logprobs, batch.mask, batch.behaviour_logprobs, batch.has_behaviour, normalizer
     )
+    record_loss = out.token_loss.sum(-1) / batch.mask.sum(-1).clamp(min=1)
     with torch.no_grad():
         mask = batch.mask.float()
         count = mask.sum(-1).clamp(min=1.0)
@@ -80,6 +86,8 @@ def forward_objective(
         logprob_mean = (lp * mask).sum(-1) / count
     return ForwardOutput(
         loss=out.loss,
+        record_loss=record_loss,
+        token_loss=out.token_loss.detach(),
         log_ratio=log_ratio,
         logprob_mean=logprob_mean,
         clipped_tokens=int((out.clipped & batch.mask).sum()),

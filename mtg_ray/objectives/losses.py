@@ -22,19 +22,29 @@ from mtg_ray.objectives.registry import register_objective
 
 @dataclass(frozen=True)
 class ObjectiveOutput:
-    """loss: scalar. token_weights, log_ratio, clipped: (B,T), detached."""
+    """loss: scalar, the token-mean of token_loss. token_loss: (B,T) per-token surrogate
+    -w_t log pi_theta(y_t) (differentiable, 0 outside the mask), for the learner's other
+    reductions and its per-source accounting. token_weights, log_ratio, clipped: (B,T),
+    detached."""
 
     loss: Tensor
+    token_loss: Tensor
     token_weights: Tensor
     log_ratio: Tensor
     clipped: Tensor
 
 
-def weighted_nll(logprobs: Tensor, weights: Tensor, mask: Tensor) -> Tensor:
-    """-mean over masked tokens of weights * logprobs; padding never touches the graph."""
+def token_nll(logprobs: Tensor, weights: Tensor, mask: Tensor) -> Tensor:
+    """(B,T) -weights * logprobs on masked tokens, 0 elsewhere; padding never touches the
+    graph."""
     mask = mask.bool()
     safe = torch.where(mask, logprobs, torch.zeros_like(logprobs))
-    return -masked_mean(weights * safe, mask)
+    return torch.where(mask, -weights * safe, torch.zeros_like(safe))
+
+
+def weighted_nll(logprobs: Tensor, weights: Tensor, mask: Tensor) -> Tensor:
+    """-mean over masked tokens of weights * logprobs."""
+    return masked_mean(token_nll(logprobs, weights, mask), mask.bool())
 
 
 def _dft_weights(logprobs: Tensor, mask: Tensor) -> Tensor:
@@ -44,8 +54,10 @@ def _dft_weights(logprobs: Tensor, mask: Tensor) -> Tensor:
 
 def _plain(logprobs: Tensor, mask: Tensor, weights: Tensor) -> ObjectiveOutput:
     zeros = torch.zeros_like(logprobs).detach()
+    token_loss = token_nll(logprobs, weights, mask)
     return ObjectiveOutput(
-        loss=weighted_nll(logprobs, weights, mask),
+        loss=masked_mean(token_loss, mask.bool()),
+        token_loss=token_loss,
         token_weights=weights.detach(),
         log_ratio=zeros,
         clipped=torch.zeros_like(mask, dtype=torch.bool),
@@ -83,8 +95,10 @@ def importance_sampled(
     if cfg.expert_weight == "dft":
         expert_rows = (~has_behaviour.bool()).unsqueeze(1).expand_as(weights)
         weights = torch.where(expert_rows, _dft_weights(logprobs, mask), weights)
+    token_loss = token_nll(logprobs, weights, mask)
     return ObjectiveOutput(
-        loss=weighted_nll(logprobs, weights, mask),
+        loss=masked_mean(token_loss, mask.bool()),
+        token_loss=token_loss,
         token_weights=weights,
         log_ratio=log_ratio,
         clipped=clipped,

@@ -90,7 +90,8 @@ class LearnerGroup:
         start = time.perf_counter()
         # Round-robin over the length order: every rank gets short and long records alike, and
         # its micro-batches (consecutive records) similar lengths: less padding, same gradient.
-        ordered = by_length(records) if cfg.loss_reduction == "token_mean" else records
+        grouped = cfg.loss_reduction == "micro_batch_mean"  # its gradient depends on grouping
+        ordered = records if grouped else by_length(records)
         shards = shard(ordered, cfg.num_workers)
         parts = ray.get(
             [
