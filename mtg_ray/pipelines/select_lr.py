@@ -11,10 +11,11 @@ lives in `<out>/select_lr/<method>/lr-<lr>` and resumes like any run; the result
 
 import dataclasses
 import json
+import logging
 from typing import Any
 
 from mtg_ray.data import Record, write_text
-from mtg_ray.learner.lr_selection import choose_lr
+from mtg_ray.learner.lr_selection import choose_lr, grid_edge
 from mtg_ray.objectives import METHODS
 from mtg_ray.pipelines.evaluate import evaluate
 from mtg_ray.pipelines.offline import method_objective, rewrite_job, train_job
@@ -22,6 +23,8 @@ from mtg_ray.pipelines.protocols import Rollout
 from mtg_ray.pipelines.session import Run
 
 VALIDATION = "validation"
+
+log = logging.getLogger(__name__)
 
 
 def select_lr(run: Run, rollout: Rollout) -> dict[str, Any]:
@@ -61,12 +64,20 @@ def select_lr(run: Run, rollout: Rollout) -> dict[str, Any]:
                 write_text(result_path, json.dumps(results, indent=1))
             metrics = json.loads(result_path.read_text())[VALIDATION]
             accuracy[method][f"{lr:g}"] = metrics[f"avg@{eval_cfg.n}"]
+    selected = {m: choose_lr(a) for m, a in accuracy.items()}
+    edges = {m: e for m, lr in selected.items() if (e := grid_edge(cfg.train.lr_grid, lr))}
+    for method, edge in edges.items():
+        log.warning(
+            "select_lr: %s's best lr %g is the %s of train.lr_grid %s; the best may lie beyond "
+            "it (extend the grid)", method, selected[method], edge, list(cfg.train.lr_grid),
+        )  # fmt: skip
     selection = {
         "lr_grid": list(cfg.train.lr_grid),
         "validation_problems": k,
         "validation_n": cfg.train.validation_n,
         "accuracy": accuracy,
-        "selected": {m: choose_lr(a) for m, a in accuracy.items()},
+        "selected": selected,
+        "at_grid_edge": edges,
     }
     write_text(path, json.dumps(selection, indent=1) + "\n")
     return selection

@@ -10,7 +10,7 @@ import torch
 
 from mtg_ray.config import JobConfig
 from mtg_ray.learner import TrainConfig
-from mtg_ray.learner.lr_selection import choose_lr
+from mtg_ray.learner.lr_selection import choose_lr, grid_edge
 from mtg_ray.pipelines.select_lr import select_lr
 from mtg_ray.pipelines.session import Run
 from mtg_ray.pipelines.study import _selection_lines
@@ -124,3 +124,10 @@ def test_too_many_validation_problems_is_an_error(standins, tmp_path: Path) -> N
     run.__dict__["train_problems"] = standins.problems(6)
     with pytest.raises(ValueError, match="validation_problems"):
         select_lr(run, standins.Rollout())
+
+
+def test_a_winner_at_either_end_of_the_grid_is_flagged() -> None:
+    grid = (3e-5, 1e-4, 3e-4, 1e-3)
+    assert grid_edge(grid, 3e-5) == "lowest" and grid_edge(grid, 1e-3) == "highest"
+    assert grid_edge(grid, 1e-4) == grid_edge(grid, 3e-4) == ""
+    assert grid_edge((1e-4,), 1e-4) == ""  # one lr: nothing to extend toward
