@@ -42,6 +42,12 @@ def main() -> None:
         "--online", default="", help="study: methods also run online, e.g. dr_sft,dr_dft,dr_is"
     )
     parser.add_argument(
+        "--controls",
+        default="",
+        help="study: control runs of the online loop, method:control items, e.g. "
+        "dr_sft:frozen_sampler,dr_sft:near_zero_lr",
+    )
+    parser.add_argument(
         "--no-select-lr",
         action="store_true",
         help="study: train at train.method_lr instead of selecting lrs first",
@@ -56,8 +62,15 @@ def main() -> None:
     if args.job == "study":  # starts Ray itself, once per seed's run
         command = "python " + shlex.join(["scripts/run.py", *sys.argv[1:]])
         methods = [m for m in args.online.split(",") if m]
+        controls = [tuple(c.split(":", 1)) for c in args.controls.split(",") if c]
+        if any(len(c) != 2 for c in controls):
+            sys.exit(f"--controls takes method:control items, got {args.controls!r}")
         results_dir = Path(args.results_dir)
-        print(study_job(cfg, args.seeds, results_dir, command, methods, not args.no_select_lr))
+        print(
+            study_job(
+                cfg, args.seeds, results_dir, command, methods, not args.no_select_lr, controls
+            )
+        )
         return
     run = start(cfg)
     if args.job == "world":

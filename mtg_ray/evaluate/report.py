@@ -53,6 +53,20 @@ def markdown_table(
         + ", ".join(f"{s} {summary[f'{s}_fraction']:.1%}" for s in SOURCES)
         + f" (expert share {summary['expert_share']:.4f})",
     ]
+    if "faithful_self" in summary:  # the tiny world checks the steps, not only the answer
+        levels = sorted({k.rsplit("_", 1)[1] for k in summary if "faithful_self_level_" in k})
+        lines += [
+            "",
+            "| kept records with faithful steps | all | "
+            + " | ".join(f"level {lv}" for lv in levels)
+            + " |",
+            "|---" * (len(levels) + 2) + "|",
+        ]
+        for s in ("self", "guided"):
+            shares = [summary[f"faithful_{s}"]] + [
+                summary[f"faithful_{s}_level_{lv}"] for lv in levels
+            ]
+            lines.append(f"| {s} | " + " | ".join(f"{v:.4f}" for v in shares) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -70,11 +70,19 @@ def difference_table(
     return lines
 
 
+def offline_of(name: str) -> str:
+    """The offline method an online run's name trains (`online_dr_sft_overlap` -> dr_sft)."""
+    method = name.removeprefix("online_")
+    for suffix in ("_frozen_sampler", "_near_zero_lr", "_overlap"):
+        method = method.removesuffix(suffix)
+    return method
+
+
 def study_pairs(methods: Sequence[str]) -> list[tuple[str, str]]:
     """The comparisons a study reports: the paper's (dr_sft - sft, dr_dft - dft), ours against
-    the paper's DR rows, each online run against its offline run (`online_<m>` - `<m>`), and
-    each against the base model."""
+    the paper's DR rows, each online run against its offline run (`online_<m>[_overlap]
+    [_<control>]` - `<m>`), and each against the base model."""
     wanted = [("dr_sft", "sft"), ("dr_dft", "dft"), ("dr_is", "dr_sft"), ("dr_is", "dr_dft")]
-    wanted += [(m, m.removeprefix("online_").removesuffix("_overlap")) for m in methods]
+    wanted += [(m, offline_of(m)) for m in methods]
     pairs = [(a, b) for a, b in wanted if a != b and a in methods and b in methods]
     return pairs + [(m, "base") for m in methods]

@@ -4,6 +4,13 @@ from dataclasses import dataclass
 
 from mtg_ray.objectives import ONLINE_METHODS
 
+# Controls: runs of the online loop that separate a bug from a property of online rewriting.
+# frozen_sampler: the rollout group keeps the base weights until the end (every batch sampled
+# at version 0), so the run must match the offline run of the same method. near_zero_lr: the
+# method's lr times NEAR_ZERO_LR, so the expert share must stay flat and accuracy at the base's.
+CONTROLS = ("none", "frozen_sampler", "near_zero_lr")
+NEAR_ZERO_LR = 1e-3
+
 
 @dataclass(frozen=True)
 class OnlineConfig:
@@ -17,7 +24,7 @@ class OnlineConfig:
     save_every: steps between checkpoints (the last step always saves); a checkpoint is also a
     weight sync, so a resumed run restarts from exactly the policy version it saved.
     method: what the online job trains (and `compare_online` compares with its offline run),
-    one of ONLINE_METHODS."""
+    one of ONLINE_METHODS. control: none, or a control run of the loop (CONTROLS)."""
 
     steps: int = 0
     sync_every: int = 1
@@ -25,6 +32,7 @@ class OnlineConfig:
     max_policy_lag: int = 1
     save_every: int = 16
     method: str = "dr_is"
+    control: str = "none"
 
     def __post_init__(self) -> None:
         problems = []
@@ -43,5 +51,12 @@ class OnlineConfig:
             problems.append(f"online.save_every must be >= 1, got {self.save_every}")
         if self.method not in ONLINE_METHODS:
             problems.append(f"online.method must be one of {ONLINE_METHODS}, got {self.method!r}")
+        if self.control not in CONTROLS:
+            problems.append(f"online.control must be one of {CONTROLS}, got {self.control!r}")
         if problems:
             raise ValueError("bad OnlineConfig: " + "; ".join(problems))
+
+    @property
+    def frozen(self) -> bool:
+        """Whether the sampler keeps the base weights (the frozen_sampler control)."""
+        return self.control == "frozen_sampler"

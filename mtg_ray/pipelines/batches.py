@@ -36,15 +36,21 @@ class RecordBatches:
         pass
 
 
-Rewriter = Callable[[list[Problem]], list[Record]]
+# A batch of problems -> its records, and how many correct samples each `screen` rule dropped.
+Rewriter = Callable[[list[Problem]], tuple[list[Record], dict[str, int]]]
 
 
 class OnlineBatches:
     """Online: step s's batch is `rewrite([problems[i] for i in schedule[s]])`, sampled by the
     rollout group at its current version; each batch is kept as
-    `<data_dir>/step-<s>.parquet`."""
+    `<data_dir>/step-<s>.parquet`. Each step logs its batch's `online/dropped_*` (samples the
+    rewrite's rules rejected); `faithful` (the tiny world's step check), if given, adds the
+    batch's `online/faithful_<source>` share.
 
-    samples_policy = True
+    With `online.control=frozen_sampler` the batches do not sample the learner's policy: the
+    rollout group is given the base weights (`base_weights`) before the first batch this
+    process samples, and no sync follows until the loop's final one (so a resumed run samples
+    at version 0 too); prefetching is then never bounded by the lag."""
 
     def __init__(
         self,
@@ -53,36 +59,55 @@ class OnlineBatches:
         rewrite: Rewriter,
         cfg: OnlineConfig,
         data_dir: Path,
+        faithful: Callable[[Record], bool] | None = None,
+        base_weights: Callable[[], None] | None = None,
     ) -> None:
         self.problems, self.schedule, self.rewrite = problems, schedule, rewrite
+        self.faithful = faithful
+        self.samples_policy = not cfg.frozen
+        if cfg.frozen and base_weights is None:
+            raise ValueError("a frozen sampler needs base_weights to give the rollout group")
+        self._base_weights = base_weights if cfg.frozen else None
         self.cfg, self.data_dir = cfg, data_dir
         self.timing = {"generate_s": 0.0, "wait_s": 0.0}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="online-prefetch")
         self._pending: Future | None = None
 
-    def _generate(self, step: int) -> tuple[list[Record], float]:
+    def _generate(self, step: int) -> tuple[list[Record], dict[str, int], float]:
+        if self._base_weights is not None:  # frozen: once, before the first batch
+            self._base_weights()
+            self._base_weights = None
         start = time.monotonic()
-        records = self.rewrite([self.problems[i] for i in self.schedule[step]])
-        return records, time.monotonic() - start
+        records, drops = self.rewrite([self.problems[i] for i in self.schedule[step]])
+        return records, drops, time.monotonic() - start
 
     def batch(self, step: int, version: int) -> tuple[list[Record], dict[str, float]]:
         """Step `step`'s records (prefetched or sampled now) and their `online/*` metrics; then
         the next step's batch starts sampling if its lag would stay within bounds."""
         start = time.monotonic()
         if self._pending is not None:
-            records, gen_s = self._pending.result()
+            records, drops, gen_s = self._pending.result()
             self.timing["wait_s"] += time.monotonic() - start
             self._pending = None
         else:
-            records, gen_s = self._generate(step)
+            records, drops, gen_s = self._generate(step)
             self.timing["generate_s"] += gen_s
         write_records(self.data_dir / f"step-{step:05d}.parquet", records)
-        if step + 1 < len(self.schedule) and may_prefetch(step + 1, version, self.cfg):
+        ahead = self.cfg.frozen or may_prefetch(step + 1, version, self.cfg)
+        if step + 1 < len(self.schedule) and ahead:
             self._pending = self._pool.submit(self._generate, step + 1)
-        return records, {**step_metrics(step, records), "time/generate_s": gen_s}
+        metrics = {**step_metrics(step, records), "time/generate_s": gen_s}
+        metrics.update({f"online/{key}": float(n) for key, n in drops.items()})
+        if self.faithful is not None:
+            for source in ("self", "guided"):
+                flags = [self.faithful(r) for r in records if r.source == source]
+                metrics[f"online/faithful_{source}"] = (
+                    sum(flags) / len(flags) if flags else float("nan")
+                )
+        return records, metrics
 
     def wants_sync(self, steps_done: int, version: int) -> bool:
-        return must_sync(steps_done, version, self.cfg)
+        return self.samples_policy and must_sync(steps_done, version, self.cfg)
 
     def before_sync(self) -> None:
         """The engines finish a prefetched batch before their weights change."""

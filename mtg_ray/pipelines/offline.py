@@ -19,9 +19,9 @@ from mtg_ray.pipelines.batches import RecordBatches
 from mtg_ray.pipelines.evaluate import evaluate
 from mtg_ray.pipelines.loop import TrainLoop
 from mtg_ray.pipelines.protocols import Rollout
-from mtg_ray.pipelines.rewrite import run_rewrite
+from mtg_ray.pipelines.rewrite import rewrite_drops, run_rewrite
 from mtg_ray.pipelines.session import Run, groups
-from mtg_ray.rewriting.summary import summarize
+from mtg_ray.rewriting.summary import faithful_shares, summarize
 
 
 def rewrite_job(run: Run, rollout: Rollout) -> tuple[list[Record], dict[str, float]]:
@@ -30,7 +30,7 @@ def rewrite_job(run: Run, rollout: Rollout) -> tuple[list[Record], dict[str, flo
     cfg, out = run.cfg, run.out / "rewrite"
     records = run_rewrite(
         run.train_problems, rollout, run.tokenizer, run.template, cfg.rewrite, out, run.grader(),
-        model=run.model_path,
+        model=run.model_path, steps_check=run.steps_check(),
     )  # fmt: skip
     summary_path = out / "summary.json"
     if summary_path.is_file():
@@ -40,6 +40,10 @@ def rewrite_job(run: Run, rollout: Rollout) -> tuple[list[Record], dict[str, flo
         [r.prompt_token_ids for r in recs], [r.response_token_ids for r in recs]
     )
     summary = summarize(records, score(records), expert, score(expert))
+    summary.update(rewrite_drops(out))
+    if (faithful := run.faithful()) is not None:
+        levels = {p.problem_id: p.level for p in run.train_problems}
+        summary.update(faithful_shares(records, levels, faithful))
     write_text(summary_path, json.dumps(summary, indent=1))
     monitor = Monitor(run.out / "tb" / "rewrite")
     monitor.scalars(summary, 0, prefix="rewrite/")

@@ -6,15 +6,17 @@ each step's records are kept as `<out>/<run>/data/step-<s>.parquet` with their p
 policy version.
 """
 
+from collections import Counter
 from typing import Any
 
 from mtg_ray.config import JobConfig
-from mtg_ray.data import write_text
+from mtg_ray.data import Problem, Record, write_text
 from mtg_ray.evaluate.report import headline_accuracy
 from mtg_ray.grading import Grader
 from mtg_ray.learner import num_steps
 from mtg_ray.monitor import Monitor, mean_scalar
 from mtg_ray.online import problem_schedule
+from mtg_ray.online.config import NEAR_ZERO_LR
 from mtg_ray.pipelines.batches import OnlineBatches
 from mtg_ray.pipelines.loop import TrainLoop
 from mtg_ray.pipelines.offline import evaluate_job, method_objective, rewrite_job, train_job
@@ -33,8 +35,15 @@ def online_steps(cfg: JobConfig, num_problems: int) -> int:
 
 
 def online_name(cfg: JobConfig) -> str:
-    """The run's folder and TensorBoard name: online_<method>[_overlap]."""
-    return f"online_{cfg.online.method}" + ("_overlap" if cfg.online.overlap else "")
+    """The run's folder and TensorBoard name: online_<method>[_overlap][_<control>]."""
+    control = "" if cfg.online.control == "none" else f"_{cfg.online.control}"
+    return f"online_{cfg.online.method}" + ("_overlap" if cfg.online.overlap else "") + control
+
+
+def online_lr(cfg: JobConfig) -> float:
+    """The method's lr (as offline), times NEAR_ZERO_LR for the near_zero_lr control."""
+    lr = cfg.lr_of(cfg.online.method)
+    return lr * NEAR_ZERO_LR if cfg.online.control == "near_zero_lr" else lr
 
 
 def online_job(run: Run, rollout: Rollout, grader: Grader | None = None) -> dict[str, Any]:
@@ -52,13 +61,26 @@ def online_job(run: Run, rollout: Rollout, grader: Grader | None = None) -> dict
     )
     grade = grader or run.grader()
 
-    def rewrite(batch: list) -> list:
-        return rewrite_problems(batch, rollout, run.tokenizer, run.template, cfg.rewrite, grade)
+    def rewrite(batch: list[Problem]) -> tuple[list[Record], dict[str, int]]:
+        drops: Counter[str] = Counter()
+        records = rewrite_problems(
+            batch, rollout, run.tokenizer, run.template, cfg.rewrite, grade, drops,
+            run.steps_check(),
+        )  # fmt: skip
+        return records, dict(drops)
 
     monitor = Monitor(run.out / "tb" / name)
     loop = TrainLoop(
-        make_learner=lambda: run.learner_group(steps, cfg.lr_of(cfg.online.method)),
-        source=OnlineBatches(problems, schedule, rewrite, cfg.online, run.out / name / "data"),
+        make_learner=lambda: run.learner_group(steps, online_lr(cfg)),
+        source=OnlineBatches(
+            problems,
+            schedule,
+            rewrite,
+            cfg.online,
+            run.out / name / "data",
+            run.faithful(),
+            base_weights=lambda: rollout.load_folder(run.model_path, 0),
+        ),  # fmt: skip
         objective=method_objective(run, cfg.online.method),
         steps=steps,
         out_dir=run.out / name,

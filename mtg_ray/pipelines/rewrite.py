@@ -9,7 +9,8 @@ instead of mixing two rewrites.
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,7 @@ from mtg_ray.pipelines.generate import generate_and_grade
 from mtg_ray.pipelines.protocols import Rollout
 from mtg_ray.rewriting import RewriteConfig, expert_record, needs_guided, rewrite
 from mtg_ray.rewriting.prompts import PromptTemplate
+from mtg_ray.rewriting.stages import leak_gate, screen
 from mtg_ray.rollout import Graded
 
 
@@ -41,6 +43,52 @@ def expert_records(
     return out
 
 
+def count_drops(drops: Counter[str], dropped: dict[str, int], stage: str, level: str) -> None:
+    """Add one problem's `screen` rejections: `dropped_<rule>_<stage>`, and per level
+    `dropped_<rule>_<stage>_level_<L>` (the summary's and TensorBoard's keys)."""
+    for rule, n in dropped.items():
+        drops[f"dropped_{rule}_{stage}"] += n
+        if level:
+            drops[f"dropped_{rule}_{stage}_level_{level}"] += n
+
+
+def gate_leaks(
+    guided: dict[int, Graded], prompt_ids: Sequence[list[int]], rollout: Rollout,
+    threshold: float, problems: Sequence[Problem], drops: Counter[str],
+) -> None:  # fmt: skip
+    """`leak_gate` every problem's correct guided samples, scored on the plain prompt in one
+    call (in place), counting the rejections."""
+    todo = [(i, j) for i, g in guided.items() for j, ok in enumerate(g.correct) if ok]
+    if not todo:
+        return
+    scores = rollout.score(
+        [prompt_ids[i] for i, _ in todo],
+        [list(guided[i].samples[j].token_ids) for i, j in todo],
+    )
+    plain: dict[int, list[list[float] | None]] = {i: [None] * len(g.samples) for i, g in
+                                                  guided.items()}  # fmt: skip
+    for (i, j), score in zip(todo, scores, strict=True):
+        plain[i][j] = score
+    for i in {i for i, _ in todo}:
+        guided[i], dropped = leak_gate(guided[i], plain[i], threshold)
+        count_drops(drops, dropped, "guided", problems[i].level)
+
+
+def verified(
+    problem: Problem, graded: Graded, stage: str, steps_check: Callable[[str, str], bool],
+    drops: Counter[str],
+) -> Graded:  # fmt: skip
+    """`graded` with the correct samples whose steps fail `steps_check` marked failed
+    (`rewrite.verify=steps`), counted as "unfaithful"."""
+    reference = problem.expert_solution or ""
+    kept = tuple(
+        ok and steps_check(reference, s.text)
+        for s, ok in zip(graded.samples, graded.correct, strict=True)
+    )
+    count_drops(drops, {"unfaithful": sum(graded.correct) - sum(kept)}, stage, problem.level)
+    return Graded(graded.samples, kept, graded.sampling)
+
+
 def rewrite_problems(
     problems: Sequence[Problem],
     rollout: Rollout,
@@ -48,32 +96,69 @@ def rewrite_problems(
     template: PromptTemplate,
     cfg: RewriteConfig,
     grader: Grader,
+    drops: Counter[str] | None = None,
+    steps_check: Callable[[str, str], bool] | None = None,
 ) -> list[Record]:
-    """Stage 1 for all problems, stage 2 for those without a correct sample, stage 3 last."""
+    """Stage 1 for all problems, stage 2 for those without a usable correct sample, stage 3
+    last. A correct sample is usable unless a `screen` rule rejects it; `drops`, if given,
+    counts the rejections (`count_drops`). With `rewrite.verify=steps`,
+    `steps_check(expert_solution, response)` (the tiny world's) must pass too.
+
+    Two generate calls, the second for the problems stage 1 left; with `rewrite.one_call`, one
+    call samples both stages for every problem (a guided sample does not depend on the self
+    samples: the same distribution) and the guided samples are used only where stage 1 fails.
+    """
+    drops = Counter() if drops is None else drops
+    screening = cfg.screen()
+    if cfg.verify == "steps" and steps_check is None:
+        raise ValueError("rewrite.verify=steps needs the tiny world's step check (its data)")
+    check = steps_check if cfg.verify == "steps" else None
+
+    def verify(p: Problem, graded: Graded, stage: str) -> Graded:
+        return graded if check is None else verified(p, graded, stage, check, drops)
+
     prompts = [template.format(p.question) for p in problems]
     prompt_ids = [encode(tokenizer, t) for t in prompts]
     answers = [p.reference_answer for p in problems]
-    self_samples = generate_and_grade(
-        rollout, prompt_ids, answers, cfg.sampling(cfg.samples), grader
-    )
+    self_cfg, guided_cfg = cfg.sampling(cfg.samples), cfg.sampling(cfg.guided_samples)
+
+    def guided_prompt(i: int) -> list[int]:
+        p = problems[i]
+        shown = cfg.reference(p.expert_solution or "")
+        return encode(tokenizer, template.format_guided(p.question, shown))
+
+    ahead: list[Graded] = []
+    if cfg.one_call and cfg.guided_samples > 0:
+        n = len(problems)
+        graded = generate_and_grade(
+            rollout, prompt_ids + [guided_prompt(i) for i in range(n)], answers * 2,
+            [self_cfg] * n + [guided_cfg] * n, grader,
+        )  # fmt: skip
+        first, ahead = graded[:n], graded[n:]
+    else:
+        first = generate_and_grade(rollout, prompt_ids, answers, self_cfg, grader)
+    self_samples = []
+    for p, graded_self in zip(problems, first, strict=True):
+        kept, dropped = screen(graded_self, "self", "", screening)
+        count_drops(drops, dropped, "self", p.level)
+        self_samples.append(verify(p, kept, "self"))
     guided_idx = [i for i, g in enumerate(self_samples) if needs_guided(g)]
     guided: dict[int, Graded] = {}
     if guided_idx and cfg.guided_samples > 0:
-        guided_prompts = [
-            encode(
-                tokenizer,
-                template.format_guided(problems[i].question, problems[i].expert_solution or ""),
-            )
-            for i in guided_idx
-        ]
-        graded = generate_and_grade(
-            rollout,
-            guided_prompts,
-            [answers[i] for i in guided_idx],
-            cfg.sampling(cfg.guided_samples),
-            grader,
-        )
-        guided = dict(zip(guided_idx, graded, strict=True))
+        if ahead:
+            second = [ahead[i] for i in guided_idx]
+        else:
+            second = generate_and_grade(
+                rollout, [guided_prompt(i) for i in guided_idx],
+                [answers[i] for i in guided_idx], guided_cfg, grader,
+            )  # fmt: skip
+        for i, g in zip(guided_idx, second, strict=True):
+            reference = cfg.reference(problems[i].expert_solution or "")
+            guided[i], dropped = screen(g, "guided", reference, screening)
+            count_drops(drops, dropped, "guided", problems[i].level)
+        if cfg.leak_threshold is not None:
+            gate_leaks(guided, prompt_ids, rollout, cfg.leak_threshold, problems, drops)
+        guided = {i: verify(problems[i], g, "guided") for i, g in guided.items()}
     selection = cfg.selection()
     records = []
     for i, p in enumerate(problems):
@@ -108,8 +193,10 @@ def run_rewrite(
     out_dir: Path,
     grader: Grader,
     model: str = "",
+    steps_check: Callable[[str, str], bool] | None = None,
 ) -> list[Record]:
-    """Rewrite `problems` into `out_dir/shards/`, resuming finished shards; all records."""
+    """Rewrite `problems` into `out_dir/shards/`, resuming finished shards; all records
+    (`steps_check`: see `rewrite_problems`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     manifest = _manifest(problems, cfg, model)
     manifest_path = out_dir / "manifest.json"
@@ -133,8 +220,31 @@ def run_rewrite(
                 if {r.problem_id for r in done} != {p.problem_id for p in chunk}:
                     raise ValueError(f"{path}: problems differ from this shard's; start over")
             else:
-                done = rewrite_problems(chunk, rollout, tokenizer, template, cfg, grader)
+                drops: Counter[str] = Counter()
+                done = rewrite_problems(
+                    chunk, rollout, tokenizer, template, cfg, grader, drops, steps_check
+                )
+                # before the shard itself, whose presence marks the shard done
+                write_text(drops_path(path), json.dumps(dict(sorted(drops.items())), indent=1))
                 write_records(path, done)
             records += done
             bar.update(len(chunk))
     return records
+
+
+def drops_path(shard: Path) -> Path:
+    """Where a shard's `screen` rejections are kept (`count_drops` keys)."""
+    return shard.with_suffix(".drops.json")
+
+
+def rewrite_drops(out_dir: Path) -> dict[str, float]:
+    """The `screen` rejections of every shard of the rewrite in `out_dir`, summed."""
+    total: Counter[str] = Counter()
+    for shard in sorted((out_dir / "shards").glob("*.parquet")):
+        if not drops_path(shard).is_file():
+            raise FileNotFoundError(
+                f"{drops_path(shard)}: missing; the shard was written before drops were counted "
+                "(start the rewrite over in a new output_dir)"
+            )
+        total.update(json.loads(drops_path(shard).read_text()))
+    return {k: float(v) for k, v in sorted(total.items())}

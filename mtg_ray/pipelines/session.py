@@ -2,7 +2,7 @@
 the resolved policy, its tokenizer, and the problem sets, read once per run."""
 
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -25,6 +25,7 @@ from mtg_ray.pipelines.rewrite import expert_records
 from mtg_ray.pipelines.rollout_group import RolloutGroup
 from mtg_ray.rewriting.prompts import PromptTemplate, get_template
 from mtg_ray.tinyworld import World, build_world
+from mtg_ray.tinyworld.faithful import is_faithful
 
 
 @dataclass
@@ -80,6 +81,21 @@ class Run:
     def expert(self) -> list[Record]:
         """The raw SFT data: every train problem's expert demonstration as a record."""
         return expert_records(self.train_problems, self.tokenizer, self.template)
+
+    def steps_check(self) -> Callable[[str, str], bool] | None:
+        """The tiny world's step-by-step check of a response's reasoning, given the problem's
+        expert solution (`tinyworld.faithful.is_faithful`), when the run trains on the tiny
+        world; None for other data, which has no such oracle."""
+        if self.world is None or self.cfg.data.train != "tinyworld":
+            return None
+        return is_faithful
+
+    def faithful(self) -> Callable[[Record], bool] | None:
+        """`steps_check` on a kept record."""
+        check = self.steps_check()
+        if check is None:
+            return None
+        return lambda record: check(record.expert_solution, record.response)
 
     def grader(self) -> Grader:
         """Grade (response, answer) pairs in `rewrite.grading_tasks` parallel Ray tasks."""

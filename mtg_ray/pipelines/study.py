@@ -24,6 +24,7 @@ from mtg_ray.data import iter_jsonl, write_text
 from mtg_ray.evaluate.report import plot
 from mtg_ray.evaluate.study import difference_table, method_table, run_means, study_pairs
 from mtg_ray.objectives import ONLINE_METHODS
+from mtg_ray.online.config import CONTROLS
 from mtg_ray.pipelines.offline import evaluate_job, main_job
 from mtg_ray.pipelines.online import online_job, online_name
 from mtg_ray.pipelines.protocols import Rollout
@@ -64,12 +65,19 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, {system}, Python {platform.python_version()}"
 
 
-def online_runs(run: Run, rollout: Rollout, methods: Sequence[str]) -> list[str]:
+# The heading of results.md's hand-written part, which `study` keeps when it rewrites the rest.
+PREREGISTERED = "## Pre-registered comparisons"
+
+
+def online_runs(
+    run: Run, rollout: Rollout, methods: Sequence[str], controls: Sequence[tuple[str, str]] = ()
+) -> list[str]:
     """Train and evaluate each of `methods` online (as `online.method`, at `online.steps`: by
-    default the offline run's steps) in `run`'s folder; returns their run names."""
+    default the offline run's steps), then each (method, control) control run, in `run`'s
+    folder; returns their run names."""
     names = []
-    for method in methods:
-        online_cfg = dataclasses.replace(run.cfg.online, method=method)
+    for method, control in [(m, "none") for m in methods] + list(controls):
+        online_cfg = dataclasses.replace(run.cfg.online, method=method, control=control)
         cfg = dataclasses.replace(run.cfg, online=online_cfg)
         online = dataclasses.replace(run, cfg=cfg)
         online_job(online, rollout)
@@ -92,16 +100,19 @@ def with_selected_lrs(cfg: JobConfig, results_dir: Path) -> tuple[JobConfig, dic
 
 def study_job(
     cfg: JobConfig, seeds: int, results_dir: Path, command: str, online: Sequence[str] = (),
-    select: bool = True,
+    select: bool = True, controls: Sequence[tuple[str, str]] = (),
 ) -> str:  # fmt: skip
     """Select lrs (unless `select` is false: then `train.method_lr` as given), run the main job
     (and the `online` methods online) for `seeds` seeds, and write the study's tables and plot.
     Returns the `study:` line (mean avg@n per run)."""
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
-    unknown = [m for m in online if m not in ONLINE_METHODS]
+    unknown = [m for m in [*online, *(m for m, _ in controls)] if m not in ONLINE_METHODS]
     if unknown:
-        raise ValueError(f"--online takes methods of {ONLINE_METHODS}, got {unknown}")
+        raise ValueError(f"--online/--controls take methods of {ONLINE_METHODS}, got {unknown}")
+    bad = [c for _, c in controls if c not in CONTROLS[1:]]
+    if bad:
+        raise ValueError(f"--controls takes controls of {CONTROLS[1:]}, got {bad}")
     started = time.monotonic()
     selection = None
     if select:
@@ -111,7 +122,7 @@ def study_job(
         run = start(seed_config(cfg, s))
         with groups(run) as rollout:  # one rollout and one learner group for the seed's runs
             main_job(run, rollout)
-            online_names = online_runs(run, rollout, online)
+            online_names = online_runs(run, rollout, online, controls)
         outs.append(run.out)
     wall = time.monotonic() - started
     names = ["base", *cfg.methods, *online_names]
@@ -129,9 +140,19 @@ def study_job(
     lines = _report(cfg, seeds, command, wall, benchmark, len(problems), acc, evals)
     lines += _selection_lines(cfg, selection)
     results_dir.mkdir(parents=True, exist_ok=True)
-    write_text(results_dir / "results.md", "\n".join(lines) + "\n")
+    report = results_dir / "results.md"
+    kept = kept_section(report.read_text()) if report.is_file() else ""
+    write_text(report, "\n".join(lines) + "\n" + kept)
     _plot(acc, results_dir / "results.png", f"{benchmark}: avg@n over {seeds} seeds")
     return "study: " + " ".join(f"{m}={run_means(a).mean():.4f}" for m, a in acc.items())
+
+
+def kept_section(text: str) -> str:
+    """What a rewrite of results.md keeps: from the PREREGISTERED heading to the end (dated
+    candidates, controls and success rules written before comparisons ran, and their
+    outcomes), or ""."""
+    at = text.find(PREREGISTERED)
+    return "\n" + text[at:] if at >= 0 else ""
 
 
 def _report(cfg, seeds, command, wall, benchmark, n_problems, acc, evals) -> list[str]:

@@ -3,8 +3,11 @@
 from dataclasses import dataclass
 
 from mtg_ray.checks import ConfigError, at_least, require
-from mtg_ray.rewriting.stages import SelectionConfig
+from mtg_ray.rewriting.stages import ScreenConfig, SelectionConfig, mask_answer
 from mtg_ray.rollout import SamplingConfig
+
+GUIDED_REFERENCES = ("full", "masked_answer")
+VERIFY = ("answer", "steps")
 
 
 @dataclass(frozen=True)
@@ -12,7 +15,17 @@ class RewriteConfig:
     """samples / guided_samples: K per problem in stages 1 and 2, sampled at temperature /
     top_p, up to max_tokens each. keep: one | all | up_to (max_per_problem) correct samples per
     problem. shard_size: problems per output shard (the unit of resume). grading_tasks: parallel
-    grading tasks. seed: selection of the kept samples."""
+    grading tasks. seed: selection of the kept samples. copy_ngram / copy_max_share: a guided
+    sample with at least that share of its word n-grams in the reference copied it and fails
+    (`ScreenConfig`; a sample without EOS is never kept either). one_call: sample both stages
+    of every problem in one generate call, the guided samples used only where stage 1 fails
+    (one wait instead of two; guided samples are drawn for problems stage 1 solves too).
+    guided_reference: what stage 2's prompt shows, the expert solution in `full` or with its
+    final answer masked (`masked_answer`: `stages.mask_answer`). leak_threshold: if set, a
+    correct guided sample whose `leak_score` (mean per-token log pi(y|x) - log pi(y|x, ref),
+    from one scoring pass on the plain prompt) is below it fails as leaked. verify: what makes
+    a sample correct, its final `answer` (the paper; every real dataset) or also its `steps`
+    (the tiny world's step check: an oracle no real setting has, offered as an upper bound)."""
 
     samples: int = 4
     guided_samples: int = 4
@@ -24,6 +37,12 @@ class RewriteConfig:
     shard_size: int = 1000
     grading_tasks: int = 2
     seed: int = 0
+    copy_ngram: int = 4
+    copy_max_share: float = 0.5
+    one_call: bool = False
+    guided_reference: str = "full"
+    leak_threshold: float | None = None
+    verify: str = "answer"
 
     def __post_init__(self) -> None:
         at_least("rewrite.samples", self.samples, 1)
@@ -33,6 +52,16 @@ class RewriteConfig:
         at_least("rewrite.max_tokens", self.max_tokens, 1)
         at_least("rewrite.shard_size", self.shard_size, 1)
         at_least("rewrite.grading_tasks", self.grading_tasks, 1)
+        at_least("rewrite.copy_ngram", self.copy_ngram, 1)
+        require(
+            0 < self.copy_max_share <= 1, "rewrite.copy_max_share", self.copy_max_share,
+            "must be in (0, 1]",
+        )  # fmt: skip
+        require(
+            self.guided_reference in GUIDED_REFERENCES, "rewrite.guided_reference",
+            self.guided_reference, f"must be one of {GUIDED_REFERENCES}",
+        )  # fmt: skip
+        require(self.verify in VERIFY, "rewrite.verify", self.verify, f"must be one of {VERIFY}")
         try:
             self.selection()  # validates keep and max_per_problem
         except ValueError as e:
@@ -40,6 +69,17 @@ class RewriteConfig:
 
     def selection(self) -> SelectionConfig:
         return SelectionConfig(keep=self.keep, max_per_problem=self.max_per_problem, seed=self.seed)
+
+    def reference(self, expert_solution: str) -> str:
+        """What stage 2's prompt shows of `expert_solution` (guided_reference)."""
+        return (
+            mask_answer(expert_solution)
+            if self.guided_reference == "masked_answer"
+            else (expert_solution)
+        )
+
+    def screen(self) -> ScreenConfig:
+        return ScreenConfig(copy_ngram=self.copy_ngram, copy_max_share=self.copy_max_share)
 
     def sampling(self, n: int) -> SamplingConfig:
         """Stage 1 (n = samples) and stage 2 (n = guided_samples) requests."""

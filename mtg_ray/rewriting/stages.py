@@ -52,6 +52,87 @@ def choose_correct(
     return [graded.samples[i] for i in sorted(picked)]
 
 
+# The rules that reject a correct sample before the stages choose (`screen`), in the order they
+# are applied; each rejection is counted under its rule.
+DROP_RULES = ("unfinished", "copied", "leaked", "unfaithful")
+
+
+def word_ngrams(text: str, n: int) -> set[tuple[str, ...]]:
+    words = text.split()
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+def copied_share(response: str, reference: str, n: int) -> float:
+    """Share of the response's word n-grams found in the reference (0 for a response shorter
+    than n words)."""
+    ours = word_ngrams(response, n)
+    return len(ours & word_ngrams(reference, n)) / len(ours) if ours else 0.0
+
+
+@dataclass(frozen=True)
+class ScreenConfig:
+    """What `screen` rejects. A sample is never kept unless it ended on its own (EOS or a stop
+    string: vLLM's finish_reason "stop"): one cut at max_tokens with a right last answer would
+    teach the model not to stop. A guided sample whose word `copy_ngram`-grams are at least
+    `copy_max_share` found in the reference it was shown copied it and fails."""
+
+    copy_ngram: int = 4
+    copy_max_share: float = 0.5
+
+
+def screen(
+    graded: Graded, stage: str, reference: str, cfg: ScreenConfig
+) -> tuple[Graded, dict[str, int]]:
+    """`graded` with each correct sample a rule rejects marked not correct, and how many correct
+    samples each rule (DROP_RULES) rejected; `reference` is what a guided sample was shown."""
+    dropped = dict.fromkeys(DROP_RULES[:2], 0)
+    correct = []
+    for sample, ok in zip(graded.samples, graded.correct, strict=True):
+        if ok and sample.finish_reason != "stop":
+            dropped["unfinished"] += 1
+            ok = False
+        if ok and stage == "guided":
+            if copied_share(sample.text, reference, cfg.copy_ngram) >= cfg.copy_max_share:
+                dropped["copied"] += 1
+                ok = False
+        correct.append(ok)
+    return Graded(graded.samples, tuple(correct), graded.sampling), dropped
+
+
+def leak_score(plain_logprobs: Sequence[float], guided_logprobs: Sequence[float]) -> float:
+    """Mean over the response's tokens of log pi(y_t | x) - log pi(y_t | x, reference): how much
+    less likely the response is without the reference it was sampled beside (the IS ratio's
+    own terms). Far below 0: the response leans on the reference (e.g. reads its answer off)."""
+    if not plain_logprobs:
+        return 0.0
+    diffs = [a - b for a, b in zip(plain_logprobs, guided_logprobs, strict=True)]
+    return sum(diffs) / len(diffs)
+
+
+def leak_gate(
+    graded: Graded, plain_logprobs: Sequence[Sequence[float] | None], threshold: float
+) -> tuple[Graded, dict[str, int]]:
+    """`graded` (guided samples) with each correct sample whose `leak_score` is below
+    `threshold` marked failed; plain_logprobs[i] scores sample i on the plain prompt (None for
+    samples not scored: those not correct). Counts the rejections as "leaked"."""
+    correct, leaked = [], 0
+    for sample, ok, plain in zip(graded.samples, graded.correct, plain_logprobs, strict=True):
+        if ok and plain is not None and leak_score(plain, sample.logprobs) < threshold:
+            ok, leaked = False, leaked + 1
+        correct.append(ok)
+    return Graded(graded.samples, tuple(correct), graded.sampling), {"leaked": leaked}
+
+
+def mask_answer(reference: str) -> str:
+    """The reference without its final answer: from the start of the sentence (or line) that
+    holds its last `\\boxed{` to the end, so a guided sample has to derive the answer."""
+    at = reference.rfind("\\boxed{")
+    if at < 0:
+        return reference
+    start = max(reference.rfind(". ", 0, at) + 1, reference.rfind("\n", 0, at) + 1)
+    return reference[:start].rstrip()
+
+
 def needs_guided(self_samples: Graded) -> bool:
     """Stage 2 runs only for problems where no self sample is correct."""
     return not self_samples.any_correct

@@ -14,7 +14,7 @@ effective sample size, mean log-prob) and the expert share as its own number.
 """
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 
 import numpy as np
 
@@ -80,3 +80,26 @@ def summarize(
         out[f"ess_{source}"] = weight_stats(log_w[rows]).ess_fraction
         out[f"logprob_{source}"] = mean_token_logprob([rewritten_logprobs[i] for i in rows])
     return out
+
+
+def faithful_shares(
+    records: Sequence[Record], levels: Mapping[str, str], faithful: Callable[[Record], bool]
+) -> dict[str, float]:
+    """Share of the kept self and guided records whose reasoning checks out step by step
+    (`faithful`, e.g. the tiny world's `faithful.check_record`), overall and per problem level:
+    `faithful_<source>` and `faithful_<source>_level_<L>` (NaN where a level has none). The
+    grader checks only final answers; this says how many right answers came from right steps."""
+    verdicts = {id(r): faithful(r) for r in records if r.source != "expert"}
+    out: dict[str, float] = {}
+    all_levels = sorted({levels.get(r.problem_id, "") for r in records} - {""})
+    for source in ("self", "guided"):
+        rows = [r for r in records if r.source == source]
+        out[f"faithful_{source}"] = _share([verdicts[id(r)] for r in rows])
+        for level in all_levels:
+            at = [verdicts[id(r)] for r in rows if levels.get(r.problem_id) == level]
+            out[f"faithful_{source}_level_{level}"] = _share(at)
+    return out
+
+
+def _share(flags: Sequence[bool]) -> float:
+    return sum(flags) / len(flags) if flags else float("nan")

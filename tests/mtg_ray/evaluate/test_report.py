@@ -1,6 +1,12 @@
 from itertools import pairwise
 
-from mtg_ray.evaluate.report import bar_figure, demo_line, headline_accuracy, write_report
+from mtg_ray.evaluate.report import (
+    bar_figure,
+    demo_line,
+    headline_accuracy,
+    markdown_table,
+    write_report,
+)
 
 SUMMARY = {
     "logprob_expert": -3.0,
@@ -43,6 +49,18 @@ def test_report_writes_markdown_and_png(tmp_path) -> None:
     assert "| sft | 0.2000 | 0.4000 |" in table
     assert (tmp_path / "results.md").read_text() == table
     assert (tmp_path / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_table_shows_faithful_shares_by_stage_and_level_when_the_summary_has_them() -> None:
+    results = {"base": {"tinyworld": {"avg@4": 0.1}}}
+    assert "faithful" not in markdown_table(results, SUMMARY)
+    checked = {**SUMMARY, "faithful_self": 0.8, "faithful_guided": 0.25}
+    for level, (a, b) in {"1": (0.9, 0.5), "4": (0.0, float("nan"))}.items():
+        checked |= {f"faithful_self_level_{level}": a, f"faithful_guided_level_{level}": b}
+    table = markdown_table(results, checked)
+    assert "| kept records with faithful steps | all | level 1 | level 4 |" in table
+    assert "| self | 0.8000 | 0.9000 | 0.0000 |" in table
+    assert "| guided | 0.2500 | 0.5000 | nan |" in table
 
 
 def test_the_plot_keeps_long_method_names_apart_and_its_error_bars() -> None:

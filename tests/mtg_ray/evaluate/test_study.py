@@ -49,3 +49,17 @@ def test_study_pairs_put_the_papers_comparisons_first() -> None:
     online = study_pairs(["dr_sft", "online_dr_sft", "online_dr_is_overlap"])
     assert online[0] == ("online_dr_sft", "dr_sft")  # no offline dr_is: nothing to pair with
     assert ("online_dr_is_overlap", "dr_is") not in online
+    controls = study_pairs(["dr_sft", "online_dr_sft_frozen_sampler", "online_dr_sft_near_zero_lr"])
+    assert controls[:2] == [
+        ("online_dr_sft_frozen_sampler", "dr_sft"),  # must match its offline run
+        ("online_dr_sft_near_zero_lr", "dr_sft"),
+    ]
+    assert ("online_dr_sft_near_zero_lr", "base") in controls  # must match the base
+
+
+def test_a_rewritten_results_file_keeps_its_preregistrations() -> None:
+    from mtg_ray.pipelines.study import PREREGISTERED, kept_section
+
+    text = f"# Study results\n\n| a | b |\n\n{PREREGISTERED}\n\n### 2026-12-02: x\n\nrule\n"
+    assert kept_section(text) == f"\n{PREREGISTERED}\n\n### 2026-12-02: x\n\nrule\n"
+    assert kept_section("# Study results\n") == ""

@@ -58,3 +58,18 @@ def test_batch_lag_counts_sampled_records_only() -> None:
     records = [sampled, expert_record(problem, "Q", [1, 2], [7, 8])]
     assert sampled.source == "self" and sampled.policy_version == 3
     assert batch_lag(5, records) == [2]
+
+
+def test_controls_are_named_and_set_the_lr_and_the_sampler() -> None:
+    from mtg_ray.config import compose
+    from mtg_ray.pipelines.online import online_lr, online_name
+
+    with pytest.raises(ValueError, match="online.control"):
+        OnlineConfig(control="frozen")
+    plain = compose("online", ["online.method=dr_sft"])
+    frozen = compose("online", ["online.method=dr_sft", "online.control=frozen_sampler"])
+    tiny = compose("online", ["online.method=dr_sft", "online.control=near_zero_lr"])
+    assert online_name(frozen) == "online_dr_sft_frozen_sampler" and frozen.online.frozen
+    assert online_name(tiny) == "online_dr_sft_near_zero_lr" and not tiny.online.frozen
+    assert online_lr(frozen) == online_lr(plain) == plain.lr_of("dr_sft")
+    assert online_lr(tiny) == pytest.approx(plain.lr_of("dr_sft") * 1e-3)

@@ -77,12 +77,13 @@ def standin_policy(prompt: str, version: int, index: int) -> str:
 
 
 class StandInRollout:
-    """Answers with `policy(prompt text, version, sample index)`; stamps its version."""
+    """Answers with `policy(prompt text, version, sample index)`, ending as `finish(...)` says
+    (default: "stop", on EOS); stamps its version."""
 
     bucket_bytes = 1 << 10
 
-    def __init__(self, policy=standin_policy) -> None:
-        self.policy = policy
+    def __init__(self, policy=standin_policy, finish=lambda prompt, version, i: "stop") -> None:
+        self.policy, self.finish = policy, finish
         self.version = 0
         self.weights = 0.0
         self.pushes: list[tuple[int, float]] = []  # (version, weights) of every update
@@ -99,7 +100,8 @@ class StandInRollout:
             for i in range(config.n):
                 reply = self.policy(text, self.version, i)
                 tokens = tuple(TOKENIZER(reply)["input_ids"])
-                samples.append(Sample(reply, tokens, (-0.1,) * len(tokens), "stop", self.version))
+                end = self.finish(text, self.version, i)
+                samples.append(Sample(reply, tokens, (-0.1,) * len(tokens), end, self.version))
             out.append(samples)
         return out
 

@@ -2,9 +2,11 @@
 pushes, evaluation hooks, and the offline and online batch sources."""
 
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
+import torch
 
 from mtg_ray.data import read_records
 from mtg_ray.learner import batch_schedule
@@ -93,17 +95,24 @@ def test_offline_evaluations_see_the_weights_of_their_step(standins, tmp_path: P
     assert again.pushes == [(6, 6.0)]
 
 
-def online_loop(standins, out: Path, learner, rollout, cfg: OnlineConfig, steps=6, **kw):
+def online_loop(
+    standins, out: Path, learner, rollout, cfg: OnlineConfig, steps=6, faithful=None, **kw
+):
     problems = standins.problems(12)
     rewrite_cfg = RewriteConfig(samples=2, guided_samples=2)
 
     def rewrite(batch):
-        return rewrite_problems(
-            batch, rollout, standins.tokenizer, PLAIN, rewrite_cfg, standins.grader
+        drops = Counter()
+        records = rewrite_problems(
+            batch, rollout, standins.tokenizer, PLAIN, rewrite_cfg, standins.grader, drops
         )
+        return records, dict(drops)
 
     schedule = problem_schedule(len(problems), 4, steps, seed=0)
-    source = OnlineBatches(problems, schedule, rewrite, cfg, out / "data")
+    base = lambda: rollout.update_weights([("w", torch.zeros(1))], 0)  # noqa: E731
+    source = OnlineBatches(
+        problems, schedule, rewrite, cfg, out / "data", faithful, base_weights=base
+    )
     return TrainLoop(
         lambda: learner, source, SFT, steps, out, rollout=rollout, save_every=cfg.save_every, **kw
     )
@@ -126,6 +135,54 @@ def test_online_batches_are_sampled_by_the_live_policy(
         assert monitor.scalars_at[step + 1]["online/policy_lag_max"] == max(lags)
         assert monitor.histograms[step + 1]  # the step's log-ratios, from its StepResult
     assert result["policy_version"] == 6 and result["timing"]["steps_run"] == 6
+    assert not any(k.startswith("online/faithful") for k in monitor.scalars_at[1])
+
+
+@pytest.mark.parametrize("overlap", [False, True])
+def test_a_frozen_sampler_samples_every_batch_with_the_base_weights(
+    standins, tmp_path: Path, overlap: bool
+) -> None:
+    """The frozen_sampler control: the rollout group is given the base weights before the
+    first batch (whatever it held), no sync until the final one, also after a resume."""
+    cfg = OnlineConfig(control="frozen_sampler", overlap=overlap, save_every=3)
+    rollout = standins.Rollout()
+    rollout.update_weights([("w", torch.full((1,), 9.0))], 9)  # left over by another run
+    with pytest.raises(RuntimeError):
+        online_loop(standins, tmp_path, standins.Learner(fail_at_step=4), rollout, cfg).run()
+    assert rollout.pushes[1:] == [(0, 0.0)]  # the base weights, and no sync while training
+    again = standins.Rollout()
+    again.update_weights([("w", torch.full((1,), 9.0))], 9)
+    result = online_loop(standins, tmp_path, standins.Learner(), again, cfg).run()
+    assert again.pushes[1:] == [(0, 0.0), (6, 6.0)]  # base again, then the final weights only
+    for step in range(6):
+        records = read_records(tmp_path / "data" / f"step-{step:05d}.parquet")
+        assert {r.policy_version for r in records if r.source != "expert"} == {0}, step
+    assert result["policy_version"] == 6
+
+
+def test_online_steps_report_the_faithful_share_of_their_sampled_records(
+    standins, tmp_path: Path
+) -> None:
+    """With a step check (the tiny world's), each step logs the share of its self and guided
+    records that pass it; here the check passes even-numbered problems only."""
+    monitor = StandInMonitor()
+
+    def even(record) -> bool:
+        return int(record.problem_id.removeprefix("p")) % 2 == 0
+
+    cfg = OnlineConfig(save_every=100)
+    loop = online_loop(
+        standins, tmp_path, standins.Learner(), standins.Rollout(), cfg, faithful=even,
+        monitor=monitor,
+    )  # fmt: skip
+    loop.run()
+    for step in range(6):
+        records = read_records(tmp_path / "data" / f"step-{step:05d}.parquet")
+        for source in ("self", "guided"):
+            flags = [even(r) for r in records if r.source == source]
+            want = sum(flags) / len(flags) if flags else None
+            got = monitor.scalars_at[step + 1][f"online/faithful_{source}"]
+            assert (got != got) if want is None else got == want  # NaN: none of that source
 
 
 def test_online_checkpoints_are_sync_points_and_resume_there(standins, tmp_path: Path) -> None:

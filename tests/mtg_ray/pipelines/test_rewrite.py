@@ -1,15 +1,25 @@
 """The rewrite and evaluate drivers over an in-process stand-in rollout group and grader."""
 
+import dataclasses
 import json
+from collections import Counter
 from pathlib import Path
 
 import pytest
 
+from mtg_ray.data import Problem
 from mtg_ray.evaluate import EvalConfig
 from mtg_ray.pipelines.evaluate import evaluate
 from mtg_ray.pipelines.generate import generate_and_grade
-from mtg_ray.pipelines.rewrite import expert_records, rewrite_problems, run_rewrite
+from mtg_ray.pipelines.rewrite import (
+    expert_records,
+    rewrite_drops,
+    rewrite_problems,
+    run_rewrite,
+)
 from mtg_ray.rewriting import RewriteConfig, get_template
+
+from .conftest import answer_of, standin_policy
 
 PLAIN = get_template("plain")
 CFG = RewriteConfig(samples=2, guided_samples=3, shard_size=4)
@@ -49,6 +59,106 @@ def test_three_stages_pick_self_then_guided_then_expert(standins) -> None:
     assert by_id["p2"].behaviour_logprobs is None and by_id["p2"].response == "ref \\boxed{2}"
     # stage 2 only for the 6 problems without a correct self sample
     assert rollout.requests == [(9, 0), (6, 0)]
+
+
+COPY = "ref \\boxed{{{}}} is what the reference says and what we say too"
+
+
+def test_dropped_samples_are_counted_per_rule_stage_and_level(standins, tmp_path: Path) -> None:
+    """Problems solved alone (K % 3 == 0) have their first self sample cut at max_tokens; for
+    those solved with the reference (K % 3 == 1) the first guided sample is the reference word
+    for word."""
+
+    def policy(prompt: str, version: int, i: int) -> str:
+        k = answer_of(prompt)
+        if "ref \\boxed" in prompt and k % 3 == 1 and i == 0:
+            return COPY.format(k)
+        return standin_policy(prompt, version, i)
+
+    def finish(prompt: str, version: int, i: int) -> str:
+        return "length" if i == 0 and "ref" not in prompt else "stop"
+
+    problems = [
+        Problem(
+            p.problem_id,
+            p.question,
+            p.reference_answer,
+            COPY.format(p.reference_answer),
+            level=p.level,
+        )
+        for p in standins.problems(6)
+    ]  # fmt: skip  (levels alternate "1", "2")
+    drops: Counter[str] = Counter()
+    rollout = standins.Rollout(policy, finish)
+    records = rewrite_problems(
+        problems, rollout, standins.tokenizer, PLAIN, CFG, standins.grader, drops
+    )
+    by_id = {r.problem_id: r.source for r in records}
+    assert by_id["p0"] == by_id["p3"] == "self"  # sample 1 of 2 was right and whole
+    assert drops["dropped_unfinished_self"] == 2  # p0 and p3, one cut sample each
+    assert drops["dropped_unfinished_self_level_1"] == 1  # p0 is level "1", p3 level "2"
+    assert drops["dropped_copied_guided"] == 2  # p1 and p4: the copying sample failed
+    assert by_id["p1"] == by_id["p4"] == "guided"  # the others were right in their own words
+    assert drops["dropped_copied_self"] == 0
+
+    out = tmp_path / "rw"
+    rollout = standins.Rollout(policy, finish)
+    run_rewrite(problems, rollout, standins.tokenizer, PLAIN, CFG, out, standins.grader)
+    assert rewrite_drops(out) == {k: float(v) for k, v in sorted(drops.items())}
+    (out / "shards" / "shard-00000.drops.json").unlink()
+    with pytest.raises(FileNotFoundError, match="shard-00000.drops.json"):
+        rewrite_drops(out)
+
+
+def test_one_call_samples_both_stages_together_and_keeps_the_same_records(standins) -> None:
+    problems = standins.problems(9)
+    two_calls, one_call = standins.Rollout(), standins.Rollout()
+    before = rewrite_problems(problems, two_calls, standins.tokenizer, PLAIN, CFG, standins.grader)
+    cfg = dataclasses.replace(CFG, one_call=True)
+    after = rewrite_problems(problems, one_call, standins.tokenizer, PLAIN, cfg, standins.grader)
+    assert after == before  # the stand-in answers alike whenever asked: same records
+    assert two_calls.requests == [(9, 0), (6, 0)] and one_call.requests == [(18, 0)]
+
+
+def test_the_leak_gate_and_the_masked_reference_take_the_answer_away(standins) -> None:
+    """The stand-in solves K % 3 == 1 only when its prompt shows the reference's boxed answer;
+    its guided samples score -0.4 nats/token lower on the plain prompt (-0.5 vs -0.1)."""
+    problems = standins.problems(6)
+    kept = {}
+    for name, overrides in {
+        "today": {},
+        "gate_loose": {"leak_threshold": -1.0},
+        "gate": {"leak_threshold": -0.2},
+        "masked": {"guided_reference": "masked_answer"},
+    }.items():
+        drops: Counter[str] = Counter()
+        cfg = dataclasses.replace(CFG, **overrides)
+        records = rewrite_problems(
+            problems, standins.Rollout(), standins.tokenizer, PLAIN, cfg, standins.grader, drops
+        )
+        kept[name] = ({r.problem_id: r.source for r in records}, drops)
+    assert kept["today"][0]["p1"] == kept["gate_loose"][0]["p1"] == "guided"
+    assert kept["gate"][0]["p1"] == kept["gate"][0]["p4"] == "expert"  # every sample leaned
+    assert kept["gate"][1]["dropped_leaked_guided"] == 2 * CFG.guided_samples
+    assert kept["gate_loose"][1]["dropped_leaked_guided"] == 0
+    assert kept["masked"][0]["p1"] == "expert"  # the answer was never shown
+    assert kept["masked"][1]["dropped_leaked_guided"] == 0  # no gate asked for
+
+
+def test_verify_steps_also_asks_the_step_check_and_needs_one(standins) -> None:
+    problems = standins.problems(6)
+    cfg = dataclasses.replace(CFG, verify="steps")
+    with pytest.raises(ValueError, match="verify=steps"):
+        rewrite_problems(problems, standins.Rollout(), standins.tokenizer, PLAIN, cfg,
+                         standins.grader)  # fmt: skip
+    drops: Counter[str] = Counter()
+    records = rewrite_problems(
+        problems, standins.Rollout(), standins.tokenizer, PLAIN, cfg, standins.grader, drops,
+        steps_check=lambda reference, response: False,  # no reasoning passes
+    )  # fmt: skip
+    assert {r.source for r in records} == {"expert"}
+    assert drops["dropped_unfaithful_self"] == 2 * CFG.samples  # p0 and p3: both samples right
+    assert drops["dropped_unfaithful_guided"] == 4 * CFG.guided_samples  # p0, p1, p3, p4
 
 
 def test_expert_records_are_the_raw_demonstrations(standins) -> None:

@@ -4,11 +4,17 @@ import pytest
 
 from mtg_ray.data import Problem
 from mtg_ray.rewriting.stages import (
+    ScreenConfig,
     SelectionConfig,
     choose_correct,
+    copied_share,
     expert_record,
+    leak_gate,
+    leak_score,
+    mask_answer,
     needs_guided,
     rewrite,
+    screen,
 )
 from mtg_ray.rollout import Graded, Sample, SamplingConfig
 
@@ -114,3 +120,70 @@ def test_config_and_sample_validation() -> None:
         Sample("t", (1, 2), (-0.1,), "stop", 0)
     with pytest.raises(ValueError, match="verdicts"):
         Graded((sample("t", True)[0],), (True, False), SAMPLING)
+
+
+REFERENCE = (
+    "We need 7 + 6 * 12 - 5. First, multiply 12 by 6 to get 72, which leaves 7 + 72 - 5. "
+    "Next, adding 7 to 72 gives 79, which leaves 79 - 5. Finally, take 5 away from 79, "
+    "leaving 74. The answer is \\boxed{74}."
+)
+OWN = "7+6*12-5\n6*12=72, 7+72-5\n7+72=79, 79-5\n79-5=74\n\\boxed{74}"
+
+
+def graded_of(*samples: tuple[Sample, bool], finish: tuple[str, ...] = ()) -> Graded:
+    finish = finish or ("stop",) * len(samples)
+    done = [
+        (Sample(s.text, s.token_ids, s.logprobs, f, s.policy_version), ok)
+        for (s, ok), f in zip(samples, finish, strict=True)
+    ]
+    return Graded(tuple(s for s, _ in done), tuple(ok for _, ok in done), SAMPLING)
+
+
+def test_a_correct_sample_cut_at_max_tokens_is_never_kept() -> None:
+    graded = graded_of(
+        sample(OWN, True),
+        sample(OWN, True),
+        sample("7+", False),
+        finish=("length", "stop", "length"),
+    )
+    for stage in ("self", "guided"):
+        kept, dropped = screen(graded, stage, REFERENCE, ScreenConfig())
+        assert kept.correct == (False, True, False)  # a wrong truncated one is no drop
+        assert dropped == {"unfinished": 1, "copied": 0}
+    alone = graded_of(sample(OWN, True), finish=("length",))
+    kept, _ = screen(alone, "self", "", ScreenConfig())
+    assert needs_guided(kept)  # its only right sample was cut: the problem goes to stage 2
+
+
+def test_a_guided_sample_that_copies_its_reference_fails() -> None:
+    copy = REFERENCE.replace("We need", "We evaluate")  # one word changed
+    graded = graded_of(sample(copy, True), sample(OWN, True))
+    kept, dropped = screen(graded, "guided", REFERENCE, ScreenConfig())
+    assert kept.correct == (False, True) and dropped == {"unfinished": 0, "copied": 1}
+    assert copied_share(copy, REFERENCE, 4) > 0.9 and copied_share(OWN, REFERENCE, 4) == 0.0
+    kept, dropped = screen(graded, "self", REFERENCE, ScreenConfig())  # self saw no reference
+    assert kept.correct == (True, True) and dropped["copied"] == 0
+    loose = ScreenConfig(copy_max_share=1.0)  # only a copy of every n-gram fails
+    assert screen(graded, "guided", REFERENCE, loose)[0].correct == (True, True)
+
+
+def test_the_leak_gate_fails_correct_guided_samples_that_lean_on_the_reference() -> None:
+    leaned = Sample("x", (1, 2), (-0.1, -0.1), "stop", 0)  # likely only beside the reference
+    own = Sample("y", (3, 4), (-0.5, -0.5), "stop", 0)
+    wrong = Sample("z", (5,), (-0.1,), "stop", 0)
+    graded = Graded((leaned, own, wrong), (True, True, False), SAMPLING)
+    plain = [[-2.0, -1.0], [-0.6, -0.5], None]  # on the plain prompt; the wrong one unscored
+    assert leak_score(plain[0], leaned.logprobs) == pytest.approx(-1.4)
+    kept, dropped = leak_gate(graded, plain, threshold=-0.2)
+    assert kept.correct == (False, True, False) and dropped == {"leaked": 1}
+    assert leak_gate(graded, plain, threshold=-2.0)[0].correct == graded.correct
+
+
+def test_a_masked_reference_loses_the_sentence_with_its_answer() -> None:
+    assert mask_answer(REFERENCE) == (
+        "We need 7 + 6 * 12 - 5. First, multiply 12 by 6 to get 72, which leaves 7 + 72 - 5. "
+        "Next, adding 7 to 72 gives 79, which leaves 79 - 5. Finally, take 5 away from 79, "
+        "leaving 74."
+    )
+    assert mask_answer(OWN) == "7+6*12-5\n6*12=72, 7+72-5\n7+72=79, 79-5\n79-5=74"
+    assert mask_answer("no answer here") == "no answer here"

@@ -7,6 +7,7 @@ from mtg_ray.data import Problem
 from mtg_ray.rewriting import expert_record
 from mtg_ray.rewriting.stages import _sample_record
 from mtg_ray.rewriting.summary import (
+    faithful_shares,
     normalised_weight_variance,
     record_log_ratios,
     stage_fractions,
@@ -67,3 +68,22 @@ def test_summary_reports_each_sampled_source_apart_from_the_expert_share() -> No
     assert s["var_self"] == 0.0 and s["ess_self"] == 1.0 and s["logprob_self"] == -1.0
     assert s["expert_share"] == pytest.approx(2 / 7) and s["ess_guided"] == 1.0
     assert math.isnan(summarize(rewritten[:4], policy[:4], [], [])["var_guided"])
+
+
+def test_faithful_shares_count_kept_sampled_records_per_source_and_level() -> None:
+    recs = [
+        sampled("a", "self", [-1.0]),
+        sampled("b", "self", [-1.0]),
+        sampled("c", "guided", [-1.0]),
+        expert("d", 2),
+    ]
+    levels = {"a": "1", "b": "2", "c": "2", "d": "3"}
+    good = {"a"}
+    shares = faithful_shares(recs, levels, lambda r: r.problem_id in good)
+    assert shares["faithful_self"] == 0.5 and shares["faithful_guided"] == 0.0
+    assert shares["faithful_self_level_1"] == 1.0 and shares["faithful_self_level_2"] == 0.0
+    assert math.isnan(shares["faithful_guided_level_1"])  # no guided record at level 1
+    assert math.isnan(shares["faithful_self_level_3"])  # level 3 fell back to the expert
+    checked = []
+    faithful_shares(recs, levels, lambda r: checked.append(r.problem_id) or True)
+    assert sorted(checked) == ["a", "b", "c"]  # an expert demonstration is not checked
