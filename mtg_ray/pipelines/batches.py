@@ -12,6 +12,7 @@ from pathlib import Path
 
 from mtg_ray.data import Problem, Record, write_records
 from mtg_ray.online import OnlineConfig, may_prefetch, must_sync, step_metrics
+from mtg_ray.rewriting.summary import faithful_shares
 
 
 class RecordBatches:
@@ -98,12 +99,9 @@ class OnlineBatches:
             self._pending = self._pool.submit(self._generate, step + 1)
         metrics = {**step_metrics(step, records), "time/generate_s": gen_s}
         metrics.update({f"online/{key}": float(n) for key, n in drops.items()})
-        if self.faithful is not None:
-            for source in ("self", "guided"):
-                flags = [self.faithful(r) for r in records if r.source == source]
-                metrics[f"online/faithful_{source}"] = (
-                    sum(flags) / len(flags) if flags else float("nan")
-                )
+        if self.faithful is not None:  # the rewrite summary's shares, without levels
+            shares = faithful_shares(records, {}, self.faithful)
+            metrics.update({f"online/{key}": share for key, share in shares.items()})
         return records, metrics
 
     def wants_sync(self, steps_done: int, version: int) -> bool:
