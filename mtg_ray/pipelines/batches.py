@@ -37,7 +37,8 @@ class RecordBatches:
         pass
 
 
-# A batch of problems -> its records, and how many correct samples each `screen` rule dropped.
+# A batch of problems -> its records, and the rewrite's counts (samples each `screen` rule
+# dropped, samples drawn and scored: `rewrite_problems`).
 Rewriter = Callable[[list[Problem]], tuple[list[Record], dict[str, int]]]
 
 
@@ -51,7 +52,11 @@ class OnlineBatches:
     With `online.control=frozen_sampler` the batches do not sample the learner's policy: the
     rollout group is given the base weights (`base_weights`) before the first batch this
     process samples, and no sync follows until the loop's final one (so a resumed run samples
-    at version 0 too); prefetching is then never bounded by the lag."""
+    at version 0 too); prefetching is then never bounded by the lag.
+
+    `timing` (the run's cost, in its `train_done.json`): generate_s, seconds spent rewriting
+    batches (in the background too, when overlapped); wait_s, the loop's wait for a prefetched
+    batch; samples, samples drawn (`generated_*` counts)."""
 
     def __init__(
         self,
@@ -70,7 +75,7 @@ class OnlineBatches:
             raise ValueError("a frozen sampler needs base_weights to give the rollout group")
         self._base_weights = base_weights if cfg.frozen else None
         self.cfg, self.data_dir = cfg, data_dir
-        self.timing = {"generate_s": 0.0, "wait_s": 0.0}
+        self.timing = {"generate_s": 0.0, "wait_s": 0.0, "samples": 0.0}
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="online-prefetch")
         self._pending: Future | None = None
 
@@ -79,26 +84,27 @@ class OnlineBatches:
             self._base_weights()
             self._base_weights = None
         start = time.monotonic()
-        records, drops = self.rewrite([self.problems[i] for i in self.schedule[step]])
-        return records, drops, time.monotonic() - start
+        records, counts = self.rewrite([self.problems[i] for i in self.schedule[step]])
+        return records, counts, time.monotonic() - start
 
     def batch(self, step: int, version: int) -> tuple[list[Record], dict[str, float]]:
         """Step `step`'s records (prefetched or sampled now) and their `online/*` metrics; then
         the next step's batch starts sampling if its lag would stay within bounds."""
         start = time.monotonic()
         if self._pending is not None:
-            records, drops, gen_s = self._pending.result()
+            records, counts, gen_s = self._pending.result()
             self.timing["wait_s"] += time.monotonic() - start
             self._pending = None
         else:
-            records, drops, gen_s = self._generate(step)
-            self.timing["generate_s"] += gen_s
+            records, counts, gen_s = self._generate(step)
+        self.timing["generate_s"] += gen_s
+        self.timing["samples"] += sum(n for k, n in counts.items() if k.startswith("generated_"))
         write_records(self.data_dir / f"step-{step:05d}.parquet", records)
         ahead = self.cfg.frozen or may_prefetch(step + 1, version, self.cfg)
         if step + 1 < len(self.schedule) and ahead:
             self._pending = self._pool.submit(self._generate, step + 1)
         metrics = {**step_metrics(step, records), "time/generate_s": gen_s}
-        metrics.update({f"online/{key}": float(n) for key, n in drops.items()})
+        metrics.update({f"online/{key}": float(n) for key, n in counts.items()})
         if self.faithful is not None:  # the rewrite summary's shares, without levels
             shares = faithful_shares(records, {}, self.faithful)
             metrics.update({f"online/{key}": share for key, share in shares.items()})

@@ -19,7 +19,7 @@ from mtg_ray.pipelines.batches import RecordBatches
 from mtg_ray.pipelines.evaluate import evaluate
 from mtg_ray.pipelines.loop import TrainLoop
 from mtg_ray.pipelines.protocols import Rollout
-from mtg_ray.pipelines.rewrite import rewrite_drops, run_rewrite
+from mtg_ray.pipelines.rewrite import rewrite_counts, run_rewrite
 from mtg_ray.pipelines.session import Run, groups
 from mtg_ray.rewriting.summary import faithful_shares, summarize
 
@@ -40,7 +40,7 @@ def rewrite_job(run: Run, rollout: Rollout) -> tuple[list[Record], dict[str, flo
         [r.prompt_token_ids for r in recs], [r.response_token_ids for r in recs]
     )
     summary = summarize(records, score(records), expert, score(expert))
-    summary.update(rewrite_drops(out))
+    summary.update(rewrite_counts(out))
     if (faithful := run.faithful()) is not None:
         levels = {p.problem_id: p.level for p in run.train_problems}
         summary.update(faithful_shares(records, levels, faithful))

@@ -62,12 +62,12 @@ def online_job(run: Run, rollout: Rollout, grader: Grader | None = None) -> dict
     grade = grader or run.grader()
 
     def rewrite(batch: list[Problem]) -> tuple[list[Record], dict[str, int]]:
-        drops: Counter[str] = Counter()
+        counts: Counter[str] = Counter()
         records = rewrite_problems(
-            batch, rollout, run.tokenizer, run.template, cfg.rewrite, grade, drops,
+            batch, rollout, run.tokenizer, run.template, cfg.rewrite, grade, counts,
             run.steps_check(),
         )  # fmt: skip
-        return records, dict(drops)
+        return records, dict(counts)
 
     monitor = Monitor(run.out / "tb" / name)
     loop = TrainLoop(

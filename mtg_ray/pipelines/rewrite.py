@@ -9,6 +9,7 @@ instead of mixing two rewrites.
 
 import hashlib
 import json
+import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import asdict
@@ -43,21 +44,27 @@ def expert_records(
     return out
 
 
-def count_drops(drops: Counter[str], dropped: dict[str, int], stage: str, level: str) -> None:
+def count_drops(counts: Counter[str], dropped: dict[str, int], stage: str, level: str) -> None:
     """Add one problem's `screen` rejections: `dropped_<rule>_<stage>`, and per level
     `dropped_<rule>_<stage>_level_<L>` (the summary's and TensorBoard's keys)."""
     for rule, n in dropped.items():
-        drops[f"dropped_{rule}_{stage}"] += n
+        counts[f"dropped_{rule}_{stage}"] += n
         if level:
-            drops[f"dropped_{rule}_{stage}_level_{level}"] += n
+            counts[f"dropped_{rule}_{stage}_level_{level}"] += n
+
+
+def count_generated(counts: Counter[str], stage: str, graded: Sequence[Graded]) -> None:
+    """Add the samples a generate call drew for `stage`: `generated_<stage>` (the cost a run
+    reports beside its accuracy)."""
+    counts[f"generated_{stage}"] += sum(len(g.samples) for g in graded)
 
 
 def gate_leaks(
     guided: dict[int, Graded], prompt_ids: Sequence[list[int]], rollout: Rollout,
-    threshold: float, problems: Sequence[Problem], drops: Counter[str],
+    threshold: float, problems: Sequence[Problem], counts: Counter[str],
 ) -> None:  # fmt: skip
     """`leak_gate` every problem's correct guided samples, scored on the plain prompt in one
-    call (in place), counting the rejections."""
+    call (in place), counting the rejections and the samples scored (`scored`)."""
     todo = [(i, j) for i, g in guided.items() for j, ok in enumerate(g.correct) if ok]
     if not todo:
         return
@@ -65,18 +72,19 @@ def gate_leaks(
         [prompt_ids[i] for i, _ in todo],
         [list(guided[i].samples[j].token_ids) for i, j in todo],
     )
+    counts["scored"] += len(todo)
     plain: dict[int, list[list[float] | None]] = {i: [None] * len(g.samples) for i, g in
                                                   guided.items()}  # fmt: skip
     for (i, j), score in zip(todo, scores, strict=True):
         plain[i][j] = score
     for i in {i for i, _ in todo}:
         guided[i], dropped = leak_gate(guided[i], plain[i], threshold)
-        count_drops(drops, dropped, "guided", problems[i].level)
+        count_drops(counts, dropped, "guided", problems[i].level)
 
 
 def verified(
     problem: Problem, graded: Graded, stage: str, steps_check: Callable[[str, str], bool],
-    drops: Counter[str],
+    counts: Counter[str],
 ) -> Graded:  # fmt: skip
     """`graded` with the correct samples whose steps fail `steps_check` marked failed
     (`rewrite.verify=steps`), counted as "unfaithful"."""
@@ -85,7 +93,7 @@ def verified(
         ok and steps_check(reference, s.text)
         for s, ok in zip(graded.samples, graded.correct, strict=True)
     )
-    count_drops(drops, {"unfaithful": sum(graded.correct) - sum(kept)}, stage, problem.level)
+    count_drops(counts, {"unfaithful": sum(graded.correct) - sum(kept)}, stage, problem.level)
     return Graded(graded.samples, kept, graded.sampling)
 
 
@@ -96,26 +104,27 @@ def rewrite_problems(
     template: PromptTemplate,
     cfg: RewriteConfig,
     grader: Grader,
-    drops: Counter[str] | None = None,
+    counts: Counter[str] | None = None,
     steps_check: Callable[[str, str], bool] | None = None,
 ) -> list[Record]:
     """Stage 1 for all problems, stage 2 for those without a usable correct sample, stage 3
-    last. A correct sample is usable unless a `screen` rule rejects it; `drops`, if given,
-    counts the rejections (`count_drops`). With `rewrite.verify=steps`,
+    last. A correct sample is usable unless a `screen` rule rejects it; `counts`, if given,
+    gets the rejections (`count_drops`), the samples drawn per stage (`count_generated`) and
+    those scored by the leak gate. With `rewrite.verify=steps`,
     `steps_check(expert_solution, response)` (the tiny world's) must pass too.
 
     Two generate calls, the second for the problems stage 1 left; with `rewrite.one_call`, one
     call samples both stages for every problem (a guided sample does not depend on the self
     samples: the same distribution) and the guided samples are used only where stage 1 fails.
     """
-    drops = Counter() if drops is None else drops
+    counts = Counter() if counts is None else counts
     screening = cfg.screen()
     if cfg.verify == "steps" and steps_check is None:
         raise ValueError("rewrite.verify=steps needs the tiny world's step check (its data)")
     check = steps_check if cfg.verify == "steps" else None
 
     def verify(p: Problem, graded: Graded, stage: str) -> Graded:
-        return graded if check is None else verified(p, graded, stage, check, drops)
+        return graded if check is None else verified(p, graded, stage, check, counts)
 
     prompts = [template.format(p.question) for p in problems]
     prompt_ids = [encode(tokenizer, t) for t in prompts]
@@ -135,12 +144,14 @@ def rewrite_problems(
             [self_cfg] * n + [guided_cfg] * n, grader,
         )  # fmt: skip
         first, ahead = graded[:n], graded[n:]
+        count_generated(counts, "guided", ahead)
     else:
         first = generate_and_grade(rollout, prompt_ids, answers, self_cfg, grader)
+    count_generated(counts, "self", first)
     self_samples = []
     for p, graded_self in zip(problems, first, strict=True):
         kept, dropped = screen(graded_self, "self", "", screening)
-        count_drops(drops, dropped, "self", p.level)
+        count_drops(counts, dropped, "self", p.level)
         self_samples.append(verify(p, kept, "self"))
     guided_idx = [i for i, g in enumerate(self_samples) if needs_guided(g)]
     guided: dict[int, Graded] = {}
@@ -152,12 +163,13 @@ def rewrite_problems(
                 rollout, [guided_prompt(i) for i in guided_idx],
                 [answers[i] for i in guided_idx], guided_cfg, grader,
             )  # fmt: skip
+            count_generated(counts, "guided", second)
         for i, g in zip(guided_idx, second, strict=True):
             reference = cfg.reference(problems[i].expert_solution or "")
             guided[i], dropped = screen(g, "guided", reference, screening)
-            count_drops(drops, dropped, "guided", problems[i].level)
+            count_drops(counts, dropped, "guided", problems[i].level)
         if cfg.leak_threshold is not None:
-            gate_leaks(guided, prompt_ids, rollout, cfg.leak_threshold, problems, drops)
+            gate_leaks(guided, prompt_ids, rollout, cfg.leak_threshold, problems, counts)
         guided = {i: verify(problems[i], g, "guided") for i, g in guided.items()}
     selection = cfg.selection()
     records = []
@@ -220,31 +232,34 @@ def run_rewrite(
                 if {r.problem_id for r in done} != {p.problem_id for p in chunk}:
                     raise ValueError(f"{path}: problems differ from this shard's; start over")
             else:
-                drops: Counter[str] = Counter()
+                counts: Counter[str] = Counter()
+                start = time.monotonic()
                 done = rewrite_problems(
-                    chunk, rollout, tokenizer, template, cfg, grader, drops, steps_check
+                    chunk, rollout, tokenizer, template, cfg, grader, counts, steps_check
                 )
+                counts["rewrite_s"] = round(time.monotonic() - start, 3)
                 # before the shard itself, whose presence marks the shard done
-                write_text(drops_path(path), json.dumps(dict(sorted(drops.items())), indent=1))
+                write_text(counts_path(path), json.dumps(dict(sorted(counts.items())), indent=1))
                 write_records(path, done)
             records += done
             bar.update(len(chunk))
     return records
 
 
-def drops_path(shard: Path) -> Path:
-    """Where a shard's `screen` rejections are kept (`count_drops` keys)."""
-    return shard.with_suffix(".drops.json")
+def counts_path(shard: Path) -> Path:
+    """Where a shard's counts are kept: `screen` rejections (`count_drops` keys), samples
+    drawn and scored, and its seconds (`rewrite_s`)."""
+    return shard.with_suffix(".counts.json")
 
 
-def rewrite_drops(out_dir: Path) -> dict[str, float]:
-    """The `screen` rejections of every shard of the rewrite in `out_dir`, summed."""
+def rewrite_counts(out_dir: Path) -> dict[str, float]:
+    """The counts of every shard of the rewrite in `out_dir`, summed."""
     total: Counter[str] = Counter()
     for shard in sorted((out_dir / "shards").glob("*.parquet")):
-        if not drops_path(shard).is_file():
+        if not counts_path(shard).is_file():
             raise FileNotFoundError(
-                f"{drops_path(shard)}: missing; the shard was written before drops were counted "
-                "(start the rewrite over in a new output_dir)"
+                f"{counts_path(shard)}: missing; the shard was written before its counts were "
+                "kept (start the rewrite over in a new output_dir)"
             )
-        total.update(json.loads(drops_path(shard).read_text()))
+        total.update(json.loads(counts_path(shard).read_text()))
     return {k: float(v) for k, v in sorted(total.items())}

@@ -23,7 +23,7 @@ from mtg_ray.config import JobConfig
 from mtg_ray.data import iter_jsonl, write_text
 from mtg_ray.evaluate.report import plot
 from mtg_ray.evaluate.study import difference_table, method_table, run_means, study_pairs
-from mtg_ray.objectives import ONLINE_METHODS
+from mtg_ray.objectives import METHODS, ONLINE_METHODS
 from mtg_ray.online.config import CONTROLS
 from mtg_ray.pipelines.offline import evaluate_job, main_job
 from mtg_ray.pipelines.online import online_job, online_name
@@ -63,6 +63,21 @@ def machine() -> str:
         pass
     system = f"{platform.system()} {platform.release()}"
     return f"{cpu}, {os.cpu_count()} CPUs, {system}, Python {platform.python_version()}"
+
+
+def run_cost(out: Path, name: str) -> tuple[float, float]:
+    """(samples drawn, seconds spent rewriting) for run `name` of the seed folder `out`: none
+    for the base model and the methods on expert data; the offline round's rewrite (shared by
+    every method trained on it) for the other offline methods; an online run's own rewriting
+    (its `train_done.json` timing: the steps its last process ran)."""
+    if name == "base" or (name in METHODS and METHODS[name].dataset == "expert"):
+        return 0.0, 0.0
+    if name in METHODS:
+        summary = json.loads((out / "rewrite" / "summary.json").read_text())
+        drawn = sum(v for k, v in summary.items() if k.startswith("generated_"))
+        return float(drawn), float(summary.get("rewrite_s", float("nan")))
+    timing = json.loads((out / name / "train_done.json").read_text())["timing"]
+    return float(timing.get("samples", float("nan"))), float(timing.get("generate_s", 0.0))
 
 
 # The heading of results.md's hand-written part, which `study` keeps when it rewrites the rest.
@@ -138,6 +153,7 @@ def study_job(
         for m in names
     }
     lines = _report(cfg, seeds, command, wall, benchmark, len(problems), acc, evals)
+    lines += _cost_lines({m: [run_cost(out, m) for out in outs] for m in names})
     lines += _selection_lines(cfg, selection)
     results_dir.mkdir(parents=True, exist_ok=True)
     report = results_dir / "results.md"
@@ -184,6 +200,24 @@ def _report(cfg, seeds, command, wall, benchmark, n_problems, acc, evals) -> lis
     for m, per_seed in evals.items():
         values = [np.mean([e[k] for e in per_seed]) for k in metrics]
         lines.append(f"| {m} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
+    return lines
+
+
+def _cost_lines(costs: dict[str, list[tuple[float, float]]]) -> list[str]:
+    """What each run's data cost (`run_cost`), means over seeds."""
+    lines = [
+        "",
+        "## Cost of the data (means over seeds)",
+        "",
+        "Samples drawn and seconds spent rewriting; an offline method's are its one round's "
+        "(shared by every method trained on it).",
+        "",
+        "| run | samples drawn | rewriting s |",
+        "|---|---|---|",
+    ]
+    for m, per_seed in costs.items():
+        drawn, seconds = np.mean(per_seed, axis=0)
+        lines.append(f"| {m} | {drawn:.0f} | {seconds:.0f} |")
     return lines
 
 

@@ -53,6 +53,10 @@ def test_study_runs_each_seed_and_writes_the_report(
     assert "| online_dr_sft - dr_sft |" in report  # online vs offline at equal steps
     assert (tmp_path / "runs" / "seed-1" / "online_dr_sft" / "train_done.json").is_file()
     assert "greedy" in report and "level_" in report
+    cost = dict(re.findall(r"^\| (\w+) \| (\d+) \| \d+ \|$", report, re.M))
+    assert cost["base"] == cost["sft"] == "0"  # no sampling for the expert data
+    # 32 problems x 2 self samples, and guided samples for the failures
+    assert int(cost["dr_sft"]) >= 64 and int(cost["online_dr_sft"]) >= 64
     assert (tmp_path / "docs" / "results.png").read_bytes()[:4] == b"\x89PNG"
     # the lrs as given, said so, and every seed trained at them
     assert "Given, not selected here: sft 0.001, dr_sft 0.0001." in report

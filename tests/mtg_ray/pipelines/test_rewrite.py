@@ -13,7 +13,7 @@ from mtg_ray.pipelines.evaluate import evaluate
 from mtg_ray.pipelines.generate import generate_and_grade
 from mtg_ray.pipelines.rewrite import (
     expert_records,
-    rewrite_drops,
+    rewrite_counts,
     rewrite_problems,
     run_rewrite,
 )
@@ -104,20 +104,31 @@ def test_dropped_samples_are_counted_per_rule_stage_and_level(standins, tmp_path
     out = tmp_path / "rw"
     rollout = standins.Rollout(policy, finish)
     run_rewrite(problems, rollout, standins.tokenizer, PLAIN, CFG, out, standins.grader)
-    assert rewrite_drops(out) == {k: float(v) for k, v in sorted(drops.items())}
-    (out / "shards" / "shard-00000.drops.json").unlink()
-    with pytest.raises(FileNotFoundError, match="shard-00000.drops.json"):
-        rewrite_drops(out)
+    counts = rewrite_counts(out)
+    assert counts.pop("rewrite_s") > 0  # the shard's seconds, kept beside its counts
+    assert counts == {k: float(v) for k, v in sorted(drops.items())}
+    (out / "shards" / "shard-00000.counts.json").unlink()
+    with pytest.raises(FileNotFoundError, match="shard-00000.counts.json"):
+        rewrite_counts(out)
 
 
 def test_one_call_samples_both_stages_together_and_keeps_the_same_records(standins) -> None:
     problems = standins.problems(9)
     two_calls, one_call = standins.Rollout(), standins.Rollout()
-    before = rewrite_problems(problems, two_calls, standins.tokenizer, PLAIN, CFG, standins.grader)
+    cost: dict[str, Counter[str]] = {"two": Counter(), "one": Counter()}
+    before = rewrite_problems(
+        problems, two_calls, standins.tokenizer, PLAIN, CFG, standins.grader, cost["two"]
+    )
     cfg = dataclasses.replace(CFG, one_call=True)
-    after = rewrite_problems(problems, one_call, standins.tokenizer, PLAIN, cfg, standins.grader)
+    after = rewrite_problems(
+        problems, one_call, standins.tokenizer, PLAIN, cfg, standins.grader, cost["one"]
+    )
     assert after == before  # the stand-in answers alike whenever asked: same records
     assert two_calls.requests == [(9, 0), (6, 0)] and one_call.requests == [(18, 0)]
+    # what each drew: one call samples a guided answer for every problem, used or not
+    n, g = CFG.samples, CFG.guided_samples
+    assert cost["two"] == Counter(generated_self=9 * n, generated_guided=6 * g)
+    assert cost["one"] == Counter(generated_self=9 * n, generated_guided=9 * g)
 
 
 def test_the_leak_gate_and_the_masked_reference_take_the_answer_away(standins) -> None:
