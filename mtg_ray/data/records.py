@@ -11,6 +11,7 @@ import pyarrow.parquet as pq
 from mtg_ray.data.atomic import atomic_path
 from mtg_ray.data.errors import DataError, column_values
 from mtg_ray.data.schema import (
+    LATER_FIELDS,
     RECORD_FIELDS,
     RECORD_SCHEMA,
     Record,
@@ -37,6 +38,10 @@ def table_to_records(table: pa.Table, path: str | os.PathLike[str] = "<table>") 
 
     Extra columns are ignored, so files from a newer writer with added columns still read.
     """
+    for name in LATER_FIELDS:  # files written before the column existed: all null
+        if name not in table.column_names:
+            nulls = pa.nulls(table.num_rows, RECORD_SCHEMA.field(name).type)
+            table = table.append_column(RECORD_SCHEMA.field(name), nulls)
     for field in RECORD_SCHEMA:
         if field.name not in table.column_names:
             raise DataError(path, "missing column", field=field.name)

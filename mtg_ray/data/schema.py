@@ -52,17 +52,19 @@ class Record:
     top_p: float | None
     max_tokens: int | None
     seed: int | None
+    # log b per response token under a stated stand-in for an expert record's unknown
+    # behaviour (online.expert_rows=ratio: the sampling policy shown the reference); else None
+    standin_logprobs: list[float] | None = None
 
     def __post_init__(self) -> None:
         for name in ("prompt_token_ids", "response_token_ids"):
             value = getattr(self, name)
             if isinstance(value, Sequence) and not isinstance(value, str | list):
                 object.__setattr__(self, name, list(value))
-        lps = self.behaviour_logprobs
-        if isinstance(lps, Sequence) and not isinstance(lps, str) and all(map(_is_number, lps)):
-            object.__setattr__(
-                self, "behaviour_logprobs", np.asarray(lps, dtype=np.float32).tolist()
-            )
+        for name in ("behaviour_logprobs", "standin_logprobs"):
+            lps = getattr(self, name)
+            if isinstance(lps, Sequence) and not isinstance(lps, str) and all(map(_is_number, lps)):
+                object.__setattr__(self, name, np.asarray(lps, dtype=np.float32).tolist())
         for name in ("temperature", "top_p"):
             value = getattr(self, name)
             if _is_number(value):
@@ -86,9 +88,12 @@ RECORD_SCHEMA = pa.schema(
         pa.field("top_p", pa.float32(), nullable=True),
         pa.field("max_tokens", pa.int32(), nullable=True),
         pa.field("seed", pa.int64(), nullable=True),
+        pa.field("standin_logprobs", pa.list_(pa.float32()), nullable=True),
     ]
 )
 RECORD_FIELDS = tuple(f.name for f in fields(Record))
+# Columns added after files were first written: a file without one reads it as nulls.
+LATER_FIELDS = ("standin_logprobs",)
 # Present for sampled records, null for expert ones (seed may also be null for sampled ones).
 SAMPLING_FIELDS = ("temperature", "top_p", "max_tokens")
 _INT_RANGE = {pa.int32(): (-(2**31), 2**31 - 1), pa.int64(): (-(2**63), 2**63 - 1)}
@@ -149,6 +154,10 @@ def validate_record(rec: Record, path: str | os.PathLike[str], row: int) -> None
     if rec.source not in SOURCES:
         raise bad("source", f"must be one of {SOURCES}, got {rec.source!r}")
 
+    if rec.standin_logprobs is not None:
+        if rec.source != "expert":
+            raise bad("standin_logprobs", f"only an expert record has them, not {rec.source!r}")
+        _check_logprobs(rec, "standin_logprobs", bad)
     if rec.source == "expert":
         if rec.behaviour_logprobs is not None:
             raise bad("behaviour_logprobs", "must be null for an expert record (pi_beta unknown)")
@@ -172,16 +181,18 @@ def validate_record(rec: Record, path: str | os.PathLike[str], row: int) -> None
         raise bad("top_p", f"must be in (0, 1], got {rec.top_p}")
     if rec.max_tokens < 1:
         raise bad("max_tokens", f"must be >= 1, got {rec.max_tokens}")
-    lps = rec.behaviour_logprobs
-    if lps is None:
+    if rec.behaviour_logprobs is None:
         raise bad("behaviour_logprobs", f"missing for a {rec.source!r} record")
+    _check_logprobs(rec, "behaviour_logprobs", bad)
+
+
+def _check_logprobs(rec: Record, name: str, bad: Any) -> None:
+    """One finite log-prob <= 0 per response token in field `name`."""
+    lps = getattr(rec, name)
     if len(lps) != len(rec.response_token_ids):
-        raise bad(
-            "behaviour_logprobs",
-            f"{len(lps)} log-probs for {len(rec.response_token_ids)} response tokens",
-        )
+        raise bad(name, f"{len(lps)} log-probs for {len(rec.response_token_ids)} response tokens")
     arr = np.asarray(lps, dtype=np.float64)
     wrong = np.flatnonzero(~(np.isfinite(arr) & (arr <= 0.0)))
     if wrong.size:
         t = int(wrong[0])
-        raise bad("behaviour_logprobs", f"token {t}: log-prob {lps[t]} is not finite and <= 0")
+        raise bad(name, f"token {t}: log-prob {lps[t]} is not finite and <= 0")

@@ -21,8 +21,9 @@ class Batch:
 
     input_ids, attention_mask: (B, L). labels: (B, L-1), the next token at each position,
     IGNORE_INDEX outside responses. mask: (B, L-1) response positions. behaviour_logprobs:
-    (B, L-1), 0 where absent. has_behaviour: (B,). sources: per record. truncated: records whose
-    response was cut to fit max_length.
+    (B, L-1), 0 where absent. has_behaviour: (B,). standin_logprobs, has_standin: the same for
+    expert records' stand-in behaviour (`Record.standin_logprobs`). sources: per record.
+    truncated: records whose response was cut to fit max_length.
 
     Packed (`collate(..., pack=True)`): the model also gets the records without padding, back to
     back in one row: packed_input_ids and packed_position_ids (1, T) (positions restart at 0 for
@@ -37,6 +38,8 @@ class Batch:
     mask: Tensor
     behaviour_logprobs: Tensor
     has_behaviour: Tensor
+    standin_logprobs: Tensor
+    has_standin: Tensor
     sources: tuple[str, ...]
     truncated: int
     packed_input_ids: Tensor | None = None
@@ -85,16 +88,22 @@ def collate(records: Sequence[Record], pad_id: int, max_length: int, pack: bool 
     labels = torch.full((bsz, length - 1), IGNORE_INDEX, dtype=torch.long)
     behaviour = torch.zeros((bsz, length - 1), dtype=torch.float32)
     has_behaviour = torch.zeros(bsz, dtype=torch.bool)
+    standin = torch.zeros((bsz, length - 1), dtype=torch.float32)
+    has_standin = torch.zeros(bsz, dtype=torch.bool)
     for i, (rec, seq, (start, keep)) in enumerate(zip(records, seqs, spans, strict=True)):
         input_ids[i, : len(seq)] = torch.tensor(seq, dtype=torch.long)
         attention_mask[i, : len(seq)] = 1
         # position t predicts token t+1: response token j sits at label index start - 1 + j
         labels[i, start - 1 : start - 1 + keep] = input_ids[i, start : start + keep]
-        if rec.behaviour_logprobs is not None:
-            has_behaviour[i] = True
-            behaviour[i, start - 1 : start - 1 + keep] = torch.tensor(
-                rec.behaviour_logprobs[:keep], dtype=torch.float32
-            )
+        for lps, values, has in (
+            (rec.behaviour_logprobs, behaviour, has_behaviour),
+            (rec.standin_logprobs, standin, has_standin),
+        ):
+            if lps is not None:
+                has[i] = True
+                values[i, start - 1 : start - 1 + keep] = torch.tensor(
+                    lps[:keep], dtype=torch.float32
+                )
     batch = Batch(
         input_ids=input_ids,
         attention_mask=attention_mask,
@@ -102,6 +111,8 @@ def collate(records: Sequence[Record], pad_id: int, max_length: int, pack: bool 
         mask=labels != IGNORE_INDEX,
         behaviour_logprobs=behaviour,
         has_behaviour=has_behaviour,
+        standin_logprobs=standin,
+        has_standin=has_standin,
         sources=tuple(r.source for r in records),
         truncated=truncated,
     )
@@ -146,7 +157,8 @@ def micro_batches(records: Sequence[Record], micro_batch_size: int) -> list[list
 
 
 def response_tokens(records: Sequence[Record], max_length: int) -> int:
-    """Response tokens that enter the loss (after cutting to max_length)."""
+    """Response tokens of `records` after cutting to max_length (pass the records that enter
+    the loss: `Objective.trains`)."""
     return sum(
         min(len(r.response_token_ids), max(0, max_length - len(r.prompt_token_ids)))
         for r in records

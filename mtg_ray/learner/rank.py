@@ -125,9 +125,12 @@ class LearnerRank:
     # ---- training -------------------------------------------------------------------------
 
     def train_step(
-        self, records: list[Record], global_response_tokens: int, objective: Objective
-    ) -> dict[str, Any]:
+        self, records: list[Record], global_response_tokens: int, objective: Objective,
+        global_records: int | None = None,
+    ) -> dict[str, Any]:  # fmt: skip
         """Forward/backward over this rank's micro-batches, then one optimizer step.
+        `global_response_tokens` and `global_records` (default: learner.train_batch_size) count
+        what enters the loss over all ranks (rows `objective.trains`).
 
         learner.loss_reduction=token_mean rescales each micro-batch's token-mean loss so that,
         after DeepSpeed divides by the accumulation steps and averages over ranks, the gradient
@@ -161,7 +164,8 @@ class LearnerRank:
                 engine.backward(
                     reduced_loss(
                         out, cfg.loss_reduction, cfg.gradient_accumulation_steps,
-                        cfg.num_workers, global_response_tokens, cfg.train_batch_size,
+                        cfg.num_workers, global_response_tokens,
+                        global_records or cfg.train_batch_size,
                     )
                 )  # fmt: skip
                 if cfg.effective_zero_stage == 0 and engine.is_gradient_accumulation_boundary():

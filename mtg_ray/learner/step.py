@@ -72,8 +72,9 @@ def forward_objective(
     `chunk_tokens`: see `live_logprobs`."""
     logprobs = live_logprobs(model, batch, chunk_tokens)
     out = compute_objective(
-        objective, logprobs, batch.mask, batch.behaviour_logprobs, batch.has_behaviour, normalizer
-    )
+        objective, logprobs, batch.mask, batch.behaviour_logprobs, batch.has_behaviour,
+        normalizer, batch.standin_logprobs, batch.has_standin,
+    )  # fmt: skip
     record_loss = out.token_loss.sum(-1) / batch.mask.sum(-1).clamp(min=1)
     with torch.no_grad():
         mask = batch.mask.float()

@@ -114,3 +114,42 @@ def is_dft(
     expert_weight=dft whatever that setting says."""
     cfg = replace(cfg, expert_weight="dft")
     return importance_sampled(logprobs, mask, behaviour_logprobs, has_behaviour, cfg, normalizer)
+
+
+def reweigh_expert_rows(
+    out: ObjectiveOutput,
+    logprobs: Tensor,
+    mask: Tensor,
+    has_behaviour: Tensor,
+    mode: str,
+    standin_logprobs: Tensor | None = None,
+    has_standin: Tensor | None = None,
+    clip: float = 2.0,
+) -> ObjectiveOutput:
+    """`out` with the expert rows' (no behaviour log-probs) token weights replaced as `mode`
+    says (registry.EXPERT_ROWS): keep, dft (detached token probability), ratio (min(clip,
+    pi_theta / b) per token, b from `standin_logprobs`: every expert row needs them), drop
+    (0). Sampled rows keep the objective's weights."""
+    if mode == "keep":
+        return out
+    mask = mask.bool()
+    expert = (~has_behaviour.bool()).unsqueeze(1) & mask
+    if mode == "dft":
+        weights = _dft_weights(logprobs, mask)
+    elif mode == "ratio":
+        rows = ~has_behaviour.bool()
+        if standin_logprobs is None or has_standin is None or bool((rows & ~has_standin).any()):
+            raise ValueError(
+                "expert_rows=ratio needs the stand-in log-probs of every expert record "
+                "(Record.standin_logprobs, scored when the batch is rewritten)"
+            )
+        diff = torch.where(expert, logprobs.detach() - standin_logprobs, torch.zeros_like(logprobs))
+        weights = torch.exp(diff.clamp(max=20.0)).clamp(max=clip)
+    elif mode == "drop":
+        weights = torch.zeros_like(logprobs)
+    else:
+        raise ValueError(f"unknown expert_rows mode {mode!r}")
+    weights = torch.where(expert, weights, out.token_weights).detach()
+    token_loss = token_nll(logprobs, weights, mask)
+    loss = masked_mean(token_loss, mask)
+    return replace(out, loss=loss, token_loss=token_loss, token_weights=weights)

@@ -38,16 +38,30 @@ def list_objectives() -> list[str]:
     return list(_OBJECTIVES)
 
 
+# How a run weighs its expert rows (`online.expert_rows`): keep (the objective's own weight),
+# dft (the detached token probability), ratio (min(is_clip, pi_theta / b), b the record's
+# stand-in behaviour log-probs), drop (weight 0, and out of the loss's token and record counts).
+EXPERT_ROWS = ("keep", "dft", "ratio", "drop")
+
+
 @dataclass(frozen=True)
 class Objective:
-    """A registered loss by name, with the settings it reads."""
+    """A registered loss by name, with the settings it reads, and how it weighs expert rows
+    (EXPERT_ROWS)."""
 
     name: str
     config: ObjectiveConfig = field(default_factory=ObjectiveConfig)
+    expert_rows: str = "keep"
 
     def __post_init__(self) -> None:
         if self.name not in _OBJECTIVES:
             raise ValueError(f"unknown objective {self.name!r}; known: {list_objectives()}")
+        if self.expert_rows not in EXPERT_ROWS:
+            raise ValueError(f"expert_rows must be one of {EXPERT_ROWS}, got {self.expert_rows!r}")
+
+    def trains(self, source: str) -> bool:
+        """Whether rows of `source` enter the loss (all but dropped expert rows)."""
+        return not (self.expert_rows == "drop" and source == "expert")
 
     @property
     def self_normalizes(self) -> bool:

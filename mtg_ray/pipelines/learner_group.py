@@ -84,9 +84,15 @@ class LearnerGroup:
                 f"train_step got {len(records)} records; learner.train_batch_size is "
                 f"{cfg.train_batch_size}"
             )
-        total = response_tokens(records, cfg.max_length)
+        if objective.expert_rows == "drop" and cfg.loss_reduction == "micro_batch_mean":
+            raise ValueError(
+                "expert_rows=drop needs learner.loss_reduction token_mean or sequence_mean: a "
+                "micro-batch mean would still count the dropped rows' tokens"
+            )
+        trained = [r for r in records if objective.trains(r.source)]
+        total = response_tokens(trained, cfg.max_length)
         if total == 0:
-            raise ValueError("train_step got a batch with no response tokens")
+            raise ValueError("train_step got a batch with no response tokens in the loss")
         start = time.perf_counter()
         # Round-robin over the length order: every rank gets short and long records alike, and
         # its micro-batches (consecutive records) similar lengths: less padding, same gradient.
@@ -95,7 +101,7 @@ class LearnerGroup:
         shards = shard(ordered, cfg.num_workers)
         parts = ray.get(
             [
-                w.train_step.remote(s, total, objective)
+                w.train_step.remote(s, total, objective, len(trained))
                 for w, s in zip(self.workers, shards, strict=True)
             ]
         )

@@ -19,12 +19,20 @@ def test_round_trip(tmp_path: Path, make_record) -> None:
         make_record(),
         make_record("expert"),
         make_record("guided", problem_id="p2", seed=None, behaviour_logprobs=[-0.3, -2.2]),
+        make_record("expert", problem_id="p3", standin_logprobs=[-0.1, -0.2, -0.3]),
     ]
     path = tmp_path / "out" / "shard.parquet"
     write_records(path, records)
     assert pq.read_schema(path).remove_metadata().equals(RECORD_SCHEMA)
     assert read_records(path) == records
     assert table_to_records(records_to_table(records)) == records
+
+
+def test_files_written_before_a_later_column_read_it_as_null(tmp_path: Path, make_record) -> None:
+    records = [make_record(), make_record("expert")]
+    old = tmp_path / "old.parquet"
+    pq.write_table(records_to_table(records).drop_columns(["standin_logprobs"]), old)
+    assert read_records(old) == records
 
 
 def test_empty_file_keeps_schema(tmp_path: Path) -> None:

@@ -65,6 +65,9 @@ def test_floats_are_float32_and_sequences_lists(make_record) -> None:
         ("self", {"behaviour_logprobs": [-1.0, float("-inf")]}, "behaviour_logprobs", "token 1"),
         ("self", {"behaviour_logprobs": None}, "behaviour_logprobs", "missing"),
         ("expert", {"behaviour_logprobs": [-1.0] * 3}, "behaviour_logprobs", "must be null"),
+        ("self", {"standin_logprobs": [-1.0] * 2}, "standin_logprobs", "only an expert"),
+        ("expert", {"standin_logprobs": [-1.0] * 2}, "standin_logprobs", "2 log-probs for 3"),
+        ("expert", {"standin_logprobs": [-1.0, 0.1, -1.0]}, "standin_logprobs", "token 1"),
         ("expert", {"policy_version": 2}, "policy_version", "must be -1"),
         ("expert", {"seed": 7}, "seed", "must be null"),
         ("expert", {"temperature": 1.0}, "temperature", "must be null"),
@@ -104,5 +107,6 @@ def test_valid_variants_pass(make_record) -> None:
         make_record("self"),
         make_record("guided", seed=None, temperature=0.0),
         make_record("expert"),
+        make_record("expert", standin_logprobs=[-0.5, -1.0, -2.0]),
     ]
-    assert records_to_table(records).num_rows == 3
+    assert records_to_table(records).num_rows == 4

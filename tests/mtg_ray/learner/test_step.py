@@ -116,3 +116,33 @@ def test_length_order_pads_less_and_leaves_the_token_mean_gradient_unchanged(mod
     fewer, ordered_grad = padded_and_gradient(ordered)
     assert fewer < 0.75 * given
     torch.testing.assert_close(ordered_grad, given_grad, rtol=1e-4, atol=1e-7)
+
+
+@pytest.mark.parametrize("reduction", ["token_mean", "sequence_mean"])
+def test_dropped_expert_rows_leave_the_gradient_of_the_rows_that_train(
+    model, record, reduction
+) -> None:
+    """expert_rows=drop: a batch with expert rows, counted as the learner group counts it
+    (only rows the objective trains), has the gradient of its sampled rows alone."""
+    from mtg_ray.learner.batch import response_tokens
+    from mtg_ray.learner.rank import reduced_loss
+
+    sampled = [record([5, 6], [8, 9, 10], [-1.0] * 3), record([5], [11, 12], [-2.0] * 2)]
+    expert = [record([5, 6], [13, 14, 15, 16], None), record([7], [17], None)]
+
+    def gradient(records: list, objective: Objective) -> torch.Tensor:
+        model.zero_grad()
+        trained = [r for r in records if objective.trains(r.source)]
+        tokens = response_tokens(trained, 32)
+        for micro in micro_batches(records, 2):
+            out = forward_objective(model, collate(micro, pad_id=0, max_length=32), objective)
+            reduced_loss(out, reduction, 1, 1, tokens, len(trained)).backward()
+        return model.model.layers[0].mlp.up_proj.weight.grad.clone()
+
+    alone = gradient(sampled, Objective("dft"))
+    dropped = gradient(
+        [sampled[0], expert[0], expert[1], sampled[1]], Objective("dft", expert_rows="drop")
+    )
+    torch.testing.assert_close(dropped, alone, rtol=1e-5, atol=1e-8)
+    kept = gradient([sampled[0], expert[0], expert[1], sampled[1]], Objective("dft"))
+    assert not torch.allclose(kept, alone, rtol=1e-3)

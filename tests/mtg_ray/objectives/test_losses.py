@@ -15,7 +15,7 @@ from mtg_ray.objectives import (
 )
 
 
-def reference_loss(logp, mask, behav, has, objective: Objective) -> torch.Tensor:
+def reference_loss(logp, mask, behav, has, objective: Objective, standin=None) -> torch.Tensor:
     """Straight from the formulas, one record and one token at a time."""
     name, cfg = objective.name, objective.config
     bound = cfg.log_ratio_bound
@@ -44,6 +44,17 @@ def reference_loss(logp, mask, behav, has, objective: Objective) -> torch.Tensor
     weights = {
         k: min(max(w / mean, cfg.is_clip_low), cfg.is_clip) if u else w for k, (w, u) in raw.items()
     }
+    for b, t in weights:  # expert rows as objective.expert_rows says
+        if has[b] or objective.expert_rows == "keep":
+            continue
+        p = float(logp[b, t].detach())
+        weights[b, t] = {
+            "dft": math.exp(p),
+            "ratio": min(cfg.is_clip, math.exp(p - float(standin[b, t])))
+            if standin is not None
+            else None,
+            "drop": 0.0,
+        }[objective.expert_rows]
     total = sum(-w * logp[b, t] for (b, t), w in weights.items())
     return total / max(len(weights), 1)
 
@@ -80,6 +91,28 @@ def test_matches_float64_reference(cfg: Objective, seed: int) -> None:
     (ref_grad,) = torch.autograd.grad(ref, logp)
     torch.testing.assert_close(out.loss, ref, atol=1e-10, rtol=1e-8)
     torch.testing.assert_close(grad, ref_grad, atol=1e-10, rtol=1e-8)
+
+
+@pytest.mark.parametrize("name", ["sft", "dft", "is", "is_dft"])
+@pytest.mark.parametrize("rows", ["keep", "dft", "ratio", "drop"])
+def test_expert_rows_are_weighed_as_asked_and_sampled_rows_are_not(name: str, rows: str) -> None:
+    objective = Objective(name, ObjectiveConfig(is_clip=1.5), expert_rows=rows)
+    logp, mask, behav, has = random_batch(6)
+    standin = -torch.rand(4, 6, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    out = compute_objective(objective, logp, mask, behav, has, None, standin, ~has)
+    (grad,) = torch.autograd.grad(out.loss, logp)
+    ref = reference_loss(logp, mask, behav, has, objective, standin)
+    (ref_grad,) = torch.autograd.grad(ref, logp)
+    torch.testing.assert_close(out.loss, ref, atol=1e-10, rtol=1e-8)
+    torch.testing.assert_close(grad, ref_grad, atol=1e-10, rtol=1e-8)
+    own = compute_objective(Objective(name, ObjectiveConfig(is_clip=1.5)), logp, mask, behav, has)
+    sampled = has.unsqueeze(1) & mask
+    assert torch.equal(out.token_weights[sampled], own.token_weights[sampled])
+    if rows == "drop":
+        assert torch.all(out.token_loss[~has] == 0)
+    if rows == "ratio":  # an expert row without stand-in log-probs is refused
+        with pytest.raises(ValueError, match="stand-in"):
+            compute_objective(objective, logp, mask, behav, has, None, standin, has)
 
 
 @pytest.mark.parametrize("cfg", CONFIGS[:2] + CONFIGS[2::3], ids=str)
