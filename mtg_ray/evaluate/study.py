@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mtg_ray.objectives import ONLINE_METHODS
+
 
 @dataclass(frozen=True)
 class Interval:
@@ -71,11 +73,13 @@ def difference_table(
 
 
 def offline_of(name: str) -> str:
-    """The offline method an online run's name trains (`online_dr_sft_overlap` -> dr_sft)."""
-    method = name.removeprefix("online_")
-    for suffix in ("_frozen_sampler", "_near_zero_lr", "_overlap"):
-        method = method.removesuffix(suffix)
-    return method
+    """The offline method an online run's name trains (`online_dr_sft_overlap` -> dr_sft,
+    `refresh_dr_is_dft` -> dr_is_dft); any other name is its own."""
+    design, _, rest = name.partition("_")
+    if design not in ("online", "rounds", "refresh"):
+        return name
+    methods = sorted((m for m in ONLINE_METHODS if rest == m or rest.startswith(m + "_")), key=len)
+    return methods[-1] if methods else name
 
 
 def study_pairs(methods: Sequence[str]) -> list[tuple[str, str]]:

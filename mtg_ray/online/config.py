@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 
-from mtg_ray.objectives import ONLINE_METHODS
+from mtg_ray.objectives import EXPERT_ROWS, ONLINE_METHODS
 
 # Controls: runs of the online loop that separate a bug from a property of online rewriting.
 # frozen_sampler: the rollout group keeps the base weights until the end (every batch sampled
@@ -10,6 +10,10 @@ from mtg_ray.objectives import ONLINE_METHODS
 # method's lr times NEAR_ZERO_LR, so the expert share must stay flat and accuracy at the base's.
 CONTROLS = ("none", "frozen_sampler", "near_zero_lr")
 NEAR_ZERO_LR = 1e-3
+# When the live policy rewrites: per_batch (every batch, as sampled), rounds (K rounds, each
+# rewriting its problems in one go with the policy at its start), refresh (the offline round's
+# records, a record rewritten again only when its weight under the live policy left the band).
+DESIGNS = ("per_batch", "rounds", "refresh")
 
 
 @dataclass(frozen=True)
@@ -24,7 +28,17 @@ class OnlineConfig:
     save_every: steps between checkpoints (the last step always saves); a checkpoint is also a
     weight sync, so a resumed run restarts from exactly the policy version it saved.
     method: what the online job trains (and `compare_online` compares with its offline run),
-    one of ONLINE_METHODS. control: none, or a control run of the loop (CONTROLS)."""
+    one of ONLINE_METHODS. control: none, or a control run of the loop (CONTROLS).
+
+    design: when the live policy rewrites (DESIGNS). rounds: K for design=rounds.
+    refresh_band: design=refresh rewrites a record again when its per-token geometric-mean
+    weight pi_theta / pi_behaviour (expert rows: against the base model) leaves
+    [1 / refresh_band, refresh_band].
+    expert_rows: how expert rows train (mtg_ray.objectives.EXPERT_ROWS): keep, dft, ratio
+    (against the sampling policy shown the reference, scored when the batch is rewritten), drop
+    (the problem trains nothing that step and returns once, retry_after steps later, in the
+    place of a row that step drops). anchor_share: the share of each batch taken from the
+    offline round's records (behaviour: the base model) instead of rewritten now."""
 
     steps: int = 0
     sync_every: int = 1
@@ -33,6 +47,12 @@ class OnlineConfig:
     save_every: int = 16
     method: str = "dr_is"
     control: str = "none"
+    design: str = "per_batch"
+    rounds: int = 3
+    refresh_band: float = 2.0
+    expert_rows: str = "keep"
+    retry_after: int = 8
+    anchor_share: float = 0.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -53,6 +73,33 @@ class OnlineConfig:
             problems.append(f"online.method must be one of {ONLINE_METHODS}, got {self.method!r}")
         if self.control not in CONTROLS:
             problems.append(f"online.control must be one of {CONTROLS}, got {self.control!r}")
+        if self.design not in DESIGNS:
+            problems.append(f"online.design must be one of {DESIGNS}, got {self.design!r}")
+        if self.rounds < 1:
+            problems.append(f"online.rounds must be >= 1, got {self.rounds}")
+        if not self.refresh_band > 1.0:
+            problems.append(f"online.refresh_band must be > 1, got {self.refresh_band}")
+        if self.expert_rows not in EXPERT_ROWS:
+            problems.append(
+                f"online.expert_rows must be one of {EXPERT_ROWS}, got {self.expert_rows!r}"
+            )
+        if self.retry_after < 1:
+            problems.append(f"online.retry_after must be >= 1, got {self.retry_after}")
+        if not 0.0 <= self.anchor_share <= 1.0:
+            problems.append(f"online.anchor_share must be in [0, 1], got {self.anchor_share}")
+        if self.anchor_share and self.expert_rows == "ratio":
+            problems.append(
+                "online.expert_rows=ratio scores the expert rows of fresh batches only; the "
+                "offline round's (online.anchor_share) have no stand-in"
+            )
+        if self.design != "per_batch" and (
+            self.anchor_share or self.expert_rows == "drop" or self.overlap
+            or self.control != "none"
+        ):  # fmt: skip
+            problems.append(
+                "online.anchor_share, expert_rows=drop, overlap and the controls apply to "
+                f"design=per_batch only (design={self.design})"
+            )
         if problems:
             raise ValueError("bad OnlineConfig: " + "; ".join(problems))
 

@@ -91,8 +91,11 @@ class LearnerGroup:
             )
         trained = [r for r in records if objective.trains(r.source)]
         total = response_tokens(trained, cfg.max_length)
-        if total == 0:
-            raise ValueError("train_step got a batch with no response tokens in the loss")
+        if total == 0 and trained:
+            raise ValueError("train_step got a batch with no response tokens")
+        # every row dropped (expert_rows=drop): the step's gradient is zero; it still steps, so
+        # the schedule and the policy version stay those of the other steps
+        total = max(total, 1)
         start = time.perf_counter()
         # Round-robin over the length order: every rank gets short and long records alike, and
         # its micro-batches (consecutive records) similar lengths: less padding, same gradient.
@@ -101,7 +104,7 @@ class LearnerGroup:
         shards = shard(ordered, cfg.num_workers)
         parts = ray.get(
             [
-                w.train_step.remote(s, total, objective, len(trained))
+                w.train_step.remote(s, total, objective, max(len(trained), 1))
                 for w, s in zip(self.workers, shards, strict=True)
             ]
         )

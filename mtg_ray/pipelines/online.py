@@ -6,6 +6,7 @@ each step's records are kept as `<out>/<run>/data/step-<s>.parquet` with their p
 policy version.
 """
 
+import dataclasses
 from collections import Counter
 from typing import Any
 
@@ -15,13 +16,14 @@ from mtg_ray.evaluate.report import headline_accuracy
 from mtg_ray.grading import Grader
 from mtg_ray.learner import num_steps
 from mtg_ray.monitor import Monitor, mean_scalar
+from mtg_ray.objectives import Objective
 from mtg_ray.online import problem_schedule
 from mtg_ray.online.config import NEAR_ZERO_LR
-from mtg_ray.pipelines.batches import OnlineBatches
+from mtg_ray.pipelines.batches import OnlineBatches, RefreshBatches, RoundBatches
 from mtg_ray.pipelines.loop import TrainLoop
 from mtg_ray.pipelines.offline import evaluate_job, method_objective, rewrite_job, train_job
 from mtg_ray.pipelines.protocols import Rollout
-from mtg_ray.pipelines.rewrite import rewrite_problems
+from mtg_ray.pipelines.rewrite import rewrite_problems, score_standins
 from mtg_ray.pipelines.session import Run, groups
 
 
@@ -34,10 +36,35 @@ def online_steps(cfg: JobConfig, num_problems: int) -> int:
     )
 
 
+# A run's name starts with its design's: online (per batch), rounds or refresh.
+DESIGN_PREFIX = {"per_batch": "online", "rounds": "rounds", "refresh": "refresh"}
+
+
 def online_name(cfg: JobConfig) -> str:
-    """The run's folder and TensorBoard name: online_<method>[_overlap][_<control>]."""
-    control = "" if cfg.online.control == "none" else f"_{cfg.online.control}"
-    return f"online_{cfg.online.method}" + ("_overlap" if cfg.online.overlap else "") + control
+    """The run's folder and TensorBoard name:
+    <online|rounds|refresh>_<method>[_overlap][_expert_<rows>][_anchor][_<control>]."""
+    o = cfg.online
+    parts = [DESIGN_PREFIX[o.design], o.method]
+    parts += ["overlap"] if o.overlap else []
+    parts += [f"expert_{o.expert_rows}"] if o.expert_rows != "keep" else []
+    parts += ["anchor"] if o.anchor_share else []
+    parts += [o.control] if o.control != "none" else []
+    return "_".join(parts)
+
+
+def online_objective(run: Run) -> Objective:
+    """`online.method`'s objective, its expert rows weighed as `online.expert_rows` says."""
+    objective = method_objective(run, run.cfg.online.method)
+    return dataclasses.replace(objective, expert_rows=run.cfg.online.expert_rows)
+
+
+def offline_round(run: Run, rollout: Rollout) -> list[Record]:
+    """The offline round's records (the main job's rewrite, made now with the base weights if
+    it is not on disk), for the anchor and refresh designs."""
+    if not (run.out / "rewrite" / "summary.json").is_file():
+        rollout.load_folder(run.model_path, 0)
+    records, _ = rewrite_job(run, rollout)
+    return records
 
 
 def online_lr(cfg: JobConfig) -> float:
@@ -67,21 +94,34 @@ def online_job(run: Run, rollout: Rollout, grader: Grader | None = None) -> dict
             batch, rollout, run.tokenizer, run.template, cfg.rewrite, grade, counts,
             run.steps_check(),
         )  # fmt: skip
+        if cfg.online.expert_rows == "ratio":
+            records = score_standins(
+                records, batch, rollout, run.tokenizer, run.template, cfg.rewrite, counts
+            )
         return records, dict(counts)
 
+    data_dir = run.out / name / "data"
+    if cfg.online.design == "rounds":
+        source: OnlineBatches = RoundBatches(
+            problems, schedule, rewrite, cfg.online, data_dir, run.faithful()
+        )
+    elif cfg.online.design == "refresh":
+        source = RefreshBatches(
+            problems, schedule, rewrite, cfg.online, data_dir, offline_round(run, rollout),
+            rollout.score, run.faithful(),
+        )  # fmt: skip
+    else:
+        source = OnlineBatches(
+            problems, schedule, rewrite, cfg.online, data_dir, run.faithful(),
+            base_weights=lambda: rollout.load_folder(run.model_path, 0),
+            anchors=offline_round(run, rollout) if cfg.online.anchor_share else (),
+            seed=cfg.learner.seed,
+        )  # fmt: skip
     monitor = Monitor(run.out / "tb" / name)
     loop = TrainLoop(
         make_learner=lambda: run.learner_group(steps, online_lr(cfg)),
-        source=OnlineBatches(
-            problems,
-            schedule,
-            rewrite,
-            cfg.online,
-            run.out / name / "data",
-            run.faithful(),
-            base_weights=lambda: rollout.load_folder(run.model_path, 0),
-        ),  # fmt: skip
-        objective=method_objective(run, cfg.online.method),
+        source=source,
+        objective=online_objective(run),
         steps=steps,
         out_dir=run.out / name,
         monitor=monitor,

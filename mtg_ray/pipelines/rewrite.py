@@ -12,7 +12,7 @@ import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,36 @@ def expert_records(
         prompt = template.format(p.question)
         expert_ids = encode(tokenizer, p.expert_solution or "") + [tokenizer.eos_token_id]
         out.append(expert_record(p, prompt, encode(tokenizer, prompt), expert_ids))
+    return out
+
+
+def guided_prompt_ids(
+    problem: Problem, tokenizer: Any, template: PromptTemplate, cfg: RewriteConfig
+) -> list[int]:
+    """The stage-2 prompt: the question with the reference shown as `rewrite` shows it."""
+    shown = cfg.reference(problem.expert_solution or "")
+    return encode(tokenizer, template.format_guided(problem.question, shown))
+
+
+def score_standins(
+    records: Sequence[Record], problems: Sequence[Problem], rollout: Rollout, tokenizer: Any,
+    template: PromptTemplate, cfg: RewriteConfig, counts: Counter[str] | None = None,
+) -> list[Record]:  # fmt: skip
+    """`records` with each expert record's `standin_logprobs`: its response scored by the
+    rollout group's policy on the guided prompt (the sampling policy shown the reference, the
+    stand-in for the expert's unknown behaviour), in one call."""
+    by_id = {p.problem_id: p for p in problems}
+    todo = [i for i, r in enumerate(records) if r.source == "expert"]
+    if not todo:
+        return list(records)
+    prompts = [guided_prompt_ids(by_id[records[i].problem_id], tokenizer, template, cfg)
+               for i in todo]  # fmt: skip
+    scores = rollout.score(prompts, [list(records[i].response_token_ids) for i in todo])
+    if counts is not None:
+        counts["scored"] += len(todo)
+    out = list(records)
+    for i, score in zip(todo, scores, strict=True):
+        out[i] = replace(out[i], standin_logprobs=score)
     return out
 
 
@@ -132,9 +162,7 @@ def rewrite_problems(
     self_cfg, guided_cfg = cfg.sampling(cfg.samples), cfg.sampling(cfg.guided_samples)
 
     def guided_prompt(i: int) -> list[int]:
-        p = problems[i]
-        shown = cfg.reference(p.expert_solution or "")
-        return encode(tokenizer, template.format_guided(p.question, shown))
+        return guided_prompt_ids(problems[i], tokenizer, template, cfg)
 
     ahead: list[Graded] = []
     if cfg.one_call and cfg.guided_samples > 0:

@@ -1,5 +1,6 @@
 """The online job on a small tiny world: per-batch rewriting, overlap, crash and resume."""
 
+import dataclasses
 import re
 from pathlib import Path
 
@@ -89,3 +90,42 @@ def test_compare_online_reports_both_runs_at_equal_steps(
     ), line
     assert (out / "online_dr_is_overlap.txt").read_text().strip() == line
     assert "| online_dr_is_overlap | 4 |" in (out / "results_online_dr_is_overlap.md").read_text()
+
+
+def test_each_online_design_trains_on_real_groups(
+    ray_session, small_world: World, tmp_path: Path
+) -> None:
+    """Rounds, refresh, ratio-weighted expert rows, and anchors with dropped expert rows: each
+    trains end to end with one rollout and one learner group, writing what it says."""
+    out = tmp_path / "run"
+    base = overrides(small_world, out) + ["online.overlap=false", "online.method=dr_dft"]
+    designs = {
+        "rounds_dr_dft": ["online.design=rounds", "online.rounds=2"],
+        "refresh_dr_dft": ["online.design=refresh", "online.refresh_band=1.05"],
+        "online_dr_dft_expert_ratio": ["online.expert_rows=ratio"],
+        "online_dr_dft_expert_drop_anchor": [
+            "online.expert_rows=drop",
+            "online.retry_after=1",
+            "online.anchor_share=0.5",
+        ],  # fmt: skip
+    }
+    run = start(compose("online", base))
+    with groups(run) as rollout:
+        for name, settings in designs.items():
+            cfg = compose("online", base + settings)
+            result = online_job(dataclasses.replace(run, cfg=cfg), rollout)
+            assert result["steps"] == STEPS and result["timing"]["samples"] > 0, name
+    data = {name: out / name / "data" for name in designs}
+    assert sorted(p.name for p in data["rounds_dr_dft"].glob("round-*")) == [
+        "round-00000.parquet", "round-00002.parquet"
+    ]  # fmt: skip
+    assert (data["refresh_dr_dft"] / "expert_base.json").is_file()
+    shard = out / "rewrite" / "shards" / "shard-00000.parquet"
+    offline = {r.problem_id: r for r in read_records(shard)}
+    anchored, ratio = data["online_dr_dft_expert_drop_anchor"], data["online_dr_dft_expert_ratio"]
+    for step in range(STEPS):
+        batch = read_records(anchored / f"step-{step:05d}.parquet")
+        assert len(batch) == 8 and all(r == offline[r.problem_id] for r in batch[4:])
+        assert len(read_records(anchored / f"rewritten-{step:05d}.parquet")) == 4  # fresh half
+        for r in read_records(ratio / f"step-{step:05d}.parquet"):
+            assert (r.standin_logprobs is not None) == (r.source == "expert")

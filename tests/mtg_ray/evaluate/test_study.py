@@ -6,6 +6,7 @@ import pytest
 from mtg_ray.evaluate.study import (
     difference_table,
     method_table,
+    offline_of,
     paired_difference,
     run_means,
     study_pairs,
@@ -55,6 +56,9 @@ def test_study_pairs_put_the_papers_comparisons_first() -> None:
         ("online_dr_sft_near_zero_lr", "dr_sft"),
     ]
     assert ("online_dr_sft_near_zero_lr", "base") in controls  # must match the base
+    designs = ["dr_dft", "dr_is", "rounds_dr_dft", "refresh_dr_is_dft", "online_dr_is_anchor"]
+    assert [offline_of(m) for m in designs] == ["dr_dft", "dr_is", "dr_dft", "dr_is_dft", "dr_is"]
+    assert ("rounds_dr_dft", "dr_dft") in study_pairs(designs)
 
 
 def test_a_rewritten_results_file_keeps_its_preregistrations() -> None:
