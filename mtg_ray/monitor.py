@@ -30,13 +30,31 @@ class Monitor:
         self.writer.close()
 
 
-def mean_scalar(log_dir: Path, tag: str) -> float:
-    """Mean over steps of a TensorBoard scalar written under `log_dir` (nan if absent)."""
+def scalar_series(log_dir: Path, tag: str) -> dict[int, float]:
+    """step -> value of a TensorBoard scalar written under `log_dir` (the last value written
+    for a step: a resumed run redoes steps); empty if absent."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     if not log_dir.is_dir():
-        return float("nan")
+        return {}
     events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0}).Reload()
     if tag not in events.Tags()["scalars"]:
-        return float("nan")
-    return float(np.mean([e.value for e in events.Scalars(tag)]))
+        return {}
+    return {e.step: e.value for e in sorted(events.Scalars(tag), key=lambda e: e.wall_time)}
+
+
+def scalar_tags(log_dir: Path) -> list[str]:
+    """The scalar tags written under `log_dir`."""
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    if not log_dir.is_dir():
+        return []
+    return list(
+        EventAccumulator(str(log_dir), size_guidance={"scalars": 1}).Reload().Tags()["scalars"]
+    )
+
+
+def mean_scalar(log_dir: Path, tag: str) -> float:
+    """Mean over steps of a TensorBoard scalar written under `log_dir` (nan if absent)."""
+    series = scalar_series(log_dir, tag)
+    return float(np.mean(list(series.values()))) if series else float("nan")

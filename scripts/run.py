@@ -8,8 +8,10 @@ policy, keys `online.*`; see configs/online.yaml), compare_online (offline vs on
 `online.method` at equal steps), study (`--seeds N`: select_lr once, then the main job once per
 seed at the selected lrs, then mean and spread over seeds, paired differences with
 problem-bootstrap intervals, into `<--results-dir>/results.md` and `results.png`; `--online
-dr_sft,dr_dft,dr_is` adds those methods' online runs at equal steps). Overrides use the config
-keys of configs/ (hydra syntax), e.g. `learner.lr=1e-4 world=small train.objective=dft`. Under
+dr_sft,dr_dft,dr_is` adds those methods' online runs at equal steps, `--controls` control runs,
+`--design` online candidates at their own selected lrs, each with a `results_<run>.png`).
+Overrides use the config keys of configs/ (hydra syntax), e.g. `learner.lr=1e-4 world=small
+train.objective=dft`. Under
 `ray job submit`, add `resources=cluster` to join the job's cluster.
 """
 
@@ -21,6 +23,7 @@ from pathlib import Path
 
 from mtg_ray.config import check_paths, compose
 from mtg_ray.objectives import Objective
+from mtg_ray.online.config import parse_candidate
 from mtg_ray.pipelines import offline, online
 from mtg_ray.pipelines.select_lr import select_lr
 from mtg_ray.pipelines.session import enter_private_network, groups, start
@@ -48,6 +51,14 @@ def main() -> None:
         "dr_sft:frozen_sampler,dr_sft:near_zero_lr",
     )
     parser.add_argument(
+        "--design",
+        action="append",
+        default=[],
+        help="study: an online candidate trained at its own selected lr, "
+        "method[:key=value[+key=value]] of online.* keys, e.g. dr_dft:design=rounds+rounds=3 "
+        "(repeat for more)",
+    )
+    parser.add_argument(
         "--no-select-lr",
         action="store_true",
         help="study: train at train.method_lr instead of selecting lrs first",
@@ -65,12 +76,13 @@ def main() -> None:
         controls = [tuple(c.split(":", 1)) for c in args.controls.split(",") if c]
         if any(len(c) != 2 for c in controls):
             sys.exit(f"--controls takes method:control items, got {args.controls!r}")
+        try:
+            designs = [parse_candidate(spec) for spec in args.design]
+        except ValueError as e:
+            sys.exit(f"--design: {e}")
         results_dir = Path(args.results_dir)
-        print(
-            study_job(
-                cfg, args.seeds, results_dir, command, methods, not args.no_select_lr, controls
-            )
-        )
+        select = not args.no_select_lr
+        print(study_job(cfg, args.seeds, results_dir, command, methods, select, controls, designs))
         return
     run = start(cfg)
     if args.job == "world":

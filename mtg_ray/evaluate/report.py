@@ -107,9 +107,37 @@ def plot(
     errors: Mapping[str, float] | None = None,
 ) -> None:
     """`bar_figure` written to `path` as a PNG, atomically."""
+    save_figure(bar_figure(accuracy, title, errors), path)
+
+
+def steps_figure(panels: Mapping[str, Mapping[str, Mapping[int, float]]], title: str) -> Any:
+    """One panel per entry of `panels` (panel title -> line label -> step -> value), side by
+    side, over the optimizer steps (an empty panel says so)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig = bar_figure(accuracy, title, errors)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, (name, lines) in zip(axes[0], panels.items(), strict=True):
+        for label, series in lines.items():
+            steps = sorted(series)
+            ax.plot(steps, [series[s] for s in steps], label=label, linewidth=1.2)
+        if not lines:
+            ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
+        ax.set_title(name, fontsize=10)
+        ax.set_xlabel("step")
+        if lines:
+            ax.legend(fontsize=7)
+    fig.suptitle(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def save_figure(fig: Any, path: Path) -> None:
+    """`fig` written to `path` as a PNG, atomically, and closed."""
+    import matplotlib.pyplot as plt
+
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=120)
     plt.close(fig)

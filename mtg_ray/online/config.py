@@ -1,6 +1,7 @@
 """Settings of the online driver (`configs/online.yaml`, key `online`)."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 from mtg_ray.objectives import EXPERT_ROWS, ONLINE_METHODS
 
@@ -38,7 +39,10 @@ class OnlineConfig:
     (against the sampling policy shown the reference, scored when the batch is rewritten), drop
     (the problem trains nothing that step and returns once, retry_after steps later, in the
     place of a row that step drops). anchor_share: the share of each batch taken from the
-    offline round's records (behaviour: the base model) instead of rewritten now."""
+    offline round's records (behaviour: the base model) instead of rewritten now.
+    eval_every: steps between monitor evaluations (0 = none): avg@`train.validation_n` on the
+    first `eval_problems` problems of each test set, logged as `monitor/<set>/avg@<n>` (a
+    curve to watch, never used to choose anything)."""
 
     steps: int = 0
     sync_every: int = 1
@@ -53,6 +57,8 @@ class OnlineConfig:
     expert_rows: str = "keep"
     retry_after: int = 8
     anchor_share: float = 0.0
+    eval_every: int = 0
+    eval_problems: int = 100
 
     def __post_init__(self) -> None:
         problems = []
@@ -83,6 +89,16 @@ class OnlineConfig:
             problems.append(
                 f"online.expert_rows must be one of {EXPERT_ROWS}, got {self.expert_rows!r}"
             )
+        if self.eval_every < 0 or self.eval_problems < 1:
+            problems.append(
+                f"online.eval_every must be >= 0 and online.eval_problems >= 1, got "
+                f"{self.eval_every} and {self.eval_problems}"
+            )
+        if self.eval_every and self.control == "frozen_sampler":
+            problems.append(
+                "online.eval_every needs the learner's weights in the rollout group, which the "
+                "frozen_sampler control never gives it"
+            )
         if self.retry_after < 1:
             problems.append(f"online.retry_after must be >= 1, got {self.retry_after}")
         if not 0.0 <= self.anchor_share <= 1.0:
@@ -107,3 +123,23 @@ class OnlineConfig:
     def frozen(self) -> bool:
         """Whether the sampler keeps the base weights (the frozen_sampler control)."""
         return self.control == "frozen_sampler"
+
+
+def parse_candidate(spec: str) -> dict[str, Any]:
+    """An online candidate of the study from `method[:key=value[+key=value...]]` (keys of
+    OnlineConfig, values cast to the field's type), e.g. `dr_dft:design=rounds+rounds=3`;
+    raises ValueError naming what is wrong."""
+    method, _, rest = spec.partition(":")
+    settings: dict[str, Any] = {"method": method}
+    types = {f.name: type(getattr(OnlineConfig(), f.name)) for f in fields(OnlineConfig)}
+    for item in filter(None, rest.split("+")):
+        key, eq, value = item.partition("=")
+        if not eq or key not in types or key == "method":
+            raise ValueError(f"candidate {spec!r}: {item!r} is not key=value of an online.* key")
+        kind = types[key]
+        try:
+            settings[key] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+        except ValueError as e:
+            raise ValueError(f"candidate {spec!r}: {key}={value!r} is not a {kind.__name__}") from e
+    replace(OnlineConfig(), **settings)  # validates, naming the key
+    return settings

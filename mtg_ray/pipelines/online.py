@@ -20,6 +20,7 @@ from mtg_ray.objectives import Objective
 from mtg_ray.online import problem_schedule
 from mtg_ray.online.config import NEAR_ZERO_LR
 from mtg_ray.pipelines.batches import OnlineBatches, RefreshBatches, RoundBatches
+from mtg_ray.pipelines.evaluate import evaluate
 from mtg_ray.pipelines.loop import TrainLoop
 from mtg_ray.pipelines.offline import evaluate_job, method_objective, rewrite_job, train_job
 from mtg_ray.pipelines.protocols import Rollout
@@ -73,10 +74,14 @@ def online_lr(cfg: JobConfig) -> float:
     return lr * NEAR_ZERO_LR if cfg.online.control == "near_zero_lr" else lr
 
 
-def online_job(run: Run, rollout: Rollout, grader: Grader | None = None) -> dict[str, Any]:
+def online_job(
+    run: Run, rollout: Rollout, grader: Grader | None = None,
+    offline: list[Record] | None = None,
+) -> dict[str, Any]:  # fmt: skip
     """Train `online.method` online from the base policy (at the method's lr, as offline); the
-    rollout group ends holding the final weights. Returns the loop's result (last step's
-    metrics, timings)."""
+    rollout group ends holding the final weights. `offline`: the offline round's records, for
+    the designs that read them (default: `offline_round`). Returns the loop's result (last
+    step's metrics, timings)."""
     cfg = run.cfg
     if cfg.rewrite.keep != "one":
         raise ValueError("online mode needs rewrite.keep=one (one record per problem per step)")
@@ -101,22 +106,33 @@ def online_job(run: Run, rollout: Rollout, grader: Grader | None = None) -> dict
         return records, dict(counts)
 
     data_dir = run.out / name / "data"
+    reads_offline = cfg.online.design == "refresh" or cfg.online.anchor_share > 0
+    if reads_offline and offline is None:
+        offline = offline_round(run, rollout)
     if cfg.online.design == "rounds":
         source: OnlineBatches = RoundBatches(
             problems, schedule, rewrite, cfg.online, data_dir, run.faithful()
         )
     elif cfg.online.design == "refresh":
         source = RefreshBatches(
-            problems, schedule, rewrite, cfg.online, data_dir, offline_round(run, rollout),
-            rollout.score, run.faithful(),
+            problems, schedule, rewrite, cfg.online, data_dir, offline or [], rollout.score,
+            run.faithful(),
         )  # fmt: skip
     else:
         source = OnlineBatches(
             problems, schedule, rewrite, cfg.online, data_dir, run.faithful(),
             base_weights=lambda: rollout.load_folder(run.model_path, 0),
-            anchors=offline_round(run, rollout) if cfg.online.anchor_share else (),
+            anchors=offline or (),
             seed=cfg.learner.seed,
         )  # fmt: skip
+
+    def on_eval() -> dict[str, float]:
+        n = cfg.online.eval_problems
+        cut = {b: problems[:n] for b, problems in run.eval_sets.items()}
+        eval_cfg = dataclasses.replace(cfg.eval, n=cfg.train.validation_n, greedy=False)
+        results = evaluate(rollout, run.tokenizer, run.template, cut, eval_cfg, run.grader())
+        return {f"monitor/{b}/{m}": v for b, ms in results.items() for m, v in ms.items()}
+
     monitor = Monitor(run.out / "tb" / name)
     loop = TrainLoop(
         make_learner=lambda: run.learner_group(steps, online_lr(cfg)),
@@ -127,6 +143,8 @@ def online_job(run: Run, rollout: Rollout, grader: Grader | None = None) -> dict
         monitor=monitor,
         rollout=rollout,
         save_every=cfg.online.save_every,
+        evaluate=on_eval,
+        eval_every=cfg.online.eval_every,
     )
     try:
         return loop.run()

@@ -6,19 +6,24 @@ evaluated with `train.validation_n` samples per held-out problem; the lr with th
 chosen, ties going to the smaller. The rewrite is the run's own (`rewrite_job`, shared with the
 main job of the same run), so selecting costs training and validation only. Every candidate
 lives in `<out>/select_lr/<method>/lr-<lr>` and resumes like any run; the result is
-`<out>/select_lr/selection.json`.
+`<out>/select_lr/selection.json`. Online candidates are selected the same way: trained online
+on the same split (their offline records, where a design reads them: the same split's).
 """
 
 import dataclasses
 import json
 import logging
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
+from mtg_ray.config import JobConfig
 from mtg_ray.data import Record, write_text
 from mtg_ray.learner.lr_selection import choose_lr, grid_edge
 from mtg_ray.objectives import METHODS
 from mtg_ray.pipelines.evaluate import evaluate
 from mtg_ray.pipelines.offline import method_objective, rewrite_job, train_job
+from mtg_ray.pipelines.online import online_job, online_name
 from mtg_ray.pipelines.protocols import Rollout
 from mtg_ray.pipelines.session import Run
 
@@ -27,9 +32,29 @@ VALIDATION = "validation"
 log = logging.getLogger(__name__)
 
 
-def select_lr(run: Run, rollout: Rollout) -> dict[str, Any]:
-    """Run (or read back) the selection for `run.cfg.methods`; returns selection.json's dict:
-    grid, validation size and n, avg@n per method and lr, and `selected` (method -> lr)."""
+def at_lr(cfg: JobConfig, lr: float) -> JobConfig:
+    """`cfg` with `online.method` training at `lr` (its entry of `train.method_lr`)."""
+    method_lr = {**cfg.train.method_lr, cfg.online.method: lr}
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, method_lr=method_lr))
+
+
+def on_split(run: Run, cfg: JobConfig, out: Path, held_ids: set[str]) -> Run:
+    """`run` with `cfg`, writing into `out`, its train problems less the held-out ones."""
+    trial = dataclasses.replace(run, cfg=cfg, out=out)
+    trial.__dict__["train_problems"] = [
+        p for p in run.train_problems if p.problem_id not in held_ids
+    ]  # a cached_property: set once, read by every job on `trial`
+    return trial
+
+
+def select_lr(
+    run: Run, rollout: Rollout, candidates: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, Any]:
+    """Run (or read back) the selection for `run.cfg.methods` and the online `candidates`
+    (`online.*` settings, `parse_candidate`; each trained online on the same split, at the
+    same steps as its method offline, and named as its run is: `online_name`); returns
+    selection.json's dict: grid, validation size and n, avg@n per method or candidate and lr,
+    and `selected` (name -> lr)."""
     cfg, out = run.cfg, run.out / "select_lr"
     path = out / "selection.json"
     if path.is_file():
@@ -48,22 +73,39 @@ def select_lr(run: Run, rollout: Rollout) -> dict[str, Any]:
         "expert": [r for r in run.expert if r.problem_id not in held_ids],
     }
     eval_cfg = dataclasses.replace(cfg.eval, n=cfg.train.validation_n, greedy=False)
+
+    def offline(method: str) -> Callable[[float, Path], Any]:
+        records = data[METHODS[method].dataset]
+        return lambda lr, folder: train_job(
+            run, records, method_objective(run, method), str(folder.relative_to(run.out)),
+            rollout, lr,
+        )  # fmt: skip
+
+    def online(online_cfg: JobConfig) -> Callable[[float, Path], Any]:
+        return lambda lr, folder: online_job(
+            on_split(run, at_lr(online_cfg, lr), folder, held_ids), rollout,
+            offline=data["rewritten"],
+        )  # fmt: skip
+
+    trainers = {m: offline(m) for m in cfg.methods}
+    for candidate in candidates:
+        online_cfg = dataclasses.replace(cfg, online=dataclasses.replace(cfg.online, **candidate))
+        trainers[online_name(online_cfg)] = online(online_cfg)
     accuracy: dict[str, dict[str, float]] = {}
-    for method in cfg.methods:
-        accuracy[method] = {}
+    for name, train in trainers.items():
+        accuracy[name] = {}
         for lr in cfg.train.lr_grid:
-            name = f"select_lr/{method}/lr-{lr:g}"
-            result_path = run.out / name / "validation.json"
+            folder = run.out / "select_lr" / name / f"lr-{lr:g}"
+            result_path = folder / "validation.json"
             if not result_path.is_file():
-                records = data[METHODS[method].dataset]
-                train_job(run, records, method_objective(run, method), name, rollout, lr)
+                train(lr, folder)
                 results = evaluate(
                     rollout, run.tokenizer, run.template, {VALIDATION: held_out}, eval_cfg,
                     run.grader(),
                 )  # fmt: skip
                 write_text(result_path, json.dumps(results, indent=1))
             metrics = json.loads(result_path.read_text())[VALIDATION]
-            accuracy[method][f"{lr:g}"] = metrics[f"avg@{eval_cfg.n}"]
+            accuracy[name][f"{lr:g}"] = metrics[f"avg@{eval_cfg.n}"]
     selected = {m: choose_lr(a) for m, a in accuracy.items()}
     edges = {m: e for m, lr in selected.items() if (e := grid_edge(cfg.train.lr_grid, lr))}
     for method, edge in edges.items():

@@ -14,21 +14,24 @@ import json
 import os
 import platform
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from mtg_ray.config import JobConfig
 from mtg_ray.data import iter_jsonl, write_text
-from mtg_ray.evaluate.report import plot
+from mtg_ray.data.schema import SOURCES
+from mtg_ray.evaluate.report import plot, save_figure, steps_figure
 from mtg_ray.evaluate.study import difference_table, method_table, run_means, study_pairs
+from mtg_ray.monitor import scalar_series, scalar_tags
 from mtg_ray.objectives import METHODS, ONLINE_METHODS
 from mtg_ray.online.config import CONTROLS
 from mtg_ray.pipelines.offline import evaluate_job, main_job
 from mtg_ray.pipelines.online import online_job, online_name
 from mtg_ray.pipelines.protocols import Rollout
-from mtg_ray.pipelines.select_lr import select_lr
+from mtg_ray.pipelines.select_lr import at_lr, select_lr
 from mtg_ray.pipelines.session import Run, groups, start
 
 
@@ -85,41 +88,53 @@ PREREGISTERED = "## Pre-registered comparisons"
 
 
 def online_runs(
-    run: Run, rollout: Rollout, methods: Sequence[str], controls: Sequence[tuple[str, str]] = ()
-) -> list[str]:
+    run: Run, rollout: Rollout, methods: Sequence[str], controls: Sequence[tuple[str, str]] = (),
+    designs: Sequence[Mapping[str, Any]] = (), selected: Mapping[str, float] | None = None,
+) -> list[str]:  # fmt: skip
     """Train and evaluate each of `methods` online (as `online.method`, at `online.steps`: by
-    default the offline run's steps), then each (method, control) control run, in `run`'s
-    folder; returns their run names."""
+    default the offline run's steps) and each (method, control) control run, at their
+    method's lr; then each of `designs` (`online.*` settings) at its `selected` lr (by run
+    name; default: its method's), in `run`'s folder. Returns their run names."""
+    settings = [{"method": m} for m in methods] + [{"method": m, "control": c} for m, c in controls]
     names = []
-    for method, control in [(m, "none") for m in methods] + list(controls):
-        online_cfg = dataclasses.replace(run.cfg.online, method=method, control=control)
+    for candidate, own_lr in [(c, False) for c in settings] + [(d, True) for d in designs]:
+        online_cfg = dataclasses.replace(run.cfg.online, **candidate)
         cfg = dataclasses.replace(run.cfg, online=online_cfg)
+        name = online_name(cfg)
+        if own_lr and selected and name in selected:
+            cfg = at_lr(cfg, selected[name])
         online = dataclasses.replace(run, cfg=cfg)
         online_job(online, rollout)
-        evaluate_job(online, rollout, online_name(cfg))
-        names.append(online_name(cfg))
+        evaluate_job(online, rollout, name)
+        names.append(name)
     return names
 
 
-def with_selected_lrs(cfg: JobConfig, results_dir: Path) -> tuple[JobConfig, dict | None]:
-    """Select lrs in seed 0's run; `cfg` training at them, and the selection (also written to
+def with_selected_lrs(
+    cfg: JobConfig, results_dir: Path, designs: Sequence[Mapping[str, Any]] = ()
+) -> tuple[JobConfig, dict]:
+    """Select lrs (for `cfg.methods` and the online `designs`) in seed 0's run; `cfg`
+    training the methods at theirs, and the selection (also written to
     `<results_dir>/lr_selection.json`)."""
     run = start(seed_config(cfg, 0))
     with groups(run) as rollout:
-        selection = select_lr(run, rollout)
+        selection = select_lr(run, rollout, designs)
     results_dir.mkdir(parents=True, exist_ok=True)
     write_text(results_dir / "lr_selection.json", json.dumps(selection, indent=1) + "\n")
-    train = dataclasses.replace(cfg.train, method_lr=dict(selection["selected"]))
+    chosen = {m: lr for m, lr in selection["selected"].items() if m in cfg.methods}
+    train = dataclasses.replace(cfg.train, method_lr={**cfg.train.method_lr, **chosen})
     return dataclasses.replace(cfg, train=train), selection
 
 
 def study_job(
     cfg: JobConfig, seeds: int, results_dir: Path, command: str, online: Sequence[str] = (),
     select: bool = True, controls: Sequence[tuple[str, str]] = (),
+    designs: Sequence[Mapping[str, Any]] = (),
 ) -> str:  # fmt: skip
     """Select lrs (unless `select` is false: then `train.method_lr` as given), run the main job
-    (and the `online` methods online) for `seeds` seeds, and write the study's tables and plot.
-    Returns the `study:` line (mean avg@n per run)."""
+    (the `online` methods online, the `controls`, and the online `designs` at their own
+    selected lrs) for `seeds` seeds, and write the study's tables and plots (one per online
+    run: `online_plot`). Returns the `study:` line (mean avg@n per run)."""
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     unknown = [m for m in [*online, *(m for m, _ in controls)] if m not in ONLINE_METHODS]
@@ -131,13 +146,14 @@ def study_job(
     started = time.monotonic()
     selection = None
     if select:
-        cfg, selection = with_selected_lrs(cfg, results_dir)
+        cfg, selection = with_selected_lrs(cfg, results_dir, designs)
+    selected = selection["selected"] if selection else None
     outs, online_names = [], []
     for s in range(seeds):
         run = start(seed_config(cfg, s))
         with groups(run) as rollout:  # one rollout and one learner group for the seed's runs
             main_job(run, rollout)
-            online_names = online_runs(run, rollout, online, controls)
+            online_names = online_runs(run, rollout, online, controls, designs, selected)
         outs.append(run.out)
     wall = time.monotonic() - started
     names = ["base", *cfg.methods, *online_names]
@@ -160,7 +176,33 @@ def study_job(
     kept = kept_section(report.read_text()) if report.is_file() else ""
     write_text(report, "\n".join(lines) + "\n" + kept)
     _plot(acc, results_dir / "results.png", f"{benchmark}: avg@n over {seeds} seeds")
+    for name in online_names:
+        save_figure(online_figure(outs, name), results_dir / f"results_{name}.png")
     return "study: " + " ".join(f"{m}={run_means(a).mean():.4f}" for m, a in acc.items())
+
+
+def online_figure(outs: Sequence[Path], name: str) -> Any:
+    """Online run `name` over its steps: the expert share of each batch (every seed), each
+    source's share of the loss (seed 0), and its monitor accuracy (`online.eval_every`; every
+    seed), from the runs' TensorBoard logs."""
+    logs = [out / "tb" / name for out in outs]
+    monitor = [t for t in scalar_tags(logs[0]) if t.startswith("monitor/") and "/avg@" in t]
+    panels = {
+        "expert share of the batch": {
+            f"seed {s}": scalar_series(log, "online/expert_fraction") for s, log in enumerate(logs)
+        },
+        "share of the loss by source (seed 0)": {
+            source: series
+            for source in SOURCES
+            if (series := scalar_series(logs[0], f"train/loss_share/{source}"))
+        },
+        (monitor[0] if monitor else "monitor accuracy"): {
+            f"seed {s}": scalar_series(log, monitor[0]) for s, log in enumerate(logs)
+        }
+        if monitor
+        else {},
+    }
+    return steps_figure(panels, name)
 
 
 def kept_section(text: str) -> str:

@@ -40,10 +40,15 @@ def test_study_runs_each_seed_and_writes_the_report(
         ],
     )
     command = "python scripts/run.py study --seeds 2 --online dr_sft --no-select-lr"
-    line = study_job(cfg, 2, tmp_path / "docs", command, online=["dr_sft"], select=False)
+    rounds = {"method": "dr_sft", "design": "rounds", "rounds": 2}
+    line = study_job(
+        cfg, 2, tmp_path / "docs", command, online=["dr_sft"], select=False, designs=[rounds]
+    )
     number = "[0-9.]+"
     assert re.fullmatch(
-        rf"study: base={number} sft={number} dr_sft={number} online_dr_sft={number}", line
+        rf"study: base={number} sft={number} dr_sft={number} online_dr_sft={number} "
+        rf"rounds_dr_sft={number}",
+        line,
     ), line
     for seed in (0, 1):  # seeds vary together, each run in its own folder
         assert (tmp_path / "runs" / f"seed-{seed}" / "dr_sft" / "eval.json").is_file()
@@ -51,6 +56,9 @@ def test_study_runs_each_seed_and_writes_the_report(
     assert f"Command: `{command}`" in report
     assert "| dr_sft - sft |" in report and "| sft - base |" in report
     assert "| online_dr_sft - dr_sft |" in report  # online vs offline at equal steps
+    assert "| rounds_dr_sft - dr_sft |" in report  # a design against its offline method
+    for name in ("online_dr_sft", "rounds_dr_sft"):  # its steps: expert and loss shares
+        assert (tmp_path / "docs" / f"results_{name}.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "runs" / "seed-1" / "online_dr_sft" / "train_done.json").is_file()
     assert "greedy" in report and "level_" in report
     cost = dict(re.findall(r"^\| (\w+) \| (\d+) \| \d+ \|$", report, re.M))

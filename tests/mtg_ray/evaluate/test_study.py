@@ -67,3 +67,27 @@ def test_a_rewritten_results_file_keeps_its_preregistrations() -> None:
     text = f"# Study results\n\n| a | b |\n\n{PREREGISTERED}\n\n### 2026-12-02: x\n\nrule\n"
     assert kept_section(text) == f"\n{PREREGISTERED}\n\n### 2026-12-02: x\n\nrule\n"
     assert kept_section("# Study results\n") == ""
+
+
+def test_an_online_runs_figure_reads_its_steps_from_tensorboard(tmp_path) -> None:
+    from mtg_ray.evaluate.report import save_figure
+    from mtg_ray.monitor import Monitor, scalar_series
+    from mtg_ray.pipelines.study import online_figure
+
+    outs = [tmp_path / "seed-0", tmp_path / "seed-1"]
+    for s, out in enumerate(outs):
+        monitor = Monitor(out / "tb" / "online_dr_dft")
+        for step in range(1, 4):
+            monitor.scalars({"online/expert_fraction": 0.1 * step + s,
+                             "train/loss_share/expert": 0.5}, step)  # fmt: skip
+        monitor.scalars({"monitor/tinyworld/avg@4": 0.25}, 3)
+        monitor.scalars({"online/expert_fraction": 0.9}, 2)  # a resumed run redid step 2
+        monitor.close()
+    assert scalar_series(outs[0] / "tb" / "online_dr_dft", "online/expert_fraction") == {
+        1: pytest.approx(0.1), 2: pytest.approx(0.9), 3: pytest.approx(0.3)
+    }  # fmt: skip
+    fig = online_figure(outs, "online_dr_dft")
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[2] == "monitor/tinyworld/avg@4" and len(fig.axes[0].lines) == 2
+    save_figure(fig, tmp_path / "results_online_dr_dft.png")
+    assert (tmp_path / "results_online_dr_dft.png").read_bytes()[:4] == b"\x89PNG"

@@ -79,3 +79,24 @@ def test_retried_problems_take_the_places_of_expert_rows_in_order() -> None:
 def test_bad_design_settings_are_named(overrides: dict, problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         OnlineConfig(**overrides)
+
+
+def test_study_candidates_parse_to_typed_online_settings() -> None:
+    from mtg_ray.online.config import parse_candidate
+
+    assert parse_candidate("dr_dft:design=rounds+rounds=3") == {
+        "method": "dr_dft", "design": "rounds", "rounds": 3,
+    }  # fmt: skip
+    assert parse_candidate("dr_is:anchor_share=0.5+overlap=true") == {
+        "method": "dr_is", "anchor_share": 0.5, "overlap": True,
+    }  # fmt: skip
+    assert parse_candidate("dr_sft") == {"method": "dr_sft"}
+    for spec, problem in [
+        ("dr_dft:rounds", "not key=value"),
+        ("dr_dft:colour=red", "not key=value"),
+        ("dr_dft:rounds=many", "not a int"),
+        ("dr_dft:design=rounds+overlap=true", "design=per_batch only"),
+        ("sgd", "online.method"),
+    ]:
+        with pytest.raises(ValueError, match=problem):
+            parse_candidate(spec)

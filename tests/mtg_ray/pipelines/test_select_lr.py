@@ -131,3 +131,40 @@ def test_a_winner_at_either_end_of_the_grid_is_flagged() -> None:
     assert grid_edge(grid, 3e-5) == "lowest" and grid_edge(grid, 1e-3) == "highest"
     assert grid_edge(grid, 1e-4) == grid_edge(grid, 3e-4) == ""
     assert grid_edge((1e-4,), 1e-4) == ""  # one lr: nothing to extend toward
+
+
+def test_online_candidates_are_selected_on_the_same_split_and_grid(
+    standins, tmp_path: Path
+) -> None:
+    """An online design (here rounds of dr_dft) trains online per grid lr on the split less
+    the held-out problems, at its method's offline steps, and gets its own best lr."""
+    trained: list = []
+    rollout = standins.Rollout()
+
+    def policy(prompt: str, version: int, i: int) -> str:
+        k = standins.answer_of(prompt)
+        good = version > 0 and rollout.lr == BEST["dr_dft"]
+        return f"so \\boxed{{{k if good else k + 1}}}"
+
+    def update(named, version: int) -> None:
+        rollout.lr = float(dict(named)["lr"][0])
+        rollout.version = version
+
+    rollout.policy, rollout.update_weights, rollout.lr = policy, update, 0.0
+    run = _run(standins, tmp_path, trained.append)
+    run = dataclasses.replace(run, cfg=dataclasses.replace(run.cfg, methods=("dr_dft",)))
+    run.__dict__["train_problems"] = standins.problems(38)
+    candidate = {"method": "dr_dft", "design": "rounds", "rounds": 2}
+    selection = select_lr(run, rollout, [candidate])
+
+    assert selection["selected"] == {"dr_dft": BEST["dr_dft"], "rounds_dr_dft": BEST["dr_dft"]}
+    assert list(selection["accuracy"]["rounds_dr_dft"]) == ["0.0001", "0.0003", "0.001"]
+    held_out = {f"p{k}" for k in range(32, 38)}
+    assert [learner.lr for learner in trained] == list(GRID) * 2  # offline, then online
+    for learner in trained:
+        assert len(learner.trained) == 2  # online at the offline run's steps, same split
+        ids = {pid for batch in learner.trained for pid in batch}
+        assert ids and not ids & held_out
+    folder = tmp_path / "select_lr" / "rounds_dr_dft" / "lr-0.0001"
+    assert (folder / "validation.json").is_file()
+    assert (folder / "rounds_dr_dft" / "data" / "round-00000.parquet").is_file()
