@@ -37,13 +37,34 @@ def sampled_logprobs(token_ids: Sequence[int], flat: Any) -> tuple[float, ...]:
     return tuple(flat.logprobs)
 
 
+# The vLLM releases whose weight-transfer API (and rank layout) this engine and the weight
+# sync call; pyproject's `gpu` extra pins the same range (a test keeps them equal).
+VLLM_REQUIRED = ">=0.32,<0.33"
+
+
+def check_vllm_version(installed: str, required: str = VLLM_REQUIRED) -> None:
+    """Raise one line naming both versions unless `installed` is in `required`: an older
+    vLLM would otherwise fail only at the first weight sync."""
+    from packaging.specifiers import SpecifierSet
+    from packaging.version import Version
+
+    if Version(installed) not in SpecifierSet(required):
+        raise RuntimeError(
+            f"vLLM {installed} is installed; mtg-ray's rollout engine needs vllm{required} "
+            "(its weight-transfer API): pip install 'mtg-ray[gpu]' (or [cpu])"
+        )
+
+
 class RolloutEngine:
     """Engine `index` of a rollout group serving the HF model at `model`. Every sample carries
     the policy version of the weights that made it (the version the last update was given)."""
 
     def __init__(self, cfg: RolloutConfig, index: int, model: str) -> None:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # engine in this process
+        import vllm
         from vllm import LLM
+
+        check_vllm_version(vllm.__version__)
         from vllm.platforms import current_platform
 
         kwargs: dict[str, Any] = dict(
