@@ -37,6 +37,13 @@ def rank_offsets(gpus_per_engine: Sequence[int]) -> tuple[list[int], int]:
     return offsets, next_rank
 
 
+def worker_rank(rank_offset: int, dp_index: int, world_size: int, rank: int) -> int:
+    """An engine worker's rank in the transfer group, as vLLM's NCCL weight-transfer engine
+    computes it (`worker_init_process_group`): its engine's offset, plus its data-parallel
+    replica's block (`dp_index` x TP x PP, `world_size` being TP x PP), plus its rank there."""
+    return rank_offset + dp_index * world_size + rank
+
+
 def engine_init_info(
     host: str, port: int, rank_offset: int, world_size: int, chunk_bytes: int
 ) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from vllm.distributed.weight_transfer.base import (
 
 from mtg_ray.weight_sync.buckets import BucketMeta, unpack
 from mtg_ray.weight_sync.cpu_engine import CpuWeightTransferEngine
+from mtg_ray.weight_sync.direct import worker_rank
 
 BACKEND = "gloo"
 TIMEOUT_S = 600.0
@@ -62,16 +63,18 @@ def join_group(
 
 
 class GlooGroupEngine(CpuWeightTransferEngine[TInitInfo, TUpdateInfo]):
-    """A worker in a stateless gloo transfer group, at rank `rank_offset` + its rank within
-    the engine (init info with master_address, master_port, rank_offset, world_size).
-    Subclasses define `receive_weights` over `joined()`."""
+    """A worker in a stateless gloo transfer group, at the rank vLLM's NCCL engine would take
+    (`worker_rank`: `rank_offset`, its data-parallel block, its rank within the engine; init
+    info with master_address, master_port, rank_offset, world_size). Subclasses define
+    `receive_weights` over `joined()`."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self.group: Any = None
 
     def init_transfer_engine(self, init_info: Any) -> None:
-        rank = init_info.rank_offset + self.parallel_config.rank
+        pc = self.parallel_config
+        rank = worker_rank(init_info.rank_offset, pc.data_parallel_index, pc.world_size, pc.rank)
         self.group = join_group(
             init_info.master_address, init_info.master_port, rank, init_info.world_size
         )

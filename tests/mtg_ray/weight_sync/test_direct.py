@@ -18,6 +18,7 @@ from mtg_ray.weight_sync.direct import (
     engine_init_info,
     rank_offsets,
     weight_meta,
+    worker_rank,
 )
 
 
@@ -29,6 +30,34 @@ def test_engines_of_different_sizes_get_disjoint_ranks_after_the_trainer() -> No
     assert rank_offsets([2, 2]) == ([1, 3], 5)
     with pytest.raises(ValueError, match="at least one worker"):
         rank_offsets([1, 0])
+
+
+@pytest.mark.parametrize("shapes", [[(1, 2, 1), (2, 1, 1)], [(2, 2, 1), (1, 4, 1), (3, 1, 2)]])
+def test_data_parallel_workers_take_vllms_ranks_without_collisions(shapes) -> None:
+    """Engines of (DP, TP, PP): each reports DP x TP x PP workers (vLLM's world size with
+    DP), and worker (dp, rank) joins at vLLM's offset + dp x TP x PP + rank."""
+    offsets, world = rank_offsets([dp * tp * pp for dp, tp, pp in shapes])
+    ranks = [
+        worker_rank(offset, dp_index, tp * pp, rank)
+        for offset, (dp, tp, pp) in zip(offsets, shapes, strict=True)
+        for dp_index in range(dp)
+        for rank in range(tp * pp)
+    ]
+    assert sorted(ranks) == list(range(1, world))
+
+
+def test_the_gloo_engines_join_at_the_rank_vllms_nccl_engine_takes(monkeypatch) -> None:
+    from types import SimpleNamespace
+
+    from mtg_ray.weight_sync import gloo
+
+    joined = []
+    monkeypatch.setattr(gloo, "join_group", lambda *args: joined.append(args[2]))  # the rank
+    engine = object.__new__(gloo.GlooWeightTransferEngine)
+    engine.parallel_config = SimpleNamespace(data_parallel_index=1, world_size=2, rank=1)
+    info = SimpleNamespace(master_address="h", master_port=1, rank_offset=3, world_size=9)
+    engine.init_transfer_engine(info)
+    assert joined == [3 + 1 * 2 + 1]
 
 
 def test_init_and_update_info_are_vllms_nccl_dataclasses() -> None:
