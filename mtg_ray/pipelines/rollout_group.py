@@ -30,6 +30,7 @@ from mtg_ray.pipelines.cluster import wait_placed
 from mtg_ray.ports import free_port
 from mtg_ray.rollout import RolloutConfig, Sample, SamplingConfig, merge_in_order, split_by_weight
 from mtg_ray.rollout.config import per_prompt
+from mtg_ray.rollout.placement import engine_placement
 from mtg_ray.tempdirs import OwnedTempDir
 from mtg_ray.weight_sync import BucketMeta, bucket_meta, iter_buckets, unpack
 from mtg_ray.weight_sync.direct import (
@@ -82,15 +83,11 @@ class RolloutGroup:
 
     def __init__(self, cfg: RolloutConfig, model: str) -> None:
         self.cfg, self.model = cfg, model
-        on_gpu = cfg.device == "cuda"
-        bundle = (
-            {"GPU": cfg.tensor_parallel_size, "CPU": cfg.cpus_per_engine}
-            if on_gpu
-            else {"CPU": cfg.cpus_per_engine}
-        )
-        if cfg.node_resource:
-            bundle[cfg.node_resource] = 1
-        self.pg = placement_group([bundle] * cfg.num_engines, strategy=cfg.placement_strategy)
+        self.placement = engine_placement(
+            cfg.num_engines, cfg.gpus_per_engine, cfg.device == "cuda", cfg.cpus_per_engine,
+            cfg.node_resource,
+        )  # fmt: skip
+        self.pg = placement_group(self.placement.bundles, strategy=cfg.placement_strategy)
         wait_placed(self.pg, "rollout engines")
         if cfg.weight_backend == "shm":
             placed = placement_group_table(self.pg)["bundles_to_node_id"].values()
@@ -118,13 +115,15 @@ class RolloutGroup:
         threads = str(cfg.cpus_per_engine)
         env = {
             "OMP_NUM_THREADS": threads, "VLLM_CPU_OMP_THREADS_BIND": "nobind",
-            "TMPDIR": self.tmp.path,
+            "TMPDIR": self.tmp.path, **self.placement.env(index),
         }  # fmt: skip
         actor = ray.remote(RolloutActor).options(
             num_cpus=cfg.cpus_per_engine,
-            num_gpus=1 if cfg.device == "cuda" and cfg.tensor_parallel_size == 1 else 0,
+            num_gpus=self.placement.actor_gpus,
             scheduling_strategy=PlacementGroupSchedulingStrategy(
-                self.pg, placement_group_bundle_index=index
+                self.pg,
+                placement_group_bundle_index=self.placement.actor_bundle[index],
+                placement_group_capture_child_tasks=True,  # vLLM's workers join this group
             ),
             runtime_env={"env_vars": env},
         )

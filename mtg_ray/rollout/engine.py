@@ -85,7 +85,8 @@ class RolloutEngine:
         else:
             kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
             kwargs["tensor_parallel_size"] = cfg.tensor_parallel_size
-            if cfg.tensor_parallel_size > 1:
+            kwargs["pipeline_parallel_size"] = cfg.pipeline_parallel_size
+            if cfg.gpus_per_engine > 1:  # vLLM's Ray workers, in this actor's bundles
                 kwargs["distributed_executor_backend"] = "ray"
         self.llm = LLM(**kwargs)
         self.version = 0
