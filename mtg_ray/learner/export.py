@@ -10,7 +10,7 @@ Every rank must drain the iterator so the gather collectives match; only rank 0 
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import nullcontext
 from pathlib import Path
 
@@ -46,6 +46,16 @@ def gathered_buckets(
         )
         with ctx:
             yield [(name, p.data.detach()) for name, p in group]
+
+
+def sent_pairs(
+    buckets: Iterable[list[tuple[str, Tensor]]], keep: bool
+) -> Iterator[tuple[str, Tensor]]:
+    """The (name, tensor) pairs of `buckets` in order; copies if `keep` (a gathered bucket's
+    tensors are only valid until the next one), the gathered tensors themselves otherwise."""
+    for bucket in buckets:
+        for name, t in bucket:
+            yield name, (t.clone() if keep else t)
 
 
 def save_hf_folder(

@@ -19,7 +19,7 @@ from torch.distributed import TCPStore
 from mtg_ray.data import Record
 from mtg_ray.learner.batch import collate, micro_batches
 from mtg_ray.learner.config import LearnerConfig, deepspeed_config, group_changes
-from mtg_ray.learner.export import gathered_buckets, save_hf_folder
+from mtg_ray.learner.export import gathered_buckets, save_hf_folder, sent_pairs
 from mtg_ray.learner.ops import use_environment_build_dir
 from mtg_ray.learner.rng import rng_state, seed_everything, set_rng_state
 from mtg_ray.learner.schedule import lr_multiplier
@@ -300,13 +300,10 @@ class LearnerRank:
     def broadcast_weights(self) -> int:
         """Every rank gathers the weights bucket by bucket in the same order; rank 0 sends them.
         Returns the bytes sent (0 on other ranks)."""
-        zero3 = self.cfg.effective_zero_stage == 3
-        pairs = (
-            # a packed chunk may span buckets, and ZeRO-3 frees a bucket when the next gathers
-            (name, t.clone() if zero3 else t)
-            for bucket in self._buckets(self.chunk_bytes)
-            for name, t in bucket
-        )
+        # a packed chunk may span buckets, and ZeRO-3 frees a bucket when the next gathers:
+        # the sender keeps copies; the other ranks only take part in the gathers
+        keep = self.cfg.effective_zero_stage == 3 and self.rank == 0
+        pairs = sent_pairs(self._buckets(self.chunk_bytes), keep)
         if self.rank != 0:
             for _ in pairs:
                 pass

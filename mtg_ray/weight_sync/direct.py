@@ -14,6 +14,7 @@ tests; its engine end is `mtg_ray.weight_sync.nccl_standin`.
 """
 
 from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any, Protocol
 
 import torch
@@ -102,6 +103,18 @@ class Broadcaster(Protocol):
     def close(self) -> None: ...
 
 
+@contextmanager
+def kept_cuda_stream() -> Iterator[None]:
+    """The calling thread's current CUDA stream as it was before the block: vLLM's communicator
+    warm-up (`vllm.utils.torch_utils.current_stream`) sets a new one for the thread's whole
+    life, and learner rank 0 would then train on another stream than its peers."""
+    before = torch.cuda.current_stream()
+    try:
+        yield
+    finally:
+        torch.cuda.set_stream(before)  # vLLM's patched set_stream: its cache follows
+
+
 class NcclBroadcaster:
     """Rank 0 of vLLM's NCCL transfer group, on this process's current CUDA device; sends with
     vLLM's packed producer (double-buffered on CUDA streams). Blocks in the constructor until
@@ -111,9 +124,10 @@ class NcclBroadcaster:
         from vllm.distributed.weight_transfer.nccl_common import trainer_init
 
         self.chunk_bytes = chunk_bytes
-        self.group: Any = trainer_init(
-            dict(master_address=host, master_port=port, world_size=world_size), rank=0
-        )
+        with kept_cuda_stream():
+            self.group: Any = trainer_init(
+                dict(master_address=host, master_port=port, world_size=world_size), rank=0
+            )
 
     def send(self, pairs: Iterable[tuple[str, Tensor]], meta: BucketMeta) -> int:
         from vllm.distributed.weight_transfer.packed_tensor import packed_nccl_broadcast_producer

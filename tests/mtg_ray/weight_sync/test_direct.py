@@ -151,3 +151,32 @@ def test_ipc_chunks_fit_the_buffer_and_speak_vllms_packed_ipc_format() -> None:
     assert seen == [["x", "y"], ["z"]]  # fit_chunks([12, 16, 8], 28)
     with pytest.raises(RuntimeError, match="does not match"):
         list(pack_chunks(iter(tensors[::-1]), meta, buffer))
+
+
+def test_the_broadcasters_warm_up_leaves_the_threads_cuda_stream_as_it_was(monkeypatch) -> None:
+    """vLLM's communicator warm-up sets a new current stream for good; `kept_cuda_stream`
+    (around the NCCL broadcaster's setup) puts the caller's back. CUDA stands in here."""
+    from mtg_ray.weight_sync.direct import kept_cuda_stream
+
+    current = ["trainer stream"]
+    monkeypatch.setattr(torch.cuda, "current_stream", lambda: current[0])
+    monkeypatch.setattr(torch.cuda, "set_stream", lambda s: current.__setitem__(0, s))
+    with kept_cuda_stream():
+        torch.cuda.set_stream("vllm's warm-up stream")
+    assert current == ["trainer stream"]
+    with pytest.raises(RuntimeError), kept_cuda_stream():
+        torch.cuda.set_stream("vllm's warm-up stream")
+        raise RuntimeError("the rendezvous failed")
+    assert current == ["trainer stream"]
+
+
+def test_only_the_sending_rank_copies_gathered_weights() -> None:
+    from mtg_ray.learner.export import sent_pairs
+
+    buckets = [[("a", torch.ones(2)), ("b", torch.zeros(3))], [("c", torch.ones(1))]]
+    given = [t for bucket in buckets for _, t in bucket]
+    same = list(sent_pairs(iter(buckets), keep=False))
+    assert [n for n, _ in same] == ["a", "b", "c"]
+    assert all(t is g for (_, t), g in zip(same, given, strict=True))  # no copies
+    kept = list(sent_pairs(iter(buckets), keep=True))
+    assert all(t is not g and torch.equal(t, g) for (_, t), g in zip(kept, given, strict=True))
