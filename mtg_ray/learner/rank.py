@@ -26,7 +26,12 @@ from mtg_ray.learner.schedule import lr_multiplier
 from mtg_ray.learner.step import forward_objective, live_logprobs, normalizer_sums
 from mtg_ray.objectives import Objective
 from mtg_ray.ports import listening_store
-from mtg_ray.weight_sync.direct import Broadcaster, open_broadcaster, weight_meta
+from mtg_ray.weight_sync.direct import (
+    Broadcaster,
+    open_broadcaster,
+    send_or_abort,
+    weight_meta,
+)
 
 CLIENT_KEY = "mtg_ray"  # our entry among the extras DeepSpeed returns as client state
 
@@ -42,6 +47,7 @@ class LearnerRank:
         self.engine: Any = None
         self.broadcaster: Broadcaster | None = None
         self.chunk_bytes = 0
+        self.sync_timeout_s = 600.0  # open_weight_sync sets rollout.sync_timeout_s
         self.forwarded = False  # a forward has run (ZeRO-3 storage is initialised)
         self.store: TCPStore | None = None  # rank 0: the process group's store (open_store)
 
@@ -289,7 +295,7 @@ class LearnerRank:
         """Rank 0 joins the transfer group as its rank 0 (blocks until every engine worker has
         joined); the other ranks only take part in the gathers of each sync."""
         self.close_weight_sync()
-        self.chunk_bytes = chunk_bytes
+        self.chunk_bytes, self.sync_timeout_s = chunk_bytes, timeout_s
         if self.rank == 0:
             if self.cfg.backend == "nccl":
                 torch.cuda.set_device(self.engine.device)
@@ -311,10 +317,12 @@ class LearnerRank:
         if self.broadcaster is None:
             raise RuntimeError("broadcast_weights before open_weight_sync")
         try:
-            return self.broadcaster.send(pairs, weight_meta(self.engine.module))
+            meta = weight_meta(self.engine.module)
+            return send_or_abort(self.broadcaster, pairs, meta, self.sync_timeout_s)
         except BaseException:
             for _ in pairs:  # finish the gathers the other ranks are in, then fail
                 pass
+            self.close_weight_sync()  # aborted: the next sync opens a new group
             raise
 
     def close_weight_sync(self) -> None:

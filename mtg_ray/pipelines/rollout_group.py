@@ -309,8 +309,9 @@ class RolloutGroup:
         0 sends; otherwise the weights stream through this process (`update_weights`).
 
         A direct sync that fails or takes longer than `rollout.sync_timeout_s` at any step tears
-        the group down (the learner side closed, every engine restarted from `model`, version
-        0) and raises one error; the next sync opens a new group."""
+        the group down (learner rank 0 aborts its send within the timeout, `send_or_abort`;
+        every engine restarted from `model`, version 0) and raises one error; the next sync
+        opens a new group."""
         if self.cfg.weight_backend not in DIRECT_BACKENDS:
             return self.update_weights(learner.named_weights(self.bucket_bytes), version)
         start = time.perf_counter()
@@ -329,8 +330,9 @@ class RolloutGroup:
             first = (str(cause).strip().splitlines() or [""])[-1]
             raise RuntimeError(
                 f"weight sync of policy version {version} over {self.cfg.weight_backend} "
-                f"failed ({type(cause).__name__}: {first}); the transfer group was torn down "
-                f"and the engines restarted from {self.model}"
+                f"failed ({type(cause).__name__}: {first}); learner rank 0 aborted its end of "
+                f"the transfer group (its send runs on a thread it can abandon) and the "
+                f"engines restarted from {self.model}"
             ) from err
         self.version = version
         nbytes = sum(sent[len(receives) :])

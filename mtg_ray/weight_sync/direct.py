@@ -13,6 +13,9 @@ part (the communicator and its streams) with a gloo group so the whole path runs
 tests; its engine end is `mtg_ray.weight_sync.nccl_standin`.
 """
 
+import queue
+import threading
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Protocol
@@ -147,7 +150,9 @@ class NcclBroadcaster:
 
 class GlooStandInBroadcaster:
     """Stand-in for `NcclBroadcaster` on CPU (tests): the same group layout, chunks and
-    metadata, with a gloo group in place of the NCCL communicator."""
+    metadata, with a gloo group in place of the NCCL communicator, and NCCL's failure
+    semantics: a broadcast whose receivers are gone (gloo notices, NCCL would not) blocks until
+    the communicator is aborted (`close`), then raises."""
 
     def __init__(
         self, host: str, port: int, world_size: int, chunk_bytes: int, timeout_s: float
@@ -156,6 +161,7 @@ class GlooStandInBroadcaster:
 
         self.chunk_bytes = chunk_bytes
         self.group: Any = join_group(host, port, 0, world_size, timeout_s)
+        self.aborted = threading.Event()
 
     def send(self, pairs: Iterable[tuple[str, Tensor]], meta: BucketMeta) -> int:
         from mtg_ray.weight_sync.gloo import broadcast
@@ -164,13 +170,85 @@ class GlooStandInBroadcaster:
         stream = checked(pairs, meta)
         for start, stop in chunk_bounds(sizes, self.chunk_bytes):
             parts = [next(stream)[1].contiguous().view(-1) for _ in range(start, stop)]
-            broadcast(self.group, torch.cat([p.view(torch.uint8) for p in parts]))
+            try:
+                broadcast(self.group, torch.cat([p.view(torch.uint8) for p in parts]))
+            except Exception as err:  # as NCCL: no error, a send that never returns
+                self.aborted.wait()
+                raise RuntimeError("the transfer group was aborted mid-send") from err
         for _ in stream:  # raises if more tensors came than the metadata lists
             pass
         return sum(sizes)
 
     def close(self) -> None:
+        self.aborted.set()
         self.group = None
+
+
+def send_or_abort(
+    broadcaster: Broadcaster, pairs: Iterable[tuple[str, Tensor]], meta: BucketMeta,
+    timeout_s: float,
+) -> int:  # fmt: skip
+    """`broadcaster.send(pairs, meta)` on a thread of its own, fed from this one, so that a
+    send that never returns (NCCL has no timeout: a receiver that failed leaves the sender
+    blocked) cannot hang the caller: this thread always iterates `pairs` to the end (under
+    ZeRO-3 each item is a gather the other learner ranks take part in), and once the send has
+    failed or `timeout_s` has passed it aborts the communicator (`close`) and raises. Returns
+    the bytes sent."""
+    feed: queue.Queue = queue.Queue(maxsize=NUM_BUFFERS)
+    stop = threading.Event()
+    outcome: dict[str, Any] = {}
+
+    def fed() -> Iterator[tuple[str, Tensor]]:
+        while True:
+            try:
+                item = feed.get(timeout=0.1)
+            except queue.Empty:
+                if stop.is_set():
+                    raise RuntimeError("the send was abandoned") from None
+                continue
+            if item is _END:
+                return
+            yield item
+
+    def run() -> None:
+        try:
+            outcome["bytes"] = broadcaster.send(fed(), meta)
+        except BaseException as err:  # reported to the caller below
+            outcome["error"] = err
+
+    sender = threading.Thread(target=run, name="weight-send", daemon=True)
+    sender.start()
+    deadline = time.monotonic() + timeout_s
+
+    def offer(item: Any) -> None:
+        while not stop.is_set():
+            if "error" in outcome or time.monotonic() > deadline:
+                stop.set()
+                return
+            try:
+                feed.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
+    for pair in pairs:  # every gather happens, whatever became of the send
+        offer(pair)
+    offer(_END)
+    sender.join(timeout=max(0.0, deadline - time.monotonic()))
+    if sender.is_alive() or "error" in outcome:
+        stop.set()
+        broadcaster.close()  # NCCL: ncclCommAbort, which ends a blocked send
+        sender.join(timeout=5.0)
+        cause = outcome.get("error")
+        what = f"failed ({type(cause).__name__}: {cause})" if cause else "did not finish"
+        raise RuntimeError(
+            f"learner rank 0's weight send {what} within rollout.sync_timeout_s={timeout_s}; "
+            "its communicator was aborted"
+        ) from cause
+    return int(outcome["bytes"])
+
+
+_END = object()  # the end of what send_or_abort feeds the sender
 
 
 def open_broadcaster(

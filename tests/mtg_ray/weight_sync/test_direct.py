@@ -180,3 +180,47 @@ def test_only_the_sending_rank_copies_gathered_weights() -> None:
     assert all(t is g for (_, t), g in zip(same, given, strict=True))  # no copies
     kept = list(sent_pairs(iter(buckets), keep=True))
     assert all(t is not g and torch.equal(t, g) for (_, t), g in zip(kept, given, strict=True))
+
+
+class StuckBroadcaster:
+    """NCCL's semantics: after `ok` items, the send blocks until the communicator is aborted."""
+
+    def __init__(self, ok: int, fail: bool = False) -> None:
+        self.ok, self.fail = ok, fail
+        self.aborted = __import__("threading").Event()
+        self.sent: list[str] = []
+
+    def send(self, pairs, meta) -> int:
+        for name, _ in pairs:
+            if len(self.sent) == self.ok:
+                if self.fail:
+                    raise RuntimeError("a receiver failed")
+                self.aborted.wait()
+                raise RuntimeError("aborted")
+            self.sent.append(name)
+        return 7
+
+    def close(self) -> None:
+        self.aborted.set()
+
+
+def gathers(n: int, seen: list[str]):
+    for i in range(n):
+        seen.append(f"t{i}")  # a ZeRO-3 gather: every rank must reach each one
+        yield f"t{i}", torch.ones(1)
+
+
+@pytest.mark.parametrize("fail", [False, True])
+def test_a_send_that_never_returns_is_aborted_and_the_gathers_finish(fail: bool) -> None:
+    from mtg_ray.weight_sync.direct import send_or_abort
+
+    meta = BucketMeta([f"t{i}" for i in range(10)], ["float32"] * 10, [[1]] * 10)
+    seen: list[str] = []
+    stuck = StuckBroadcaster(ok=2, fail=fail)
+    with pytest.raises(RuntimeError, match="communicator was aborted"):
+        send_or_abort(stuck, gathers(10, seen), meta, timeout_s=1.0)
+    assert stuck.aborted.is_set() and stuck.sent == ["t0", "t1"]
+    assert len(seen) == 10  # the caller went through every gather all the same
+    fine = StuckBroadcaster(ok=100)
+    assert send_or_abort(fine, gathers(10, []), meta, timeout_s=5.0) == 7
+    assert len(fine.sent) == 10 and not fine.aborted.is_set()
