@@ -29,8 +29,6 @@ class TinyModelConfig:
     num_attention_heads: int = 2
     num_key_value_heads: int = 1
     max_position_embeddings: int = 1024
-    # lm_head shares embed_tokens' weight (as Qwen2.5-Math-1.5B's does)
-    tie_word_embeddings: bool = False
 
 
 # The size the benchmarks use: big enough (12.2M params) that compute, not overhead, dominates a
@@ -62,10 +60,12 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
 
 
 def build_tiny_model(
-    out_dir: str | Path, cfg: TinyModelConfig = TinyModelConfig(), seed: int = 0
-) -> Path:
+    out_dir: str | Path, cfg: TinyModelConfig = TinyModelConfig(), seed: int = 0,
+    tied: bool = False,
+) -> Path:  # fmt: skip
     """Save a tiny Qwen2 of shape `cfg`, randomly initialised from `seed`, and its tokenizer to
-    `out_dir`."""
+    `out_dir`; `tied`: lm_head shares embed_tokens' weight (as in Qwen2.5-Math-1.5B; the tests
+    of the weight sync use it, the worlds do not)."""
     tokenizer = build_tokenizer()
     config = Qwen2Config(
         vocab_size=len(tokenizer),
@@ -75,7 +75,7 @@ def build_tiny_model(
         num_attention_heads=cfg.num_attention_heads,
         num_key_value_heads=cfg.num_key_value_heads,
         max_position_embeddings=cfg.max_position_embeddings,
-        tie_word_embeddings=cfg.tie_word_embeddings,
+        tie_word_embeddings=tied,
         bos_token_id=tokenizer.bos_token_id,
         eos_token_id=tokenizer.eos_token_id,
         pad_token_id=tokenizer.pad_token_id,

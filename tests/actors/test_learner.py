@@ -14,7 +14,7 @@ from transformers import AutoModelForCausalLM
 
 from mtg_ray.data import Problem, Record
 from mtg_ray.learner import LearnerConfig
-from mtg_ray.models.tiny import TinyModelConfig, build_tiny_model, build_tokenizer
+from mtg_ray.models.tiny import build_tiny_model, build_tokenizer
 from mtg_ray.objectives import OBJECTIVE_NAMES, Objective, ObjectiveConfig
 from mtg_ray.pipelines.learner_group import LearnerGroup
 from mtg_ray.pipelines.rollout_group import RolloutGroup
@@ -267,7 +267,7 @@ def test_direct_sync_moves_the_learners_weights_and_recovers_from_a_failed_send(
 def test_tied_embeddings_sync_whole_without_a_failed_load(make_group, records, tmp_path) -> None:
     """A tied shape (lm_head is embed_tokens, as in Qwen2.5-Math-1.5B) through the direct sync
     under ZeRO-3: the engine scores as the learner does, and its log has no failed load."""
-    tied = build_tiny_model(tmp_path / "tied", TinyModelConfig(tie_word_embeddings=True))
+    tied = build_tiny_model(tmp_path / "tied", tied=True)
     learner = make_group(tied, zero_stage=3)
     cfg = RolloutConfig(
         num_engines=1, max_model_len=256, weight_backend="nccl_standin_gloo",

@@ -115,9 +115,9 @@ def test_gloo_backend_pushes_keeps_its_group_and_restores_a_restarted_engine(
             for m in tiny_models
         }
         group.update_weights(states[model_b].items(), version=1)
-        sender = group._sender
+        sender = group.push.sender
         group.update_weights(states[model_b].items(), version=2)
-        assert group._sender is sender  # the transfer group outlives a sync
+        assert group.push.sender is sender  # the transfer group outlives a sync
         torch.testing.assert_close(
             torch.tensor(group.score([prompt], [response])[0]), expected[model_b], atol=1e-4, rtol=0
         )
