@@ -30,28 +30,23 @@ class Monitor:
         self.writer.close()
 
 
-def scalar_series(log_dir: Path, tag: str) -> dict[int, float]:
-    """step -> value of a TensorBoard scalar written under `log_dir` (the last value written
-    for a step: a resumed run redoes steps); empty if absent."""
+def read_scalars(log_dir: Path) -> dict[str, dict[int, float]]:
+    """tag -> step -> value of every TensorBoard scalar written under `log_dir`, read once (the
+    last value written for a step: a resumed run redoes steps); empty if there is no log."""
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     if not log_dir.is_dir():
         return {}
     events = EventAccumulator(str(log_dir), size_guidance={"scalars": 0}).Reload()
-    if tag not in events.Tags()["scalars"]:
-        return {}
-    return {e.step: e.value for e in sorted(events.Scalars(tag), key=lambda e: e.wall_time)}
+    return {
+        tag: {e.step: e.value for e in sorted(events.Scalars(tag), key=lambda e: e.wall_time)}
+        for tag in events.Tags()["scalars"]
+    }
 
 
-def scalar_tags(log_dir: Path) -> list[str]:
-    """The scalar tags written under `log_dir`."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    if not log_dir.is_dir():
-        return []
-    return list(
-        EventAccumulator(str(log_dir), size_guidance={"scalars": 1}).Reload().Tags()["scalars"]
-    )
+def scalar_series(log_dir: Path, tag: str) -> dict[int, float]:
+    """step -> value of one TensorBoard scalar written under `log_dir`; empty if absent."""
+    return read_scalars(log_dir).get(tag, {})
 
 
 def mean_scalar(log_dir: Path, tag: str) -> float:

@@ -6,6 +6,7 @@ finished is read back, what is not is redone (rewrite shards, train checkpoints,
 
 import json
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -123,12 +124,16 @@ def method_objective(run: Run, method: str) -> Objective:
     return Objective(METHODS[method].objective, run.cfg.objective)
 
 
-def main_job(run: Run, rollout: Rollout | None = None) -> str:
+def main_job(
+    run: Run, rollout: Rollout | None = None, finished: Callable[[str], None] = lambda name: None
+) -> str:
     """World -> rewrite -> train the baselines and ours -> evaluate -> table, with `rollout`
-    (default: the run's own groups, for this job only). Returns the `demo:` line."""
+    (default: the run's own groups, for this job only); `finished(name)` once each run (the
+    base model, each method) has evaluated. Returns the `demo:` line."""
     start_time = time.monotonic()
     with groups(run) if rollout is None else nullcontext(rollout) as rollout:
         results = {"base": evaluate_job(run, rollout, "base")}
+        finished("base")
         rewritten, summary = rewrite_job(run, rollout)
         for method in run.cfg.methods:
             if not (run.out / method / "eval.json").is_file():
@@ -136,6 +141,7 @@ def main_job(run: Run, rollout: Rollout | None = None) -> str:
                 objective = method_objective(run, method)
                 train_job(run, data, objective, method, rollout, run.cfg.lr_of(method))
             results[method] = evaluate_job(run, rollout, method)
+            finished(method)
     _, accuracy = headline_accuracy(results)
     table = write_report(run.out, results, accuracy, summary)
     print(table)

@@ -6,7 +6,10 @@ as `<results_dir>/results.md` and `results.png`.
 
 Seed s varies the learner, rollout and rewrite seeds together (each the configured seed + s);
 the world, the data and every other setting stay. Each seed's run lives in
-`<output_dir>/seed-<s>` and resumes like the main job, so a rerun only recomputes the tables.
+`<output_dir>/seed-<s>` and resumes like the main job. Each run, once evaluated, is also kept as
+a small record under `<results_dir>/runs/` (`mtg_ray.evaluate.ledger`), and the tables and
+figures are made from those records alone: committed, they carry a study that outlasts one
+session (or one machine's output folder) into the next, which reruns only the runs without one.
 """
 
 import dataclasses
@@ -14,7 +17,7 @@ import json
 import os
 import platform
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +26,22 @@ import numpy as np
 from mtg_ray.config import JobConfig
 from mtg_ray.data import iter_jsonl, write_text
 from mtg_ray.data.schema import SOURCES
+from mtg_ray.evaluate.ledger import (
+    RunRecord,
+    check_lr,
+    load_record,
+    record_path,
+    save_record,
+    save_trial,
+    trials,
+)
 from mtg_ray.evaluate.report import plot, save_figure, steps_figure
 from mtg_ray.evaluate.study import difference_table, method_table, run_means, study_pairs
-from mtg_ray.monitor import scalar_series, scalar_tags
+from mtg_ray.monitor import read_scalars
 from mtg_ray.objectives import METHODS, ONLINE_METHODS
 from mtg_ray.online.config import CONTROLS
 from mtg_ray.pipelines.offline import evaluate_job, main_job
-from mtg_ray.pipelines.online import online_job, online_name
+from mtg_ray.pipelines.online import online_job, online_lr, online_name
 from mtg_ray.pipelines.protocols import Rollout
 from mtg_ray.pipelines.select_lr import at_lr, select_lr
 from mtg_ray.pipelines.session import Run, groups, start
@@ -87,38 +99,124 @@ def run_cost(out: Path, name: str) -> tuple[float, float]:
 PREREGISTERED = "## Pre-registered comparisons"
 
 
-def online_runs(
-    run: Run, rollout: Rollout, methods: Sequence[str], controls: Sequence[tuple[str, str]] = (),
+def online_candidates(
+    cfg: JobConfig, methods: Sequence[str], controls: Sequence[tuple[str, str]] = (),
     designs: Sequence[Mapping[str, Any]] = (), selected: Mapping[str, float] | None = None,
-) -> list[str]:  # fmt: skip
-    """Train and evaluate each of `methods` online (as `online.method`, at `online.steps`: by
-    default the offline run's steps) and each (method, control) control run, at their
-    method's lr; then each of `designs` (`online.*` settings) at its `selected` lr (by run
-    name; default: its method's), in `run`'s folder. Returns their run names."""
+) -> list[JobConfig]:  # fmt: skip
+    """The online runs of a seed's `cfg`: each of `methods` online (as `online.method`, at
+    `online.steps`: by default the offline run's steps) and each (method, control) control, at
+    their method's lr; then each of `designs` (`online.*` settings) at its `selected` lr (by
+    run name; default: its method's)."""
     settings = [{"method": m} for m in methods] + [{"method": m, "control": c} for m, c in controls]
-    names = []
+    runs = []
     for candidate, own_lr in [(c, False) for c in settings] + [(d, True) for d in designs]:
-        online_cfg = dataclasses.replace(run.cfg.online, **candidate)
-        cfg = dataclasses.replace(run.cfg, online=online_cfg)
-        name = online_name(cfg)
+        run_cfg = dataclasses.replace(cfg, online=dataclasses.replace(cfg.online, **candidate))
+        name = online_name(run_cfg)
         if own_lr and selected and name in selected:
-            cfg = at_lr(cfg, selected[name])
+            run_cfg = at_lr(run_cfg, selected[name])
+        runs.append(run_cfg)
+    return runs
+
+
+def online_runs(
+    run: Run, rollout: Rollout, candidates: Sequence[JobConfig],
+    finished: Callable[[str], None] = lambda name: None,
+) -> None:  # fmt: skip
+    """Train and evaluate each of `candidates` (`online_candidates`) in `run`'s folder, each
+    unless it was evaluated already; `finished(name)` after each."""
+    for cfg in candidates:
+        name = online_name(cfg)
         online = dataclasses.replace(run, cfg=cfg)
-        online_job(online, rollout)
-        evaluate_job(online, rollout, name)
-        names.append(name)
-    return names
+        if not (run.out / name / "eval.json").is_file():
+            online_job(online, rollout)
+            evaluate_job(online, rollout, name)
+        finished(name)
+
+
+def planned_lrs(cfg: JobConfig, candidates: Sequence[JobConfig]) -> dict[str, float | None]:
+    """Run name -> the peak lr it trains at (None: the base model), in report order."""
+    lrs: dict[str, float | None] = {"base": None}
+    lrs.update({m: cfg.lr_of(m) for m in cfg.methods})
+    lrs.update({online_name(c): online_lr(c) for c in candidates})
+    return lrs
+
+
+# The scalars a run record keeps for its figure and the report's shares: an online run's.
+FIGURE_SCALARS = ("online/", "train/loss_share/", "train/token_share/", "monitor/")
+
+
+def run_record(out: Path, name: str, seed: int, lr: float | None) -> RunRecord:
+    """Run `name` of the seed folder `out`, evaluated, as the study keeps it."""
+    metrics = json.loads((out / name / "eval.json").read_text())
+    samples = out / name / "eval_samples.jsonl"
+    drawn, seconds = run_cost(out, name)
+    online = name != "base" and name not in METHODS
+    scalars = read_scalars(out / "tb" / name) if online else {}
+    return RunRecord(
+        name=name,
+        seed=seed,
+        metrics=metrics,
+        accuracy={b: problem_accuracy(samples, b) for b in metrics},
+        samples=drawn,
+        rewrite_s=seconds,
+        lr=lr,
+        scalars={t: s for t, s in scalars.items() if t.startswith(FIGURE_SCALARS)},
+    )
+
+
+def kept_runs(root: Path, seed: int, lrs: Mapping[str, float | None]) -> dict[str, RunRecord]:
+    """The records kept under `root` for seed `seed`'s planned runs (`lrs`), each checked to be
+    of the lr the run would train at now."""
+    kept = {}
+    for name, lr in lrs.items():
+        if (record := load_record(root, seed, name)) is not None:
+            check_lr(record, lr, root)
+            kept[name] = record
+    return kept
+
+
+def keep_run(root: Path, out: Path, seed: int, name: str, lr: float | None) -> None:
+    """Keep run `name` (evaluated in `out`) as a record under `root`, unless kept already."""
+    if not record_path(root, seed, name).is_file():
+        save_record(root, run_record(out, name, seed, lr))
+
+
+def restore_runs(records: Mapping[str, RunRecord], out: Path) -> None:
+    """Put each kept run's metrics where the seed's jobs look for a finished run
+    (`<out>/<name>/eval.json`), so they are not trained again."""
+    for name, record in records.items():
+        path = out / name / "eval.json"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text(path, json.dumps(record.metrics, indent=1))
+
+
+def trial_folders(out: Path) -> list[tuple[str, float, Path]]:
+    """(candidate, lr, folder) of every lr selection trial that has validated in `out`."""
+    return [
+        (path.parent.parent.name, float(path.parent.name.removeprefix("lr-")), path)
+        for path in sorted((out / "select_lr").glob("*/lr-*/validation.json"))
+    ]
 
 
 def with_selected_lrs(
     cfg: JobConfig, results_dir: Path, designs: Sequence[Mapping[str, Any]] = ()
 ) -> tuple[JobConfig, dict]:
-    """Select lrs (for `cfg.methods` and the online `designs`) in seed 0's run; `cfg`
-    training the methods at theirs, and the selection (also written to
-    `<results_dir>/lr_selection.json`)."""
-    run = start(seed_config(cfg, 0))
-    with groups(run) as rollout:
-        selection = select_lr(run, rollout, designs)
+    """Select lrs (for `cfg.methods` and the online `designs`) in seed 0's run, its trials kept
+    under `<results_dir>/runs/select_lr/` and read back from there; `cfg` training the methods
+    at theirs, and the selection (also written to `<results_dir>/lr_selection.json`)."""
+    run, root = start(seed_config(cfg, 0)), results_dir / "runs"
+    for name, lr, validation in trials(root):
+        path = run.out / "select_lr" / name / f"lr-{lr:g}" / "validation.json"
+        if not path.is_file():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_text(path, json.dumps(validation, indent=1))
+    try:
+        with groups(run) as rollout:
+            selection = select_lr(run, rollout, designs)
+    finally:
+        for name, lr, path in trial_folders(run.out):
+            save_trial(root, name, lr, json.loads(path.read_text()))
     results_dir.mkdir(parents=True, exist_ok=True)
     write_text(results_dir / "lr_selection.json", json.dumps(selection, indent=1) + "\n")
     chosen = {m: lr for m, lr in selection["selected"].items() if m in cfg.methods}
@@ -148,56 +246,66 @@ def study_job(
     if select:
         cfg, selection = with_selected_lrs(cfg, results_dir, designs)
     selected = selection["selected"] if selection else None
-    outs, online_names = [], []
+    root = results_dir / "runs"
+    records: dict[str, list[RunRecord]] = {}
     for s in range(seeds):
-        run = start(seed_config(cfg, s))
-        with groups(run) as rollout:  # one rollout and one learner group for the seed's runs
-            main_job(run, rollout)
-            online_names = online_runs(run, rollout, online, controls, designs, selected)
-        outs.append(run.out)
+        seed_cfg = seed_config(cfg, s)
+        candidates = online_candidates(seed_cfg, online, controls, designs, selected)
+        lrs = planned_lrs(seed_cfg, candidates)
+        kept = kept_runs(root, s, lrs)
+        if len(kept) < len(lrs):
+            run = start(seed_cfg)
+            restore_runs(kept, run.out)
+
+            def keep(name: str, out: Path = run.out, s: int = s, lrs: dict = lrs) -> None:
+                keep_run(root, out, s, name, lrs[name])
+
+            with groups(run) as rollout:  # one rollout and one learner group for the seed
+                main_job(run, rollout, finished=keep)
+                online_runs(run, rollout, candidates, finished=keep)
+            kept = kept_runs(root, s, lrs)
+        for name in lrs:
+            records.setdefault(name, []).append(kept[name])
     wall = time.monotonic() - started
-    names = ["base", *cfg.methods, *online_names]
-    benchmark = next(iter(json.loads((outs[0] / "base" / "eval.json").read_text())))
-    per_run = {
-        m: [problem_accuracy(out / m / "eval_samples.jsonl", benchmark) for out in outs]
-        for m in names
+    benchmark = next(iter(records["base"][0].metrics))
+    problems = sorted(records["base"][0].accuracy[benchmark])
+    acc = {
+        m: np.array([[r.accuracy[benchmark][p] for p in problems] for r in recs])
+        for m, recs in records.items()
     }
-    problems = sorted(per_run["base"][0])
-    acc = {m: np.array([[r[p] for p in problems] for r in runs]) for m, runs in per_run.items()}
-    evals = {
-        m: [json.loads((out / m / "eval.json").read_text())[benchmark] for out in outs]
-        for m in names
-    }
-    lines = _report(cfg, seeds, command, wall, benchmark, len(problems), acc, evals)
-    lines += _cost_lines({m: [run_cost(out, m) for out in outs] for m in names})
+    evals = {m: [r.metrics[benchmark] for r in recs] for m, recs in records.items()}
+    lines = _report(cfg, seeds, command, wall, benchmark, len(problems), acc, evals, root)
+    lines += _cost_lines(
+        {m: [(r.samples, r.rewrite_s) for r in recs] for m, recs in records.items()}
+    )
     lines += _selection_lines(cfg, selection)
     results_dir.mkdir(parents=True, exist_ok=True)
     report = results_dir / "results.md"
-    kept = kept_section(report.read_text()) if report.is_file() else ""
-    write_text(report, "\n".join(lines) + "\n" + kept)
+    kept_text = kept_section(report.read_text()) if report.is_file() else ""
+    write_text(report, "\n".join(lines) + "\n" + kept_text)
     _plot(acc, results_dir / "results.png", f"{benchmark}: avg@n over {seeds} seeds")
-    for name in online_names:
-        save_figure(online_figure(outs, name), results_dir / f"results_{name}.png")
+    for name in list(records)[1 + len(cfg.methods) :]:
+        save_figure(online_figure(records[name], name), results_dir / f"results_{name}.png")
     return "study: " + " ".join(f"{m}={run_means(a).mean():.4f}" for m, a in acc.items())
 
 
-def online_figure(outs: Sequence[Path], name: str) -> Any:
+def online_figure(records: Sequence[RunRecord], name: str) -> Any:
     """Online run `name` over its steps: the expert share of each batch (every seed), each
     source's share of the loss (seed 0), and its monitor accuracy (`online.eval_every`; every
-    seed), from the runs' TensorBoard logs."""
-    logs = [out / "tb" / name for out in outs]
-    monitor = [t for t in scalar_tags(logs[0]) if t.startswith("monitor/") and "/avg@" in t]
+    seed), from the runs' kept TensorBoard scalars (one record per seed)."""
+    first = records[0].scalars
+    monitor = [t for t in first if t.startswith("monitor/") and "/avg@" in t]
     panels = {
         "expert share of the batch": {
-            f"seed {s}": scalar_series(log, "online/expert_fraction") for s, log in enumerate(logs)
+            f"seed {r.seed}": r.scalars.get("online/expert_fraction", {}) for r in records
         },
         "share of the loss by source (seed 0)": {
             source: series
             for source in SOURCES
-            if (series := scalar_series(logs[0], f"train/loss_share/{source}"))
+            if (series := first.get(f"train/loss_share/{source}"))
         },
         (monitor[0] if monitor else "monitor accuracy"): {
-            f"seed {s}": scalar_series(log, monitor[0]) for s, log in enumerate(logs)
+            f"seed {r.seed}": r.scalars.get(monitor[0], {}) for r in records
         }
         if monitor
         else {},
@@ -213,7 +321,7 @@ def kept_section(text: str) -> str:
     return "\n" + text[at:] if at >= 0 else ""
 
 
-def _report(cfg, seeds, command, wall, benchmark, n_problems, acc, evals) -> list[str]:
+def _report(cfg, seeds, command, wall, benchmark, n_problems, acc, evals, root) -> list[str]:
     """results.md's lines: provenance, the method and difference tables, greedy and levels."""
     metrics = [k for k in evals["base"][0] if k.startswith("greedy") or "/level_" in k]
     lines = [
@@ -221,7 +329,8 @@ def _report(cfg, seeds, command, wall, benchmark, n_problems, acc, evals) -> lis
         "",
         f"Command: `{command}`  ",
         f"Machine: {machine()}  ",
-        f"Wall time: {wall / 60:.1f} min for {seeds} seeds (runs already finished are read back)",
+        f"Wall time: {wall / 60:.1f} min for {seeds} seeds in the last invocation (runs kept "
+        f"under `{root}` by earlier ones are read back, not rerun)",
         "",
         f"Test set: {benchmark}, {n_problems} problems, avg@{cfg.eval.n} at temperature "
         f"{cfg.eval.temperature}. Seeds vary the learner, rollout and rewrite seeds together.",

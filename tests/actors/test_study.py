@@ -3,6 +3,7 @@ real Ray/vLLM/DS. The lr selection is left out here (`--no-select-lr`: it is the
 the rest costs again) and tested with stand-ins in tests/mtg_ray/pipelines/test_select_lr.py."""
 
 import re
+import shutil
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,17 @@ def test_study_runs_each_seed_and_writes_the_report(
     assert not (tmp_path / "docs" / "lr_selection.json").exists()
     for seed in (0, 1):
         assert not (tmp_path / "runs" / f"seed-{seed}" / "select_lr").exists()
+    # every run is kept as a record, and the records alone carry the study into another
+    # session: with the output folder gone, the same call reruns nothing and reports the same
+    kept = sorted(p.relative_to(tmp_path / "docs" / "runs").as_posix()
+                  for p in (tmp_path / "docs" / "runs").rglob("*.json"))  # fmt: skip
+    names = ["base", "dr_sft", "online_dr_sft", "rounds_dr_sft", "sft"]
+    assert kept == [f"seed-{s}/{n}.json" for s in (0, 1) for n in names]
+    shutil.rmtree(tmp_path / "runs")
+    again = study_job(
+        cfg, 2, tmp_path / "docs", command, online=["dr_sft"], select=False, designs=[rounds]
+    )
+    assert again == line and not (tmp_path / "runs").exists()
+    rewritten = (tmp_path / "docs" / "results.md").read_text()
+    wall = re.compile(r"^Wall time: .*$", re.M)  # the one line that may differ
+    assert wall.sub("", rewritten) == wall.sub("", report)

@@ -1,4 +1,6 @@
-"""The study's statistics on synthetic per-problem accuracies."""
+"""The study's statistics on synthetic per-problem accuracies, and its kept run records."""
+
+import json
 
 import numpy as np
 import pytest
@@ -69,25 +71,110 @@ def test_a_rewritten_results_file_keeps_its_preregistrations() -> None:
     assert kept_section("# Study results\n") == ""
 
 
-def test_an_online_runs_figure_reads_its_steps_from_tensorboard(tmp_path) -> None:
+def test_an_online_runs_figure_is_drawn_from_its_kept_scalars(tmp_path) -> None:
+    from mtg_ray.evaluate.ledger import RunRecord
     from mtg_ray.evaluate.report import save_figure
-    from mtg_ray.monitor import Monitor, scalar_series
     from mtg_ray.pipelines.study import online_figure
 
-    outs = [tmp_path / "seed-0", tmp_path / "seed-1"]
-    for s, out in enumerate(outs):
-        monitor = Monitor(out / "tb" / "online_dr_dft")
-        for step in range(1, 4):
-            monitor.scalars({"online/expert_fraction": 0.1 * step + s,
-                             "train/loss_share/expert": 0.5}, step)  # fmt: skip
-        monitor.scalars({"monitor/tinyworld/avg@4": 0.25}, 3)
-        monitor.scalars({"online/expert_fraction": 0.9}, 2)  # a resumed run redid step 2
-        monitor.close()
-    assert scalar_series(outs[0] / "tb" / "online_dr_dft", "online/expert_fraction") == {
-        1: pytest.approx(0.1), 2: pytest.approx(0.9), 3: pytest.approx(0.3)
-    }  # fmt: skip
-    fig = online_figure(outs, "online_dr_dft")
+    records = [
+        RunRecord("online_dr_dft", s, {}, {}, 0.0, 0.0, 1e-4, {
+            "online/expert_fraction": {1: 0.1 + s, 2: 0.2 + s},
+            "train/loss_share/expert": {1: 0.5, 2: 0.6},
+            "monitor/tinyworld/avg@4": {2: 0.25},
+        }) for s in (0, 1)
+    ]  # fmt: skip
+    fig = online_figure(records, "online_dr_dft")
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[2] == "monitor/tinyworld/avg@4" and len(fig.axes[0].lines) == 2
+    assert list(fig.axes[0].lines[1].get_ydata()) == [1.1, 1.2]
     save_figure(fig, tmp_path / "results_online_dr_dft.png")
     assert (tmp_path / "results_online_dr_dft.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_a_kept_run_record_holds_what_the_report_reads(tmp_path) -> None:
+    """A finished online run's folder -> its record: metrics, per-problem accuracy, cost, lr and
+    the figure's scalars (the last value of a step a resumed run redid), and no other scalars."""
+    from mtg_ray.evaluate.ledger import load_record, save_record
+    from mtg_ray.monitor import Monitor
+    from mtg_ray.pipelines.study import run_record
+
+    out, name = tmp_path / "seed-1", "online_dr_dft"
+    (out / name).mkdir(parents=True)
+    (out / name / "eval.json").write_text(json.dumps({"tinyworld": {"avg@2": 0.25}}))
+    rows = [("p1", True), ("p1", False), ("p2", False), ("p2", False)]
+    (out / name / "eval_samples.jsonl").write_text("".join(
+        json.dumps({"benchmark": "tinyworld", "problem_id": p, "correct": c}) + "\n"
+        for p, c in rows
+    ))  # fmt: skip
+    timing = {"samples": 96, "generate_s": 12.5}
+    (out / name / "train_done.json").write_text(json.dumps({"timing": timing}))
+    monitor = Monitor(out / "tb" / name)
+    for step in (1, 2):
+        monitor.scalars({"online/expert_fraction": 0.1 * step, "train/loss": 1.0}, step)
+    monitor.scalars({"online/expert_fraction": 0.9}, 2)  # a resumed run redid step 2
+    monitor.close()
+    record = run_record(out, name, 1, 1e-4)
+    assert record.metrics == {"tinyworld": {"avg@2": 0.25}}
+    assert record.accuracy == {"tinyworld": {"p1": 0.5, "p2": 0.0}}
+    assert (record.samples, record.rewrite_s, record.lr) == (96, 12.5, 1e-4)
+    assert record.scalars == {
+        "online/expert_fraction": {1: pytest.approx(0.1), 2: pytest.approx(0.9)}
+    }  # train/loss is not one the report or the figure reads
+    save_record(tmp_path / "runs", record)
+    assert load_record(tmp_path / "runs", 1, name) == record
+    assert load_record(tmp_path / "runs", 0, name) is None
+
+
+def test_kept_runs_go_back_where_the_jobs_look_and_refuse_another_lr(tmp_path) -> None:
+    from mtg_ray.data.errors import DataError
+    from mtg_ray.evaluate.ledger import RunRecord, save_record
+    from mtg_ray.pipelines.study import kept_runs, restore_runs
+
+    root = tmp_path / "runs"
+    save_record(root, RunRecord("base", 0, {"b": {"avg@2": 0.5}}, {}, 0.0, 0.0, None))
+    save_record(root, RunRecord("dr_dft", 0, {"b": {"avg@2": 0.6}}, {}, 9.0, 1.0, 3e-4))
+    lrs = {"base": None, "dr_dft": 3e-4, "sft": 1e-5}
+    kept = kept_runs(root, 0, lrs)
+    assert list(kept) == ["base", "dr_dft"]  # sft has no record: it is run
+    out = tmp_path / "seed-0"
+    (out / "base").mkdir(parents=True)
+    (out / "base" / "eval.json").write_text('{"b": {"avg@2": 0.5}}')
+    restore_runs(kept, out)
+    assert json.loads((out / "dr_dft" / "eval.json").read_text()) == {"b": {"avg@2": 0.6}}
+    assert not (out / "sft").exists()
+    with pytest.raises(DataError, match=r"runs/seed-0/dr_dft.json: field 'lr': is 0.0003"):
+        kept_runs(root, 0, {**lrs, "dr_dft": 1e-4})
+
+
+def test_a_record_that_is_not_one_is_named_with_its_field(tmp_path) -> None:
+    from mtg_ray.data.errors import DataError
+    from mtg_ray.evaluate.ledger import RunRecord, load_record, record_path, save_record
+
+    root = tmp_path / "runs"
+    save_record(root, RunRecord("sft", 2, {}, {}, 0.0, 0.0, 1e-5))
+    record_path(root, 2, "sft").rename(record_path(root, 2, "dft"))
+    with pytest.raises(DataError, match=r"seed-2/dft.json: field 'name': is 'sft'"):
+        load_record(root, 2, "dft")
+    record_path(root, 2, "dft").write_text('{"name": "dft"}')
+    with pytest.raises(DataError, match=r"seed-2/dft.json: not a run record"):
+        load_record(root, 2, "dft")
+
+
+def test_lr_trials_are_kept_and_found_by_candidate_and_lr(tmp_path) -> None:
+    from mtg_ray.evaluate.ledger import save_trial, trials
+    from mtg_ray.pipelines.study import trial_folders
+
+    out = tmp_path / "seed-0"
+    for name, lr in (("dr_dft", 1e-5), ("online_dr_dft", 3e-4)):
+        folder = out / "select_lr" / name / f"lr-{lr:g}"
+        folder.mkdir(parents=True)
+        (folder / "validation.json").write_text(json.dumps({"validation": {"avg@4": lr}}))
+    (out / "select_lr" / "sft" / "lr-1e-05").mkdir(parents=True)  # training, not validated
+    found = trial_folders(out)
+    assert [(n, lr) for n, lr, _ in found] == [("dr_dft", 1e-5), ("online_dr_dft", 3e-4)]
+    for name, lr, path in found:
+        save_trial(tmp_path / "runs", name, lr, json.loads(path.read_text()))
+    assert trials(tmp_path / "runs") == [
+        ("dr_dft", 1e-5, {"validation": {"avg@4": 1e-5}}),
+        ("online_dr_dft", 3e-4, {"validation": {"avg@4": 3e-4}}),
+    ]

@@ -1,0 +1,102 @@
+"""A study's finished runs, small enough to commit: one JSON file per run under a study's
+`<results_dir>/runs/`, so a study longer than one session reads back what earlier sessions
+finished and reruns only the rest.
+
+`seed-<s>/<run>.json` keeps what the study's tables and figures read from a run: its metrics
+(eval.json), each problem's share of correct samples, its cost, its lr and the TensorBoard
+scalars its figure draws. `select_lr/<candidate>/lr-<lr>.json` keeps one lr selection trial's
+validation metrics. A record is written once its run has evaluated; a study whose config would
+train a run at another lr refuses its record (`check_lr`) rather than mixing two configs.
+"""
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mtg_ray.data import write_text
+from mtg_ray.data.errors import DataError
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One finished run of a study. metrics: benchmark -> metric -> value (its eval.json).
+    accuracy: benchmark -> problem_id -> share of its sampled responses graded correct.
+    samples, rewrite_s: samples drawn and seconds spent rewriting for its data (`run_cost`).
+    lr: the peak lr it trained at (None: not trained). scalars: tag -> step -> value."""
+
+    name: str
+    seed: int
+    metrics: dict[str, dict[str, float]]
+    accuracy: dict[str, dict[str, float]]
+    samples: float
+    rewrite_s: float
+    lr: float | None
+    scalars: dict[str, dict[int, float]] = field(default_factory=dict)
+
+
+def record_path(root: Path, seed: int, name: str) -> Path:
+    return root / f"seed-{seed}" / f"{name}.json"
+
+
+def save_record(root: Path, record: RunRecord) -> Path:
+    """Write `record` (atomically) under `root`; returns its path."""
+    path = record_path(root, record.seed, record.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, json.dumps(asdict(record), indent=None, separators=(",", ":")) + "\n")
+    return path
+
+
+def load_record(root: Path, seed: int, name: str) -> RunRecord | None:
+    """The record of run `name` of seed `seed` under `root`, or None if there is none."""
+    path = record_path(root, seed, name)
+    if not path.is_file():
+        return None
+    try:
+        raw: dict[str, Any] = json.loads(path.read_text())
+        scalars = raw.pop("scalars", {})
+        record = RunRecord(
+            **raw,
+            scalars={
+                tag: {int(s): float(v) for s, v in steps.items()} for tag, steps in scalars.items()
+            },
+        )
+    except (ValueError, TypeError, AttributeError) as e:
+        raise DataError(path, f"not a run record ({e})") from e
+    for key, want in (("name", name), ("seed", seed)):
+        if getattr(record, key) != want:
+            raise DataError(path, f"is {getattr(record, key)!r}, expected {want!r}", field=key)
+    return record
+
+
+def check_lr(record: RunRecord, lr: float | None, root: Path) -> None:
+    """Refuse a record made at another lr than the study would train its run at."""
+    same = record.lr == lr or (
+        record.lr is not None and lr is not None and abs(record.lr - lr) <= 1e-9 * abs(lr)
+    )
+    if not same:
+        raise DataError(
+            record_path(root, record.seed, record.name),
+            f"is {record.lr}, but this study trains {record.name} at {lr} (move the record "
+            "away to rerun the run)",
+            field="lr",
+        )
+
+
+def trial_path(root: Path, candidate: str, lr: float) -> Path:
+    return root / "select_lr" / candidate / f"lr-{lr:g}.json"
+
+
+def save_trial(root: Path, candidate: str, lr: float, validation: dict[str, Any]) -> None:
+    """Keep one lr selection trial's validation metrics."""
+    path = trial_path(root, candidate, lr)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, json.dumps(validation, indent=1) + "\n")
+
+
+def trials(root: Path) -> list[tuple[str, float, dict[str, Any]]]:
+    """(candidate, lr, validation metrics) of every trial kept under `root`."""
+    return [
+        (path.parent.name, float(path.stem.removeprefix("lr-")), json.loads(path.read_text()))
+        for path in sorted((root / "select_lr").glob("*/lr-*.json"))
+    ]
