@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from mtg_ray.rollout.config import RolloutConfig, SamplingConfig, per_prompt
+from mtg_ray.rollout.tied import refresh_tied_heads, watch_tied_heads
 from mtg_ray.rollout.types import Sample
 
 
@@ -89,6 +90,7 @@ class RolloutEngine:
             if cfg.gpus_per_engine > 1:  # vLLM's Ray workers, in this actor's bundles
                 kwargs["distributed_executor_backend"] = "ray"
         self.llm = LLM(**kwargs)
+        self.llm.collective_rpc(watch_tied_heads)
         self.version = 0
 
     def ready(self) -> int:
@@ -159,11 +161,13 @@ class RolloutEngine:
 
     def finish_weight_update(self, version: int) -> None:
         self.llm.collective_rpc("finish_weight_update")
+        self.llm.collective_rpc(refresh_tied_heads)
         self.llm.reset_prefix_cache()  # cached KV was computed with the old weights
         self.version = version
 
     def load_folder(self, path: str, version: int) -> None:
         """The weights of the HF folder at `path` (on storage this engine sees), as `version`."""
         self.llm.collective_rpc("reload_weights", kwargs={"weights_path": path})
+        self.llm.collective_rpc(refresh_tied_heads)
         self.llm.reset_prefix_cache()
         self.version = version
