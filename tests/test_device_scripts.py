@@ -13,10 +13,10 @@ from mtg_ray.paths import REPO_ROOT
 pytestmark = pytest.mark.slow
 
 
-def run(script: str) -> str:
+def run(script: str, *args: str) -> str:
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT), "CUDA_VISIBLE_DEVICES": ""}
     out = subprocess.run(
-        [sys.executable, str(REPO_ROOT / script)], env=env, capture_output=True, text=True,
+        [sys.executable, str(REPO_ROOT / script), *args], env=env, capture_output=True, text=True,
         timeout=600, check=False,
     )  # fmt: skip
     assert out.returncode == 0, out.stdout[-2000:] + out.stderr[-4000:]
@@ -36,3 +36,13 @@ def run(script: str) -> str:
 def test_device_script_runs_in_cpu_mode(script: str, last_line: str) -> None:
     lines = run(script).strip().splitlines()
     assert re.match(last_line, lines[-1]), lines[-5:]
+
+
+def test_cluster_checks_pass_on_the_cpu_stand_ins() -> None:
+    """The 2-4 GPU checks, each run whole on CPU (stand-in NCCL, TP 1), so a GPU machine's
+    minutes are not spent finding out that the script broke."""
+    out = run("scripts/device/cluster_checks.py", "--cpu")
+    for name in ("zero3_tied", "failed_first", "tp2"):
+        assert f"CLUSTER CHECK {name} OK (CPU mode)" in out, out[-3000:]
+    assert re.search(r"zero3_tied: [1-9]\d* chunks straddle gather buckets", out)
+    assert "failed_first: raised after" in out
