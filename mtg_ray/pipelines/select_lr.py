@@ -47,14 +47,43 @@ def on_split(run: Run, cfg: JobConfig, out: Path, held_ids: set[str]) -> Run:
     return trial
 
 
+def candidate_configs(
+    cfg: JobConfig, candidates: Sequence[Mapping[str, Any]]
+) -> dict[str, JobConfig]:
+    """Online candidate name (`online_name`) -> its config, for `candidates` (`online.*`)."""
+    configs = {}
+    for candidate in candidates:
+        online_cfg = dataclasses.replace(cfg, online=dataclasses.replace(cfg.online, **candidate))
+        configs[online_name(online_cfg)] = online_cfg
+    return configs
+
+
+def trial_result(run: Run, name: str, lr: float) -> Path:
+    """Where trial (`name`, `lr`) of `run`'s selection keeps its validation metrics."""
+    return run.out / "select_lr" / name / f"lr-{lr:g}" / "validation.json"
+
+
+def missing_trials(
+    run: Run, candidates: Sequence[Mapping[str, Any]] = ()
+) -> list[tuple[str, float]]:
+    """The (name, lr) trials of `run`'s selection not validated yet."""
+    names = [*run.cfg.methods, *candidate_configs(run.cfg, candidates)]
+    return [
+        (name, lr)
+        for name in names
+        for lr in run.cfg.train.lr_grid
+        if not trial_result(run, name, lr).is_file()
+    ]
+
+
 def select_lr(
-    run: Run, rollout: Rollout, candidates: Sequence[Mapping[str, Any]] = ()
+    run: Run, rollout: Rollout | None, candidates: Sequence[Mapping[str, Any]] = ()
 ) -> dict[str, Any]:
     """Run (or read back) the selection for `run.cfg.methods` and the online `candidates`
     (`online.*` settings, `parse_candidate`; each trained online on the same split, at the
     same steps as its method offline, and named as its run is: `online_name`); returns
     selection.json's dict: grid, validation size and n, avg@n per method or candidate and lr,
-    and `selected` (name -> lr)."""
+    and `selected` (name -> lr). `rollout` may be None when no trial is missing."""
     cfg, out = run.cfg, run.out / "select_lr"
     path = out / "selection.json"
     if path.is_file():
@@ -65,7 +94,45 @@ def select_lr(
             f"train.validation_problems ({k}) must be fewer than the {len(run.train_problems)} "
             "train problems"
         )
-    held_out = run.train_problems[-k:]
+    missing = missing_trials(run, candidates)
+    if missing:
+        if rollout is None:
+            raise ValueError(
+                f"select_lr: trials {missing} are missing and no rollout group was given"
+            )
+        _run_trials(run, rollout, candidates, missing)
+    accuracy: dict[str, dict[str, float]] = {}
+    for name in [*cfg.methods, *candidate_configs(cfg, candidates)]:
+        accuracy[name] = {}
+        for lr in cfg.train.lr_grid:
+            metrics = json.loads(trial_result(run, name, lr).read_text())[VALIDATION]
+            accuracy[name][f"{lr:g}"] = metrics[f"avg@{cfg.train.validation_n}"]
+    selected = {m: choose_lr(a) for m, a in accuracy.items()}
+    edges = {m: e for m, lr in selected.items() if (e := grid_edge(cfg.train.lr_grid, lr))}
+    for method, edge in edges.items():
+        log.warning(
+            "select_lr: %s's best lr %g is the %s of train.lr_grid %s; the best may lie beyond "
+            "it (extend the grid)", method, selected[method], edge, list(cfg.train.lr_grid),
+        )  # fmt: skip
+    selection = {
+        "lr_grid": list(cfg.train.lr_grid),
+        "validation_problems": k,
+        "validation_n": cfg.train.validation_n,
+        "accuracy": accuracy,
+        "selected": selected,
+        "at_grid_edge": edges,
+    }
+    write_text(path, json.dumps(selection, indent=1) + "\n")
+    return selection
+
+
+def _run_trials(
+    run: Run, rollout: Rollout, candidates: Sequence[Mapping[str, Any]],
+    trials: Sequence[tuple[str, float]],
+) -> None:  # fmt: skip
+    """Train and validate each (name, lr) of `trials` on the selection's split."""
+    cfg = run.cfg
+    held_out = run.train_problems[-cfg.train.validation_problems :]
     held_ids = {p.problem_id for p in held_out}
     rewritten, _ = rewrite_job(run, rollout)
     data: dict[str, list[Record]] = {
@@ -88,38 +155,11 @@ def select_lr(
         )  # fmt: skip
 
     trainers = {m: offline(m) for m in cfg.methods}
-    for candidate in candidates:
-        online_cfg = dataclasses.replace(cfg, online=dataclasses.replace(cfg.online, **candidate))
-        trainers[online_name(online_cfg)] = online(online_cfg)
-    accuracy: dict[str, dict[str, float]] = {}
-    for name, train in trainers.items():
-        accuracy[name] = {}
-        for lr in cfg.train.lr_grid:
-            folder = run.out / "select_lr" / name / f"lr-{lr:g}"
-            result_path = folder / "validation.json"
-            if not result_path.is_file():
-                train(lr, folder)
-                results = evaluate(
-                    rollout, run.tokenizer, run.template, {VALIDATION: held_out}, eval_cfg,
-                    run.grader(),
-                )  # fmt: skip
-                write_text(result_path, json.dumps(results, indent=1))
-            metrics = json.loads(result_path.read_text())[VALIDATION]
-            accuracy[name][f"{lr:g}"] = metrics[f"avg@{eval_cfg.n}"]
-    selected = {m: choose_lr(a) for m, a in accuracy.items()}
-    edges = {m: e for m, lr in selected.items() if (e := grid_edge(cfg.train.lr_grid, lr))}
-    for method, edge in edges.items():
-        log.warning(
-            "select_lr: %s's best lr %g is the %s of train.lr_grid %s; the best may lie beyond "
-            "it (extend the grid)", method, selected[method], edge, list(cfg.train.lr_grid),
+    trainers.update({n: online(c) for n, c in candidate_configs(cfg, candidates).items()})
+    for name, lr in trials:
+        result = trial_result(run, name, lr)
+        trainers[name](lr, result.parent)
+        results = evaluate(
+            rollout, run.tokenizer, run.template, {VALIDATION: held_out}, eval_cfg, run.grader(),
         )  # fmt: skip
-    selection = {
-        "lr_grid": list(cfg.train.lr_grid),
-        "validation_problems": k,
-        "validation_n": cfg.train.validation_n,
-        "accuracy": accuracy,
-        "selected": selected,
-        "at_grid_edge": edges,
-    }
-    write_text(path, json.dumps(selection, indent=1) + "\n")
-    return selection
+        write_text(result, json.dumps(results, indent=1))

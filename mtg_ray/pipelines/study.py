@@ -43,7 +43,7 @@ from mtg_ray.online.config import CONTROLS
 from mtg_ray.pipelines.offline import evaluate_job, main_job
 from mtg_ray.pipelines.online import online_job, online_lr, online_name
 from mtg_ray.pipelines.protocols import Rollout
-from mtg_ray.pipelines.select_lr import at_lr, select_lr
+from mtg_ray.pipelines.select_lr import at_lr, missing_trials, select_lr
 from mtg_ray.pipelines.session import Run, groups, start
 
 
@@ -212,8 +212,11 @@ def with_selected_lrs(
             path.parent.mkdir(parents=True, exist_ok=True)
             write_text(path, json.dumps(validation, indent=1))
     try:
-        with groups(run) as rollout:
-            selection = select_lr(run, rollout, designs)
+        if missing_trials(run, designs):
+            with groups(run) as rollout:
+                selection = select_lr(run, rollout, designs)
+        else:  # every trial kept: no engine, no rewrite
+            selection = select_lr(run, None, designs)
     finally:
         for name, lr, path in trial_folders(run.out):
             save_trial(root, name, lr, json.loads(path.read_text()))

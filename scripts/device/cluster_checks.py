@@ -80,22 +80,6 @@ class Mode:
         return RolloutGroup(cfg, model)
 
 
-class MislabelledLearner:
-    """A learner group whose sync metadata names its first tensor wrongly: every engine fails
-    on the first chunk, and NCCL's sender would wait for good on the rest."""
-
-    def __init__(self, learner: Any) -> None:
-        self.learner = learner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.learner, name)
-
-    def weight_meta(self) -> dict[str, Any]:
-        meta = dict(self.learner.weight_meta())
-        meta["names"] = ["no.such.weight", *meta["names"][1:]]
-        return meta
-
-
 def max_diff(rollout: Any, learner: Any, records: list) -> float:
     """Largest per-token |log p| difference, engine vs learner, on `records`."""
     engine = rollout.score([r.prompt_token_ids for r in records],
@@ -117,6 +101,19 @@ def straddling_chunks(model_dir: str, bucket_bytes: int) -> int:
     group_of = [g for g, group in enumerate(groups) for _ in group]
     sizes = [p.numel() * p.element_size() for group in groups for _, p in group]
     return sum(group_of[a] != group_of[b - 1] for a, b in chunk_bounds(sizes, bucket_bytes))
+
+
+def train_and_sync(name: str, mode: Mode, learner: Any, rollout: Any, records: list,
+                   version: int) -> None:  # fmt: skip
+    """One training step, a sync as `version`; the engine must score as the learner does."""
+    from mtg_ray.objectives import Objective
+
+    learner.train_step(records, Objective("sft"))
+    stats = rollout.sync_from(learner, version)
+    diff = max_diff(rollout, learner, records)
+    print(f"{name}: sync {version}: {stats.bytes / 2**20:.2f} MiB in {stats.buckets} chunks; "
+          f"max |dlogp| {diff:.2e}")  # fmt: skip
+    assert rollout.versions() == [version] and diff < mode.tolerance
 
 
 def rank0_on_default_stream(learner: Any) -> bool:
@@ -142,12 +139,7 @@ def zero3_tied(mode: Mode, work: Path, records: list) -> None:
     rollout = mode.rollout(model, bucket_bytes)
     try:
         for version in (1, 2):
-            learner.train_step(records, Objective("sft"))
-            stats = rollout.sync_from(learner, version)
-            diff = max_diff(rollout, learner, records)
-            print(f"zero3_tied: sync {version}: {stats.bytes / 2**20:.2f} MiB in "
-                  f"{stats.buckets} chunks; max |dlogp| {diff:.2e}")  # fmt: skip
-            assert rollout.versions() == [version] and diff < mode.tolerance
+            train_and_sync("zero3_tied", mode, learner, rollout, records, version)
             if mode.gpu:
                 assert rank0_on_default_stream(learner), "rank 0 left on vLLM's stream"
         assert "lm_head.weight" not in learner.weight_meta()["names"]
@@ -167,6 +159,7 @@ def failed_first(mode: Mode, work: Path, records: list) -> None:
 
     from mtg_ray.models import build_tiny_model
     from mtg_ray.objectives import Objective
+    from mtg_ray.weight_sync.faults import FirstTensorMislabelled
 
     model = str(build_tiny_model(work / "untied"))
     learner = mode.learner(model, workers=1, zero_stage=2)
@@ -175,18 +168,14 @@ def failed_first(mode: Mode, work: Path, records: list) -> None:
         learner.train_step(records, Objective("sft"))
         start = time.monotonic()
         try:
-            rollout.sync_from(MislabelledLearner(learner), version=1)
+            rollout.sync_from(FirstTensorMislabelled(learner), version=1)
         except RuntimeError as e:
             print(f"failed_first: raised after {time.monotonic() - start:.1f} s: {e}")
         else:
             raise AssertionError("a sync whose first tensor no engine can load succeeded")
         assert time.monotonic() - start < 2 * mode.sync_timeout_s + 60  # engine restart included
         ray.get(learner.workers[0].weight_meta.remote(), timeout=mode.sync_timeout_s)  # answers
-        learner.train_step(records, Objective("sft"))
-        rollout.sync_from(learner, version=2)
-        diff = max_diff(rollout, learner, records)
-        print(f"failed_first: next sync: max |dlogp| {diff:.2e}")
-        assert rollout.versions() == [2] and diff < mode.tolerance
+        train_and_sync("failed_first", mode, learner, rollout, records, version=2)
     finally:
         rollout.shutdown()
         learner.shutdown()
@@ -194,18 +183,13 @@ def failed_first(mode: Mode, work: Path, records: list) -> None:
 
 def tp2(mode: Mode, work: Path, records: list) -> None:
     from mtg_ray.models import build_tiny_model
-    from mtg_ray.objectives import Objective
 
     model = str(build_tiny_model(work / "tp"))
     learner = mode.learner(model, workers=1, zero_stage=2)
     rollout = mode.rollout(model, bucket_bytes=1 << 20, tp=2 if mode.gpu else 1)
     try:
         for version in (1, 2):
-            learner.train_step(records, Objective("sft"))
-            rollout.sync_from(learner, version)
-            diff = max_diff(rollout, learner, records)
-            print(f"tp2: sync {version}: max |dlogp| {diff:.2e}")
-            assert rollout.versions() == [version] and diff < mode.tolerance
+            train_and_sync("tp2", mode, learner, rollout, records, version)
     finally:
         rollout.shutdown()
         learner.shutdown()

@@ -21,6 +21,7 @@ from mtg_ray.pipelines.rollout_group import RolloutGroup
 from mtg_ray.rewriting import SelectionConfig, rewrite
 from mtg_ray.rollout import Graded, RolloutConfig, SamplingConfig
 from mtg_ray.weight_sync import BucketMeta
+from mtg_ray.weight_sync.faults import FirstTensorMislabelled
 
 pytestmark = pytest.mark.slow
 
@@ -201,23 +202,6 @@ def test_learner_weights_reach_vllm(
 # Direct weight sync (learner rank 0 -> every engine worker, one metadata message per sync):
 # real Ray, vLLM engines and DeepSpeed ZeRO-3 over 2 ranks; only the CUDA part is replaced
 # (`nccl_standin_gloo`: vLLM's NCCL path with a gloo group in place of the NCCL communicator).
-class MislabelledLearner:
-    """Delegates to a learner but names its first tensor wrongly in the sync's metadata, so
-    every engine fails to load the first chunk and leaves the rest of the send unreceived
-    (NCCL's sender would block for good: the stand-in does too, until aborted)."""
-
-    def __init__(self, learner: Any) -> None:
-        self.learner = learner
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.learner, name)
-
-    def weight_meta(self) -> dict[str, Any]:
-        meta = dict(self.learner.weight_meta())
-        meta["names"] = ["no.such.weight", *meta["names"][1:]]
-        return meta
-
-
 def test_direct_sync_moves_the_learners_weights_and_recovers_from_a_failed_send(
     make_group, tiny_models, records
 ) -> None:
@@ -245,7 +229,7 @@ def test_direct_sync_moves_the_learners_weights_and_recovers_from_a_failed_send(
         assert rollout.versions() == [2, 2] and engines_match_learner() < 1e-4
 
         with pytest.raises(RuntimeError, match="version 3 .* failed.*aborted"):
-            rollout.sync_from(MislabelledLearner(learner), version=3)
+            rollout.sync_from(FirstTensorMislabelled(learner), version=3)
         assert rollout.versions() == [0, 0] and rollout.version == 0
         # rank 0 is not left blocked in the send: it answers (a bound on a hang, not a speed)
         ray.get(learner.workers[0].weight_meta.remote(), timeout=cfg.sync_timeout_s)

@@ -11,7 +11,7 @@ import torch
 from mtg_ray.config import JobConfig
 from mtg_ray.learner import TrainConfig
 from mtg_ray.learner.lr_selection import choose_lr, grid_edge
-from mtg_ray.pipelines.select_lr import select_lr
+from mtg_ray.pipelines.select_lr import missing_trials, select_lr, trial_result
 from mtg_ray.pipelines.session import Run
 from mtg_ray.pipelines.study import _selection_lines
 
@@ -111,6 +111,16 @@ def test_selection_trains_every_method_on_the_same_grid_without_validation(
 
     trained.clear()
     assert select_lr(run, rollout) == selection and not trained  # read back, nothing retrained
+    # every trial kept (a study's records put back) but no selection.json: it is recomputed
+    # from the trials alone, with no rollout group, no rewrite and no training
+    (tmp_path / "select_lr" / "selection.json").unlink()
+    assert missing_trials(run) == []
+    assert select_lr(run, None) == selection and not trained
+    (tmp_path / "select_lr" / "selection.json").unlink()
+    trial_result(run, "sft", GRID[0]).unlink()
+    assert missing_trials(run) == [("sft", GRID[0])]
+    with pytest.raises(ValueError, match=r"trials \[\('sft', 0.0001\)\] are missing"):
+        select_lr(run, None)
 
     # The study report's section on it (tests/actors/test_study.py runs a study without it).
     lines = "\n".join(_selection_lines(run.cfg, selection))
