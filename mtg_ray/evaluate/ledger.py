@@ -23,7 +23,9 @@ class RunRecord:
     """One finished run of a study. metrics: benchmark -> metric -> value (its eval.json).
     accuracy: benchmark -> problem_id -> share of its sampled responses graded correct.
     samples, rewrite_s: samples drawn and seconds spent rewriting for its data (`run_cost`).
-    lr: the peak lr it trained at (None: not trained). scalars: tag -> step -> value."""
+    lr: the peak lr it trained at (None: not trained). scalars: tag -> step -> value.
+    levels: benchmark -> problem_id -> its level ("" for none; empty in records written before
+    levels were kept)."""
 
     name: str
     seed: int
@@ -33,6 +35,7 @@ class RunRecord:
     rewrite_s: float
     lr: float | None
     scalars: dict[str, dict[int, float]] = field(default_factory=dict)
+    levels: dict[str, dict[str, str]] = field(default_factory=dict)
 
 
 def record_path(root: Path, seed: int, name: str) -> Path:

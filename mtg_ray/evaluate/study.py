@@ -72,6 +72,29 @@ def difference_table(
     return lines
 
 
+def level_difference_table(
+    acc: Mapping[str, np.ndarray], levels: Sequence[str], pairs: Sequence[tuple[str, str]],
+    reps: int = 2000,
+) -> list[str]:  # fmt: skip
+    """Markdown rows: a - b | per level, the paired difference on that level's problems with
+    its 95% problem-bootstrap interval (`*`: the interval excludes 0). `levels`: each
+    problem's level, in the columns' order of `acc`'s arrays ("" for none)."""
+    names = sorted({lv for lv in levels if lv}, key=lambda lv: (len(lv), lv))
+    columns = {lv: np.array([x == lv for x in levels]) for lv in names}
+    lines = [
+        "| difference | " + " | ".join(f"level {lv}" for lv in names) + " |",
+        "|---" * (len(names) + 1) + "|",
+    ]
+    for a, b in pairs:
+        if a in acc and b in acc:
+            cells = []
+            for lv in names:
+                ci = paired_difference(acc[a][:, columns[lv]], acc[b][:, columns[lv]], reps)
+                cells.append(f"{ci}{' *' if ci.low > 0 or ci.high < 0 else ''}")
+            lines.append(f"| {a} - {b} | " + " | ".join(cells) + " |")
+    return lines
+
+
 def offline_of(name: str) -> str:
     """The offline method an online run's name trains (`online_dr_sft_overlap` -> dr_sft,
     `refresh_dr_is_dft` -> dr_is_dft); any other name is its own."""

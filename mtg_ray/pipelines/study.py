@@ -36,7 +36,13 @@ from mtg_ray.evaluate.ledger import (
     trials,
 )
 from mtg_ray.evaluate.report import plot, save_figure, steps_figure
-from mtg_ray.evaluate.study import difference_table, method_table, run_means, study_pairs
+from mtg_ray.evaluate.study import (
+    difference_table,
+    level_difference_table,
+    method_table,
+    run_means,
+    study_pairs,
+)
 from mtg_ray.monitor import read_scalars
 from mtg_ray.objectives import METHODS, ONLINE_METHODS
 from mtg_ray.online.config import CONTROLS
@@ -65,6 +71,15 @@ def problem_accuracy(samples: Path, benchmark: str) -> dict[str, float]:
         if row["benchmark"] == benchmark and row.get("mode", "sample") == "sample":
             hits.setdefault(row["problem_id"], []).append(bool(row["correct"]))
     return {p: sum(v) / len(v) for p, v in hits.items()}
+
+
+def problem_levels(samples: Path, benchmark: str) -> dict[str, str]:
+    """problem_id -> its level ("" for none), from eval_samples.jsonl."""
+    return {
+        row["problem_id"]: str(row.get("level", ""))
+        for _, row in iter_jsonl(samples)
+        if row["benchmark"] == benchmark
+    }
 
 
 def machine() -> str:
@@ -161,6 +176,7 @@ def run_record(out: Path, name: str, seed: int, lr: float | None) -> RunRecord:
         rewrite_s=seconds,
         lr=lr,
         scalars={t: s for t, s in scalars.items() if t.startswith(FIGURE_SCALARS)},
+        levels={b: problem_levels(samples, b) for b in metrics},
     )
 
 
@@ -277,7 +293,10 @@ def study_job(
         for m, recs in records.items()
     }
     evals = {m: [r.metrics[benchmark] for r in recs] for m, recs in records.items()}
-    lines = _report(cfg, seeds, command, wall, benchmark, len(problems), acc, evals, root)
+    known = {p: lv for recs in records.values() for r in recs
+             for p, lv in r.levels.get(benchmark, {}).items()}  # fmt: skip
+    levels = [known.get(p, "") for p in problems]
+    lines = _report(cfg, seeds, command, wall, benchmark, acc, evals, root, levels)
     lines += _cost_lines(
         {m: [(r.samples, r.rewrite_s) for r in recs] for m, recs in records.items()}
     )
@@ -324,8 +343,11 @@ def kept_section(text: str) -> str:
     return "\n" + text[at:] if at >= 0 else ""
 
 
-def _report(cfg, seeds, command, wall, benchmark, n_problems, acc, evals, root) -> list[str]:
-    """results.md's lines: provenance, the method and difference tables, greedy and levels."""
+def _report(cfg, seeds, command, wall, benchmark, acc, evals, root, levels) -> list[str]:
+    """results.md's lines: provenance, the method and difference tables, greedy and levels
+    (`levels`: each problem's, in `acc`'s column order; their paired differences if known)."""
+    n_problems = len(levels)
+    pairs = study_pairs(list(acc)[1:])
     metrics = [k for k in evals["base"][0] if k.startswith("greedy") or "/level_" in k]
     lines = [
         "# Study results",
@@ -344,7 +366,7 @@ def _report(cfg, seeds, command, wall, benchmark, n_problems, acc, evals, root) 
         "",
         "## Paired differences (same seeds and problems; 95% problem-bootstrap intervals)",
         "",
-        *difference_table(acc, study_pairs(list(acc)[1:])),
+        *difference_table(acc, pairs),
         "",
         "## Greedy accuracy and avg@n per level (means over seeds)",
         "",
@@ -354,6 +376,14 @@ def _report(cfg, seeds, command, wall, benchmark, n_problems, acc, evals, root) 
     for m, per_seed in evals.items():
         values = [np.mean([e[k] for e in per_seed]) for k in metrics]
         lines.append(f"| {m} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
+    if any(levels):
+        lines += [
+            "",
+            "## Paired differences per level (95% intervals over that level's problems; "
+            "`*`: excludes 0)",
+            "",
+            *level_difference_table(acc, levels, pairs),
+        ]
     return lines
 
 

@@ -62,6 +62,8 @@ def test_study_runs_each_seed_and_writes_the_report(
         assert (tmp_path / "docs" / f"results_{name}.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "runs" / "seed-1" / "online_dr_sft" / "train_done.json").is_file()
     assert "greedy" in report and "level_" in report
+    per_level = report.split("## Paired differences per level")[1]
+    assert "| difference | level 1 |" in per_level and "| dr_sft - sft | " in per_level
     cost = dict(re.findall(r"^\| (\w+) \| (\d+) \| \d+ \|$", report, re.M))
     assert cost["base"] == cost["sft"] == "0"  # no sampling for the expert data
     # 32 problems x 2 self samples, and guided samples for the failures

@@ -7,12 +7,26 @@ import pytest
 
 from mtg_ray.evaluate.study import (
     difference_table,
+    level_difference_table,
     method_table,
     offline_of,
     paired_difference,
     run_means,
     study_pairs,
 )
+
+
+def test_a_difference_on_one_level_shows_in_that_levels_column_alone() -> None:
+    rng = np.random.default_rng(1)
+    levels = ["1"] * 40 + ["4"] * 40
+    base = rng.random((3, 80)) * 0.5
+    better = base.copy()
+    better[:, 40:] += 0.3  # level 4 only
+    rows = level_difference_table({"base": base, "m": better}, levels, [("m", "base")])
+    assert rows[0] == "| difference | level 1 | level 4 |"
+    cells = rows[2].split(" | ")
+    assert cells[0] == "| m - base" and cells[1] == "+0.0000 [+0.0000, +0.0000]"
+    assert cells[2].startswith("+0.3000 [") and cells[2].endswith("] * |")
 
 
 def test_identical_methods_differ_by_exactly_zero() -> None:
@@ -103,8 +117,8 @@ def test_a_kept_run_record_holds_what_the_report_reads(tmp_path) -> None:
     (out / name / "eval.json").write_text(json.dumps({"tinyworld": {"avg@2": 0.25}}))
     rows = [("p1", True), ("p1", False), ("p2", False), ("p2", False)]
     (out / name / "eval_samples.jsonl").write_text("".join(
-        json.dumps({"benchmark": "tinyworld", "problem_id": p, "correct": c}) + "\n"
-        for p, c in rows
+        json.dumps({"benchmark": "tinyworld", "problem_id": p, "level": p[1:], "correct": c})
+        + "\n" for p, c in rows
     ))  # fmt: skip
     timing = {"samples": 96, "generate_s": 12.5}
     (out / name / "train_done.json").write_text(json.dumps({"timing": timing}))
@@ -116,6 +130,7 @@ def test_a_kept_run_record_holds_what_the_report_reads(tmp_path) -> None:
     record = run_record(out, name, 1, 1e-4)
     assert record.metrics == {"tinyworld": {"avg@2": 0.25}}
     assert record.accuracy == {"tinyworld": {"p1": 0.5, "p2": 0.0}}
+    assert record.levels == {"tinyworld": {"p1": "1", "p2": "2"}}
     assert (record.samples, record.rewrite_s, record.lr) == (96, 12.5, 1e-4)
     assert record.scalars == {
         "online/expert_fraction": {1: pytest.approx(0.1), 2: pytest.approx(0.9)}
