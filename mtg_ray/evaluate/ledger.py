@@ -5,8 +5,10 @@ finished and reruns only the rest.
 `seed-<s>/<run>.json` keeps what the study's tables and figures read from a run: its metrics
 (eval.json), each problem's share of correct samples, its cost, its lr and the TensorBoard
 scalars its figure draws. `select_lr/<candidate>/lr-<lr>.json` keeps one lr selection trial's
-validation metrics. A record is written once its run has evaluated; a study whose config would
-train a run at another lr refuses its record (`check_lr`) rather than mixing two configs.
+validation metrics. A record is written once its run has evaluated and is keyed by run name and
+seed: a study reading it back must be the same command (results.md names it). Of the config
+only the lr is checked: a study that would train a run at another lr (a new selection) refuses
+its record (`check_lr`) rather than report a run it did not make.
 """
 
 import json
@@ -72,16 +74,17 @@ def load_record(root: Path, seed: int, name: str) -> RunRecord | None:
     return record
 
 
-def check_lr(record: RunRecord, lr: float | None, root: Path) -> None:
-    """Refuse a record made at another lr than the study would train its run at."""
+def check_lr(record: RunRecord, lr: float | None, root: Path, run_folder: Path) -> None:
+    """Refuse a record made at another lr than the study would train its run at (`run_folder`:
+    the run's output, which must go too for the run to be trained again)."""
     same = record.lr == lr or (
         record.lr is not None and lr is not None and abs(record.lr - lr) <= 1e-9 * abs(lr)
     )
     if not same:
         raise DataError(
             record_path(root, record.seed, record.name),
-            f"is {record.lr}, but this study trains {record.name} at {lr} (move the record "
-            "away to rerun the run)",
+            f"is {record.lr}, but this study trains {record.name} at {lr} (to train it again, "
+            f"move this record and the run's folder {run_folder} away)",
             field="lr",
         )
 

@@ -4,10 +4,12 @@ Each method trains once per `train.lr_grid` value, on the train split less its l
 `train.validation_problems` problems (their rewritten records, or their expert ones), and is
 evaluated with `train.validation_n` samples per held-out problem; the lr with the best avg@n is
 chosen, ties going to the smaller. The rewrite is the run's own (`rewrite_job`, shared with the
-main job of the same run), so selecting costs training and validation only. Every candidate
-lives in `<out>/select_lr/<method>/lr-<lr>` and resumes like any run; the result is
-`<out>/select_lr/selection.json`. Online candidates are selected the same way: trained online
-on the same split (their offline records, where a design reads them: the same split's).
+main job of the same run), so selecting costs training and validation only. Every trial
+lives in `<out>/select_lr/<method>/lr-<lr>` and resumes like any run; the selection is made
+from the trials' validation results on every call (a call with another candidate or grid
+trains only the trials it lacks) and written to `<out>/select_lr/selection.json`. Online
+candidates are selected the same way: trained online on the same split (their offline records,
+where a design reads them: the same split's).
 """
 
 import dataclasses
@@ -84,10 +86,7 @@ def select_lr(
     same steps as its method offline, and named as its run is: `online_name`); returns
     selection.json's dict: grid, validation size and n, avg@n per method or candidate and lr,
     and `selected` (name -> lr). `rollout` may be None when no trial is missing."""
-    cfg, out = run.cfg, run.out / "select_lr"
-    path = out / "selection.json"
-    if path.is_file():
-        return json.loads(path.read_text())
+    cfg, path = run.cfg, run.out / "select_lr" / "selection.json"
     k = cfg.train.validation_problems
     if k >= len(run.train_problems):
         raise ValueError(

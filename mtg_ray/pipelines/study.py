@@ -129,6 +129,11 @@ def online_candidates(
         name = online_name(run_cfg)
         if own_lr and selected and name in selected:
             run_cfg = at_lr(run_cfg, selected[name])
+        if name in [online_name(r) for r in runs]:
+            raise ValueError(
+                f"two online runs would both be named {name!r} (one record, one lr): "
+                f"{candidate} repeats an earlier --online, --controls or --design run"
+            )
         runs.append(run_cfg)
     return runs
 
@@ -156,7 +161,8 @@ def planned_lrs(cfg: JobConfig, candidates: Sequence[JobConfig]) -> dict[str, fl
     return lrs
 
 
-# The scalars a run record keeps for its figure and the report's shares: an online run's.
+# The scalars a run record keeps of an online run: its figure's, and the token and loss shares
+# by source that results.md's notes quote.
 FIGURE_SCALARS = ("online/", "train/loss_share/", "train/token_share/", "monitor/")
 
 
@@ -180,13 +186,15 @@ def run_record(out: Path, name: str, seed: int, lr: float | None) -> RunRecord:
     )
 
 
-def kept_runs(root: Path, seed: int, lrs: Mapping[str, float | None]) -> dict[str, RunRecord]:
-    """The records kept under `root` for seed `seed`'s planned runs (`lrs`), each checked to be
-    of the lr the run would train at now."""
+def kept_runs(
+    root: Path, seed: int, lrs: Mapping[str, float | None], out: Path
+) -> dict[str, RunRecord]:
+    """The records kept under `root` for seed `seed`'s planned runs (`lrs`; run folders in
+    `out`), each checked to be of the lr the run would train at now."""
     kept = {}
     for name, lr in lrs.items():
         if (record := load_record(root, seed, name)) is not None:
-            check_lr(record, lr, root)
+            check_lr(record, lr, root, out / name)
             kept[name] = record
     return kept
 
@@ -251,7 +259,7 @@ def study_job(
     """Select lrs (unless `select` is false: then `train.method_lr` as given), run the main job
     (the `online` methods online, the `controls`, and the online `designs` at their own
     selected lrs) for `seeds` seeds, and write the study's tables and plots (one per online
-    run: `online_plot`). Returns the `study:` line (mean avg@n per run)."""
+    run: `online_figure`). Returns the `study:` line (mean avg@n per run)."""
     if seeds < 1:
         raise ValueError(f"--seeds must be >= 1, got {seeds}")
     unknown = [m for m in [*online, *(m for m, _ in controls)] if m not in ONLINE_METHODS]
@@ -271,7 +279,7 @@ def study_job(
         seed_cfg = seed_config(cfg, s)
         candidates = online_candidates(seed_cfg, online, controls, designs, selected)
         lrs = planned_lrs(seed_cfg, candidates)
-        kept = kept_runs(root, s, lrs)
+        kept = kept_runs(root, s, lrs, Path(seed_cfg.output_dir))
         if len(kept) < len(lrs):
             run = start(seed_cfg)
             restore_runs(kept, run.out)
@@ -282,7 +290,7 @@ def study_job(
             with groups(run) as rollout:  # one rollout and one learner group for the seed
                 main_job(run, rollout, finished=keep)
                 online_runs(run, rollout, candidates, finished=keep)
-            kept = kept_runs(root, s, lrs)
+            kept = kept_runs(root, s, lrs, Path(seed_cfg.output_dir))
         for name in lrs:
             records.setdefault(name, []).append(kept[name])
     wall = time.monotonic() - started
@@ -306,7 +314,7 @@ def study_job(
     kept_text = kept_section(report.read_text()) if report.is_file() else ""
     write_text(report, "\n".join(lines) + "\n" + kept_text)
     _plot(acc, results_dir / "results.png", f"{benchmark}: avg@n over {seeds} seeds")
-    for name in list(records)[1 + len(cfg.methods) :]:
+    for name in [online_name(c) for c in candidates]:  # the last seed's: the same names
         save_figure(online_figure(records[name], name), results_dir / f"results_{name}.png")
     return "study: " + " ".join(f"{m}={run_means(a).mean():.4f}" for m, a in acc.items())
 

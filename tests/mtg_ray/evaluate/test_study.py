@@ -149,16 +149,20 @@ def test_kept_runs_go_back_where_the_jobs_look_and_refuse_another_lr(tmp_path) -
     save_record(root, RunRecord("base", 0, {"b": {"avg@2": 0.5}}, {}, 0.0, 0.0, None))
     save_record(root, RunRecord("dr_dft", 0, {"b": {"avg@2": 0.6}}, {}, 9.0, 1.0, 3e-4))
     lrs = {"base": None, "dr_dft": 3e-4, "sft": 1e-5}
-    kept = kept_runs(root, 0, lrs)
-    assert list(kept) == ["base", "dr_dft"]  # sft has no record: it is run
     out = tmp_path / "seed-0"
+    kept = kept_runs(root, 0, lrs, out)
+    assert list(kept) == ["base", "dr_dft"]  # sft has no record: it is run
     (out / "base").mkdir(parents=True)
     (out / "base" / "eval.json").write_text('{"b": {"avg@2": 0.5}}')
     restore_runs(kept, out)
     assert json.loads((out / "dr_dft" / "eval.json").read_text()) == {"b": {"avg@2": 0.6}}
     assert not (out / "sft").exists()
-    with pytest.raises(DataError, match=r"runs/seed-0/dr_dft.json: field 'lr': is 0.0003"):
-        kept_runs(root, 0, {**lrs, "dr_dft": 1e-4})
+    with pytest.raises(
+        DataError,
+        match=r"runs/seed-0/dr_dft.json: field 'lr': is 0.0003.*"
+        r"move this record and the run's folder .*seed-0/dr_dft away",
+    ):
+        kept_runs(root, 0, {**lrs, "dr_dft": 1e-4}, out)  # fmt: skip
 
 
 def test_a_record_that_is_not_one_is_named_with_its_field(tmp_path) -> None:
@@ -193,3 +197,15 @@ def test_lr_trials_are_kept_and_found_by_candidate_and_lr(tmp_path) -> None:
         ("dr_dft", 1e-5, {"validation": {"avg@4": 1e-5}}),
         ("online_dr_dft", 3e-4, {"validation": {"avg@4": 3e-4}}),
     ]
+
+
+def test_two_online_runs_of_one_name_are_refused() -> None:
+    from mtg_ray.config import compose
+    from mtg_ray.pipelines.study import online_candidates
+
+    cfg = compose("tiny", [])
+    names = [c.online.design for c in online_candidates(cfg, ["dr_dft"], designs=[
+        {"method": "dr_dft", "design": "rounds", "rounds": 3}])]  # fmt: skip
+    assert names == ["per_batch", "rounds"]
+    with pytest.raises(ValueError, match="both be named 'online_dr_dft'"):
+        online_candidates(cfg, ["dr_dft"], designs=[{"method": "dr_dft"}])

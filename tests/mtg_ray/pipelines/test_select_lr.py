@@ -164,6 +164,9 @@ def test_online_candidates_are_selected_on_the_same_split_and_grid(
     run = _run(standins, tmp_path, trained.append)
     run = dataclasses.replace(run, cfg=dataclasses.replace(run.cfg, methods=("dr_dft",)))
     run.__dict__["train_problems"] = standins.problems(38)
+    offline_only = select_lr(run, rollout)
+    assert list(offline_only["selected"]) == ["dr_dft"]
+    # a later call with a design (issue 23's study after the re-run) trains its trials alone
     candidate = {"method": "dr_dft", "design": "rounds", "rounds": 2}
     selection = select_lr(run, rollout, [candidate])
 
