@@ -71,9 +71,10 @@ class OnlineBatches:
     process samples, and no sync follows until the loop's final one (so a resumed run samples
     at version 0 too); prefetching is then never bounded by the lag.
 
-    `timing` (the run's cost, in its `train_done.json`): generate_s, seconds spent rewriting
-    batches (in the background too, when overlapped); wait_s, the loop's wait for a prefetched
-    batch; samples, samples drawn (`generated_*` counts)."""
+    `timing` (in its `train_done.json`: the steps this process ran; the whole run's cost is
+    the sum of its steps' logged `online/generated_*` and `time/generate_s`): generate_s,
+    seconds spent rewriting batches (in the background too, when overlapped); wait_s, the
+    loop's wait for a prefetched batch; samples, samples drawn (`generated_*` counts)."""
 
     def __init__(
         self,

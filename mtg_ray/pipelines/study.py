@@ -98,16 +98,24 @@ def machine() -> str:
 def run_cost(out: Path, name: str) -> tuple[float, float]:
     """(samples drawn, seconds spent rewriting) for run `name` of the seed folder `out`: none
     for the base model and the methods on expert data; the offline round's rewrite (shared by
-    every method trained on it) for the other offline methods; an online run's own rewriting
-    (its `train_done.json` timing: the steps its last process ran)."""
+    every method trained on it) for the other offline methods; an online run's own rewriting,
+    summed over its steps from its TensorBoard log (`online_cost`)."""
     if name == "base" or (name in METHODS and METHODS[name].dataset == "expert"):
         return 0.0, 0.0
     if name in METHODS:
         summary = json.loads((out / "rewrite" / "summary.json").read_text())
         drawn = sum(v for k, v in summary.items() if k.startswith("generated_"))
         return float(drawn), float(summary.get("rewrite_s", float("nan")))
-    timing = json.loads((out / name / "train_done.json").read_text())["timing"]
-    return float(timing.get("samples", float("nan"))), float(timing.get("generate_s", 0.0))
+    return online_cost(read_scalars(out / "tb" / name))
+
+
+def online_cost(scalars: Mapping[str, Mapping[int, float]]) -> tuple[float, float]:
+    """An online run's (samples drawn, seconds generating), summed over its steps'
+    `online/generated_<stage>` and `time/generate_s`: a run resumed after a crash counts every
+    step once (a redone step keeps its last value), where its `train_done.json` timing holds
+    only the steps its last process ran."""
+    drawn = sum(sum(s.values()) for t, s in scalars.items() if t.startswith("online/generated_"))
+    return float(drawn), float(sum(scalars.get("time/generate_s", {}).values()))
 
 
 # The heading of results.md's hand-written part, which `study` keeps when it rewrites the rest.
@@ -163,16 +171,16 @@ def planned_lrs(cfg: JobConfig, candidates: Sequence[JobConfig]) -> dict[str, fl
 
 # The scalars a run record keeps of an online run: its figure's, and the token and loss shares
 # by source that results.md's notes quote.
-FIGURE_SCALARS = ("online/", "train/loss_share/", "train/token_share/", "monitor/")
+FIGURE_SCALARS = ("online/", "train/loss_share/", "train/token_share/", "monitor/", "time/")
 
 
 def run_record(out: Path, name: str, seed: int, lr: float | None) -> RunRecord:
     """Run `name` of the seed folder `out`, evaluated, as the study keeps it."""
     metrics = json.loads((out / name / "eval.json").read_text())
     samples = out / name / "eval_samples.jsonl"
-    drawn, seconds = run_cost(out, name)
     online = name != "base" and name not in METHODS
     scalars = read_scalars(out / "tb" / name) if online else {}
+    drawn, seconds = online_cost(scalars) if online else run_cost(out, name)
     return RunRecord(
         name=name,
         seed=seed,

@@ -120,21 +120,26 @@ def test_a_kept_run_record_holds_what_the_report_reads(tmp_path) -> None:
         json.dumps({"benchmark": "tinyworld", "problem_id": p, "level": p[1:], "correct": c})
         + "\n" for p, c in rows
     ))  # fmt: skip
-    timing = {"samples": 96, "generate_s": 12.5}
+    # its last process ran step 2 alone: the cost must still count both steps
+    timing = {"samples": 40, "generate_s": 2.5}
     (out / name / "train_done.json").write_text(json.dumps({"timing": timing}))
     monitor = Monitor(out / "tb" / name)
     for step in (1, 2):
-        monitor.scalars({"online/expert_fraction": 0.1 * step, "train/loss": 1.0}, step)
-    monitor.scalars({"online/expert_fraction": 0.9}, 2)  # a resumed run redid step 2
+        monitor.scalars({"online/expert_fraction": 0.1 * step, "train/loss": 1.0,
+                         "online/generated_self": 32, "online/generated_guided": 8 * step,
+                         "time/generate_s": 2.0}, step)  # fmt: skip
+    monitor.scalars({"online/expert_fraction": 0.9, "online/generated_guided": 8,
+                     "time/generate_s": 2.5}, 2)  # a resumed run redid step 2  # fmt: skip
     monitor.close()
     record = run_record(out, name, 1, 1e-4)
     assert record.metrics == {"tinyworld": {"avg@2": 0.25}}
     assert record.accuracy == {"tinyworld": {"p1": 0.5, "p2": 0.0}}
     assert record.levels == {"tinyworld": {"p1": "1", "p2": "2"}}
-    assert (record.samples, record.rewrite_s, record.lr) == (96, 12.5, 1e-4)
-    assert record.scalars == {
-        "online/expert_fraction": {1: pytest.approx(0.1), 2: pytest.approx(0.9)}
-    }  # train/loss is not one the report or the figure reads
+    assert (record.samples, record.rewrite_s, record.lr) == (32 + 8 + 32 + 8, 4.5, 1e-4)
+    assert record.scalars["online/expert_fraction"] == {
+        1: pytest.approx(0.1), 2: pytest.approx(0.9)
+    }  # fmt: skip
+    assert "train/loss" not in record.scalars  # not one the report or the figure reads
     save_record(tmp_path / "runs", record)
     assert load_record(tmp_path / "runs", 1, name) == record
     assert load_record(tmp_path / "runs", 0, name) is None
