@@ -10,6 +10,7 @@ optimizer step combine is the learner's `loss_reduction` (mtg_ray.learner.rank).
 is the optimizer batch's self-normalisation constant (`is` objectives with self_normalize).
 """
 
+import math
 from dataclasses import dataclass, replace
 
 import torch
@@ -129,11 +130,13 @@ def reweigh_expert_rows(
     """`out` with the expert rows' (no behaviour log-probs) token weights replaced as `mode`
     says (registry.EXPERT_ROWS): keep, dft (detached token probability), ratio (min(clip,
     pi_theta / b) per token, b from `standin_logprobs`: every expert row needs them), drop
-    (0). Sampled rows keep the objective's weights."""
+    (0). Sampled rows keep the objective's weights. `clipped` gains the expert tokens whose
+    ratio was truncated, so `train/clipped_fraction` says how often the clip binds."""
     if mode == "keep":
         return out
     mask = mask.bool()
     expert = (~has_behaviour.bool()).unsqueeze(1) & mask
+    clipped = out.clipped
     if mode == "dft":
         weights = _dft_weights(logprobs, mask)
     elif mode == "ratio":
@@ -145,6 +148,7 @@ def reweigh_expert_rows(
             )
         diff = torch.where(expert, logprobs.detach() - standin_logprobs, torch.zeros_like(logprobs))
         weights = torch.exp(diff.clamp(max=20.0)).clamp(max=clip)
+        clipped = clipped | (expert & (diff > math.log(clip)))
     elif mode == "drop":
         weights = torch.zeros_like(logprobs)
     else:
@@ -152,4 +156,6 @@ def reweigh_expert_rows(
     weights = torch.where(expert, weights, out.token_weights).detach()
     token_loss = token_nll(logprobs, weights, mask)
     loss = masked_mean(token_loss, mask)
-    return replace(out, loss=loss, token_loss=token_loss, token_weights=weights)
+    return replace(
+        out, loss=loss, token_loss=token_loss, token_weights=weights, clipped=clipped.detach()
+    )

@@ -98,7 +98,7 @@ def test_matches_float64_reference(cfg: Objective, seed: int) -> None:
 def test_expert_rows_are_weighed_as_asked_and_sampled_rows_are_not(name: str, rows: str) -> None:
     objective = Objective(name, ObjectiveConfig(is_clip=1.5), expert_rows=rows)
     logp, mask, behav, has = random_batch(6)
-    standin = -torch.rand(4, 6, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
+    standin = -3 * torch.rand(4, 6, generator=torch.Generator().manual_seed(9), dtype=torch.float64)
     out = compute_objective(objective, logp, mask, behav, has, None, standin, ~has)
     (grad,) = torch.autograd.grad(out.loss, logp)
     ref = reference_loss(logp, mask, behav, has, objective, standin)
@@ -110,6 +110,11 @@ def test_expert_rows_are_weighed_as_asked_and_sampled_rows_are_not(name: str, ro
     assert torch.equal(out.token_weights[sampled], own.token_weights[sampled])
     if rows == "drop":
         assert torch.all(out.token_loss[~has] == 0)
+    expert = ~has.unsqueeze(1) & mask
+    truncated = expert & (logp.detach() - standin > math.log(1.5))
+    assert bool(truncated.any())  # the batch exercises the clip
+    clipped = own.clipped | truncated if rows == "ratio" else own.clipped
+    assert torch.equal(out.clipped, clipped)  # train/clipped_fraction counts the clip's binds
     if rows == "ratio":  # an expert row without stand-in log-probs is refused
         with pytest.raises(ValueError, match="stand-in"):
             compute_objective(objective, logp, mask, behav, has, None, standin, has)
