@@ -105,6 +105,26 @@ def offline_of(name: str) -> str:
     return methods[-1] if methods else name
 
 
+def trains_offline_round(name: str) -> bool:
+    """Whether online run `name` trains records of the offline round (`..._anchor`,
+    `refresh_...`), so that round's rewriting is part of what its data cost."""
+    parts = name.split("_")
+    return parts[0] == "refresh" or (parts[0] in ("online", "rounds") and "anchor" in parts)
+
+
+def data_costs(
+    costs: Mapping[str, Sequence[tuple[float, float]]],
+) -> dict[str, list[tuple[float, float]]]:
+    """Each run's per-seed (samples drawn, seconds rewriting), a run that trains the offline
+    round's records charged that round too (its offline method's cost, seed by seed)."""
+    out = {m: [tuple(c) for c in per_seed] for m, per_seed in costs.items()}
+    for m, per_seed in out.items():
+        if trains_offline_round(m) and offline_of(m) in costs:
+            rounds = costs[offline_of(m)]
+            out[m] = [(a + c, b + d) for (a, b), (c, d) in zip(per_seed, rounds, strict=True)]
+    return out
+
+
 def study_pairs(methods: Sequence[str]) -> list[tuple[str, str]]:
     """The comparisons a study reports: the paper's (dr_sft - sft, dr_dft - dft), ours against
     the paper's DR rows, each online run against its offline run (`online_<m>[_overlap]

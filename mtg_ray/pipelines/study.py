@@ -37,6 +37,7 @@ from mtg_ray.evaluate.ledger import (
 )
 from mtg_ray.evaluate.report import plot, save_figure, steps_figure
 from mtg_ray.evaluate.study import (
+    data_costs,
     difference_table,
     level_difference_table,
     method_table,
@@ -314,7 +315,7 @@ def study_job(
     levels = [known.get(p, "") for p in problems]
     lines = _report(cfg, seeds, command, wall, benchmark, acc, evals, root, levels)
     lines += _cost_lines(
-        {m: [(r.samples, r.rewrite_s) for r in recs] for m, recs in records.items()}
+        data_costs({m: [(r.samples, r.rewrite_s) for r in recs] for m, recs in records.items()})
     )
     lines += _selection_lines(cfg, selection)
     results_dir.mkdir(parents=True, exist_ok=True)
@@ -410,7 +411,8 @@ def _cost_lines(costs: dict[str, list[tuple[float, float]]]) -> list[str]:
         "## Cost of the data (means over seeds)",
         "",
         "Samples drawn and seconds spent rewriting; an offline method's are its one round's "
-        "(shared by every method trained on it).",
+        "(shared by every method trained on it); an online run that trains the offline round's "
+        "records (anchor, refresh) counts that round too.",
         "",
         "| run | samples drawn | rewriting s |",
         "|---|---|---|",

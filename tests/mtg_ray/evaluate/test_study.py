@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from mtg_ray.evaluate.study import (
+    data_costs,
     difference_table,
     level_difference_table,
     method_table,
@@ -75,6 +76,22 @@ def test_study_pairs_put_the_papers_comparisons_first() -> None:
     designs = ["dr_dft", "dr_is", "rounds_dr_dft", "refresh_dr_is_dft", "online_dr_is_anchor"]
     assert [offline_of(m) for m in designs] == ["dr_dft", "dr_is", "dr_dft", "dr_is_dft", "dr_is"]
     assert ("rounds_dr_dft", "dr_dft") in study_pairs(designs)
+
+
+def test_runs_training_the_offline_round_are_charged_for_it() -> None:
+    costs = {
+        "base": [(0.0, 0.0), (0.0, 0.0)],
+        "dr_dft": [(24000.0, 140.0), (24000.0, 150.0)],  # the offline round, per seed
+        "online_dr_dft": [(23808.0, 300.0), (23808.0, 310.0)],
+        "online_dr_dft_anchor": [(11904.0, 160.0), (11904.0, 170.0)],
+        "refresh_dr_dft": [(900.0, 20.0), (1100.0, 25.0)],
+        "rounds_dr_dft": [(24000.0, 120.0), (24000.0, 130.0)],
+    }
+    charged = data_costs(costs)
+    assert charged["online_dr_dft_anchor"] == [(35904.0, 300.0), (35904.0, 320.0)]
+    assert charged["refresh_dr_dft"] == [(24900.0, 160.0), (25100.0, 175.0)]
+    for own in ("base", "dr_dft", "online_dr_dft", "rounds_dr_dft"):  # their own rewriting only
+        assert charged[own] == costs[own]
 
 
 def test_a_rewritten_results_file_keeps_its_preregistrations() -> None:
