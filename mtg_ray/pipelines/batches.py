@@ -206,16 +206,21 @@ class RefreshBatches(OnlineBatches):
     one for later epochs (kept as `<data_dir>/refresh-<s>.parquet`, applied again on resume).
 
     A sampled record's weight is against its behaviour log-probs; an expert record's against
-    the base model's (its stand-in), scored once at version 0 and kept in
-    `<data_dir>/expert_base.json`. Each step logs `online/refreshed_<source>` (the source of
-    the record replaced)."""
+    the base model's (its stand-in): `experts`, every problem's expert record, are scored once
+    at version 0 and kept in `<data_dir>/expert_base.json`, so a sampled record refreshed into
+    an expert fallback is weighed against the base too when its problem comes round again.
+    Each step logs `online/refreshed_<source>` (the source of the record replaced). A guided
+    record's behaviour is the guided prompt and the live policy scores it on the plain one, so
+    its weight is below 1 before the policy moves at all; the band sees that gap too."""
 
     def __init__(
         self, problems: Sequence[Problem], schedule: list[list[int]], rewrite: Rewriter,
         cfg: OnlineConfig, data_dir: Path, records: Sequence[Record], score: Scorer,
-        faithful: Callable[[Record], bool] | None = None,
+        faithful: Callable[[Record], bool] | None = None, *, experts: Sequence[Record],
     ) -> None:  # fmt: skip
         super().__init__(problems, schedule, rewrite, cfg, data_dir, faithful)
+        wanted = {p.problem_id for p in problems}
+        self.experts = [r for r in experts if r.problem_id in wanted]
         by_id = {r.problem_id: r for r in records}
         missing = [p.problem_id for p in problems if p.problem_id not in by_id]
         if missing:
@@ -242,7 +247,7 @@ class RefreshBatches(OnlineBatches):
         counts: Counter[str] = Counter(scored=len(batch))
         stale = [
             j for j, (r, lp) in enumerate(zip(batch, live, strict=True))
-            if drifted(mean_logprob(lp), base.get(r.problem_id, 0.0) if r.source == "expert"
+            if drifted(mean_logprob(lp), self._base_of(base, r.problem_id) if r.source == "expert"
                        else mean_logprob(r.behaviour_logprobs or []), self.cfg.refresh_band)
         ]  # fmt: skip
         if stale:
@@ -269,10 +274,18 @@ class RefreshBatches(OnlineBatches):
             return json.loads(path.read_text())
         if self._version != 0:
             raise ValueError(f"{path}: missing, and the rollout group no longer holds the base")
-        experts = [r for r in self.current if r.source == "expert"]
+        experts = self.experts
         scores = self.score(
             [r.prompt_token_ids for r in experts], [r.response_token_ids for r in experts]
         )
         base = {r.problem_id: mean_logprob(lp) for r, lp in zip(experts, scores, strict=True)}
         write_text(path, json.dumps(base))
         return base
+
+    def _base_of(self, base: dict[str, float], problem_id: str) -> float:
+        if problem_id not in base:
+            raise ValueError(
+                f"{self.data_dir / 'expert_base.json'}: no base-model score of problem "
+                f"{problem_id!r}'s expert record (written before every problem was scored?)"
+            )
+        return base[problem_id]

@@ -116,7 +116,7 @@ def online_job(
     elif cfg.online.design == "refresh":
         source = RefreshBatches(
             problems, schedule, rewrite, cfg.online, data_dir, offline or [], rollout.score,
-            run.faithful(),
+            run.faithful(), experts=run.expert,
         )  # fmt: skip
     else:
         source = OnlineBatches(

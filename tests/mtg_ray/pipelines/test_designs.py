@@ -11,9 +11,10 @@ from mtg_ray.data import read_records
 from mtg_ray.online import OnlineConfig, problem_schedule
 from mtg_ray.pipelines.batches import OnlineBatches, RefreshBatches, RoundBatches
 from mtg_ray.pipelines.loop import TrainLoop
-from mtg_ray.pipelines.rewrite import rewrite_problems, score_standins
+from mtg_ray.pipelines.rewrite import expert_records, rewrite_problems, score_standins
 from mtg_ray.rewriting import RewriteConfig, get_template
 
+from .conftest import answer_of
 from .test_loop import SFT, StandInMonitor
 
 PLAIN = get_template("plain")
@@ -167,7 +168,7 @@ def test_refresh_rewrites_only_the_records_that_drifted(standins, tmp_path: Path
         cfg = OnlineConfig(design="refresh", refresh_band=band, save_every=3)
         source = RefreshBatches(
             problems, schedule, rewriter(standins, rollout), cfg, out / "data", offline,
-            rollout.score,
+            rollout.score, experts=expert_records(problems, standins.tokenizer, PLAIN),
         )  # fmt: skip
         run(standins, out, source, rollout, monitor=monitor).run()
         for step, batch in enumerate(batches(out)):
@@ -208,15 +209,29 @@ def test_a_resumed_refresh_trains_what_an_uninterrupted_one_does(standins, tmp_p
     offline = offline_records(standins, problems)
     cfg = OnlineConfig(design="refresh", refresh_band=1.2, save_every=3)
 
+    def slipping(prompt: str, version: int, index: int) -> str:
+        """As the stand-in policy, except that after the first step qK with K % 3 == 0 is no
+        longer solved alone: its refreshed record is the expert fallback."""
+        k = answer_of(prompt)
+        solved = (k % 3 == 0 and version == 0) or ("ref \\boxed" in prompt and k % 3 == 1)
+        return f"so \\boxed{{{k if solved else k + 1}}}"
+
     def train(out: Path, learner=None) -> None:
-        rollout = standins.Rollout()
+        rollout = standins.Rollout(policy=slipping)
         source = RefreshBatches(
             problems, schedule, rewriter(standins, rollout), cfg, out / "data", offline,
-            rollout.score,
+            rollout.score, experts=expert_records(problems, standins.tokenizer, PLAIN),
         )  # fmt: skip
         run(standins, out, source, rollout, learner).run()
 
     train(tmp_path / "whole")
+    # a record refreshed into an expert fallback in the first pass is weighed against the
+    # base model in the second (the stand-in scores it as the base did: never drifted)
+    refreshes = sorted((tmp_path / "whole" / "data").glob("refresh-*.parquet"))
+    first_pass = [r for path in refreshes[:3] for r in read_records(path)]
+    again = {r.problem_id for path in refreshes[3:] for r in read_records(path)}
+    experts = {r.problem_id for r in first_pass if r.source == "expert"}
+    assert experts and not experts & again
     with pytest.raises(RuntimeError):
         train(tmp_path / "crash", standins.Learner(fail_at_step=4))
     train(tmp_path / "crash")
@@ -226,7 +241,7 @@ def test_a_resumed_refresh_trains_what_an_uninterrupted_one_does(standins, tmp_p
     refreshed = read_records(tmp_path / "whole" / "data" / "refresh-00001.parquet")
     for first, applied in [(1, False), (2, True)]:
         source = RefreshBatches(
-            problems, schedule, None, cfg, tmp_path / "whole" / "data", offline, None
+            problems, schedule, None, cfg, tmp_path / "whole" / "data", offline, None, experts=[]
         )
         source._apply_refreshes(before=first)
         current = {r.problem_id: r for r in source.current}
