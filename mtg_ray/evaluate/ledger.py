@@ -6,9 +6,10 @@ finished and reruns only the rest.
 (eval.json), each problem's share of correct samples, its cost, its lr and the TensorBoard
 scalars its figure draws. `select_lr/<candidate>/lr-<lr>.json` keeps one lr selection trial's
 validation metrics. A record is written once its run has evaluated and is keyed by run name and
-seed: a study reading it back must be the same command (results.md names it). Of the config
-only the lr is checked: a study that would train a run at another lr (a new selection) refuses
-its record (`check_lr`) rather than report a run it did not make.
+seed, and holds the settings the run was made with: a study reading it back refuses a record
+made at another lr (a new selection; `check_lr`) or with other settings (`check_settings`)
+rather than report a run it did not make. Records kept before settings were have none, and
+only their lr is checked; lr trials are keyed by candidate and lr alone.
 """
 
 import json
@@ -27,7 +28,8 @@ class RunRecord:
     samples, rewrite_s: samples drawn and seconds spent rewriting for its data (`run_cost`).
     lr: the peak lr it trained at (None: not trained). scalars: tag -> step -> value.
     levels: benchmark -> problem_id -> its level ("" for none; empty in records written before
-    levels were kept)."""
+    levels were kept). settings: the run's config as flat `key: value` pairs (the study's
+    `run_settings`; empty in records written before settings were kept)."""
 
     name: str
     seed: int
@@ -38,6 +40,7 @@ class RunRecord:
     lr: float | None
     scalars: dict[str, dict[int, float]] = field(default_factory=dict)
     levels: dict[str, dict[str, str]] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
 
 
 def record_path(root: Path, seed: int, name: str) -> Path:
@@ -86,6 +89,28 @@ def check_lr(record: RunRecord, lr: float | None, root: Path, run_folder: Path) 
             f"is {record.lr}, but this study trains {record.name} at {lr} (to train it again, "
             f"move this record and the run's folder {run_folder} away)",
             field="lr",
+        )
+
+
+def check_settings(
+    record: RunRecord, settings: dict[str, Any], root: Path, run_folder: Path
+) -> None:
+    """Refuse a record whose run was made with other settings than the study would make it with
+    now. Only keys both hold are compared: a record predating a key (or its settings) had that
+    key's behaviour by default, and a key since removed no longer means anything."""
+    changed = {
+        key: (value, settings[key])
+        for key, value in record.settings.items()
+        if key in settings and value != settings[key]
+    }
+    if changed:
+        shown = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in list(changed.items())[:5])
+        more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
+        raise DataError(
+            record_path(root, record.seed, record.name),
+            f"was made with other settings than this study's ({shown}{more}; to train it "
+            f"again, move this record and the run's folder {run_folder} away)",
+            field="settings",
         )
 
 

@@ -29,6 +29,7 @@ from mtg_ray.data.schema import SOURCES
 from mtg_ray.evaluate.ledger import (
     RunRecord,
     check_lr,
+    check_settings,
     load_record,
     record_path,
     save_record,
@@ -162,6 +163,44 @@ def online_runs(
         finished(name)
 
 
+# Keys that do not change what a run is: where it writes, which other runs the study makes,
+# how lrs are chosen (the chosen lr is checked on its own, `check_lr`), and where its processes
+# run and meet (a study may continue on another machine or cluster).
+NOT_SETTINGS = (
+    "output_dir", "cache_dir", "methods", "train.lr_grid", "train.method_lr",
+    "train.validation_problems", "train.validation_n", "world.num_threads",
+    "rollout.max_retries", "rollout.keep_weights_for_recovery", "rollout.sync_host",
+    "rollout.weight_backend", "rollout.bucket_bytes",
+    "rollout.sync_timeout_s", "rollout.shm_dir", "rollout.placement_strategy",
+    "rollout.node_resource", "learner.node_resource", "resources.address", "resources.num_cpus",
+    "resources.host", "resources.private_network",
+)  # fmt: skip
+
+
+def run_settings(cfg: JobConfig, online: bool) -> dict[str, Any]:
+    """The settings a run of `cfg` is made with, as flat JSON values (`RunRecord.settings`):
+    every config key but NOT_SETTINGS, and `online.*` only for an online run."""
+    flat: dict[str, Any] = {}
+
+    def walk(value: Any, key: str) -> None:
+        if isinstance(value, dict) and key not in NOT_SETTINGS:
+            for k, v in value.items():
+                walk(v, f"{key}.{k}" if key else str(k))
+        elif key not in NOT_SETTINGS and (online or not key.startswith("online.")):
+            flat[key] = value
+
+    walk(dataclasses.asdict(cfg), "")
+    return json.loads(json.dumps(flat))
+
+
+def planned_settings(cfg: JobConfig, candidates: Sequence[JobConfig]) -> dict[str, dict]:
+    """Run name -> the settings it is made with (`run_settings`), as `planned_lrs` names them."""
+    offline = run_settings(cfg, online=False)
+    out = {name: offline for name in ["base", *cfg.methods]}
+    out.update({online_name(c): run_settings(c, online=True) for c in candidates})
+    return out
+
+
 def planned_lrs(cfg: JobConfig, candidates: Sequence[JobConfig]) -> dict[str, float | None]:
     """Run name -> the peak lr it trains at (None: the base model), in report order."""
     lrs: dict[str, float | None] = {"base": None}
@@ -175,8 +214,11 @@ def planned_lrs(cfg: JobConfig, candidates: Sequence[JobConfig]) -> dict[str, fl
 FIGURE_SCALARS = ("online/", "train/loss_share/", "train/token_share/", "monitor/", "time/")
 
 
-def run_record(out: Path, name: str, seed: int, lr: float | None) -> RunRecord:
-    """Run `name` of the seed folder `out`, evaluated, as the study keeps it."""
+def run_record(
+    out: Path, name: str, seed: int, lr: float | None, settings: Mapping[str, Any] | None = None
+) -> RunRecord:
+    """Run `name` of the seed folder `out`, evaluated, as the study keeps it (`settings`: what
+    it was made with, `run_settings`)."""
     metrics = json.loads((out / name / "eval.json").read_text())
     samples = out / name / "eval_samples.jsonl"
     online = name != "base" and name not in METHODS
@@ -192,26 +234,33 @@ def run_record(out: Path, name: str, seed: int, lr: float | None) -> RunRecord:
         lr=lr,
         scalars={t: s for t, s in scalars.items() if t.startswith(FIGURE_SCALARS)},
         levels={b: problem_levels(samples, b) for b in metrics},
+        settings=dict(settings or {}),
     )
 
 
 def kept_runs(
-    root: Path, seed: int, lrs: Mapping[str, float | None], out: Path
-) -> dict[str, RunRecord]:
+    root: Path, seed: int, lrs: Mapping[str, float | None], out: Path,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+) -> dict[str, RunRecord]:  # fmt: skip
     """The records kept under `root` for seed `seed`'s planned runs (`lrs`; run folders in
-    `out`), each checked to be of the lr the run would train at now."""
+    `out`), each checked to be of the lr and `settings` (by run name) it would be made with."""
     kept = {}
     for name, lr in lrs.items():
         if (record := load_record(root, seed, name)) is not None:
             check_lr(record, lr, root, out / name)
+            if settings is not None:
+                check_settings(record, dict(settings[name]), root, out / name)
             kept[name] = record
     return kept
 
 
-def keep_run(root: Path, out: Path, seed: int, name: str, lr: float | None) -> None:
+def keep_run(
+    root: Path, out: Path, seed: int, name: str, lr: float | None,
+    settings: Mapping[str, Any] | None = None,
+) -> None:  # fmt: skip
     """Keep run `name` (evaluated in `out`) as a record under `root`, unless kept already."""
     if not record_path(root, seed, name).is_file():
-        save_record(root, run_record(out, name, seed, lr))
+        save_record(root, run_record(out, name, seed, lr, settings))
 
 
 def restore_runs(records: Mapping[str, RunRecord], out: Path) -> None:
@@ -288,18 +337,20 @@ def study_job(
         seed_cfg = seed_config(cfg, s)
         candidates = online_candidates(seed_cfg, online, controls, designs, selected)
         lrs = planned_lrs(seed_cfg, candidates)
-        kept = kept_runs(root, s, lrs, Path(seed_cfg.output_dir))
+        made_with = planned_settings(seed_cfg, candidates)
+        kept = kept_runs(root, s, lrs, Path(seed_cfg.output_dir), made_with)
         if len(kept) < len(lrs):
             run = start(seed_cfg)
             restore_runs(kept, run.out)
 
-            def keep(name: str, out: Path = run.out, s: int = s, lrs: dict = lrs) -> None:
-                keep_run(root, out, s, name, lrs[name])
+            def keep(name: str, out: Path = run.out, s: int = s, lrs: dict = lrs,
+                     made_with: dict = made_with) -> None:  # fmt: skip
+                keep_run(root, out, s, name, lrs[name], made_with[name])
 
             with groups(run) as rollout:  # one rollout and one learner group for the seed
                 main_job(run, rollout, finished=keep)
                 online_runs(run, rollout, candidates, finished=keep)
-            kept = kept_runs(root, s, lrs, Path(seed_cfg.output_dir))
+            kept = kept_runs(root, s, lrs, Path(seed_cfg.output_dir), made_with)
         for name in lrs:
             records.setdefault(name, []).append(kept[name])
     wall = time.monotonic() - started

@@ -187,6 +187,52 @@ def test_kept_runs_go_back_where_the_jobs_look_and_refuse_another_lr(tmp_path) -
         kept_runs(root, 0, {**lrs, "dr_dft": 1e-4}, out)  # fmt: skip
 
 
+def test_kept_runs_refuse_a_record_made_with_other_settings(tmp_path) -> None:
+    from mtg_ray.data.errors import DataError
+    from mtg_ray.evaluate.ledger import RunRecord, save_record
+    from mtg_ray.pipelines.study import kept_runs
+
+    root, out = tmp_path / "runs", tmp_path / "seed-0"
+    made = {"eval.n": 16, "rewrite.one_call": True, "since_removed": 1}
+    save_record(root, RunRecord("dr_dft", 0, {}, {}, 0.0, 0.0, 1e-4, settings=made))
+    save_record(root, RunRecord("base", 0, {}, {}, 0.0, 0.0, None))  # kept before settings
+    lrs = {"base": None, "dr_dft": 1e-4}
+    now = {"eval.n": 16, "rewrite.one_call": True, "added_since": 0}
+    assert list(kept_runs(root, 0, lrs, out, {"base": now, "dr_dft": now})) == ["base", "dr_dft"]
+    other = {**now, "eval.n": 4}
+    with pytest.raises(
+        DataError,
+        match=r"seed-0/dr_dft.json: field 'settings': was made with other settings than this "
+        r"study's \(eval.n 16 -> 4; to train it again, move this record and the run's folder "
+        r".*seed-0/dr_dft away\)",
+    ):
+        kept_runs(root, 0, lrs, out, {"base": other, "dr_dft": other})
+
+
+def test_a_runs_settings_are_what_makes_it_and_nothing_else() -> None:
+    from mtg_ray.config import compose
+    from mtg_ray.pipelines.study import online_candidates, planned_settings, seed_config
+
+    def settings(overrides, design):
+        cfg = seed_config(compose("tiny", overrides), 1)
+        return planned_settings(cfg, online_candidates(cfg, ["dr_sft"], designs=[design]))
+
+    design = {"method": "dr_dft", "expert_rows": "drop", "retry_after": 8}
+    made = settings([], design)
+    assert made["dr_sft"] == made["base"] and made["dr_sft"]["learner.seed"] == 1
+    assert not any(k.startswith("online.") for k in made["dr_sft"])  # offline: no online keys
+    assert made["online_dr_dft_expert_drop"]["online.retry_after"] == 8
+    assert made["online_dr_sft"]["online.method"] == "dr_sft"
+    where = settings(["output_dir=elsewhere", "rollout.sync_timeout_s=600", "train.lr_grid=[1]"],
+                     design)  # fmt: skip
+    assert where == made  # where it writes and runs, and the lr grid, change no run
+    assert settings(["eval.n=4"], design)["base"]["eval.n"] == 4
+    assert (
+        settings([], {**design, "retry_after": 4})["online_dr_dft_expert_drop"]
+        != made["online_dr_dft_expert_drop"]
+    )
+
+
 def test_a_record_that_is_not_one_is_named_with_its_field(tmp_path) -> None:
     from mtg_ray.data.errors import DataError
     from mtg_ray.evaluate.ledger import RunRecord, load_record, record_path, save_record
