@@ -101,7 +101,11 @@ def test_each_online_design_trains_on_real_groups(
     base = overrides(small_world, out) + ["online.overlap=false", "online.method=dr_dft"]
     designs = {
         "rounds_dr_dft": ["online.design=rounds", "online.rounds=2"],
-        "refresh_dr_dft": ["online.design=refresh", "online.refresh_band=1.05"],
+        "refresh_dr_dft": [  # an lr that moves the policy out of the band within 3 steps
+            "online.design=refresh",
+            "online.refresh_band=1.05",
+            "train.method_lr={dr_dft: 1e-3}",
+        ],
         "online_dr_dft_expert_ratio": ["online.expert_rows=ratio"],
         "online_dr_dft_expert_drop_anchor": [
             "online.expert_rows=drop",
