@@ -13,6 +13,7 @@ only their lr is checked; lr trials are keyed by candidate and lr alone.
 """
 
 import json
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -93,7 +94,7 @@ def check_lr(record: RunRecord, lr: float | None, root: Path, run_folder: Path) 
 
 
 def check_settings(
-    record: RunRecord, settings: dict[str, Any], root: Path, run_folder: Path
+    record: RunRecord, settings: Mapping[str, Any], root: Path, run_folder: Path
 ) -> None:
     """Refuse a record whose run was made with other settings than the study would make it with
     now. Only keys both hold are compared: a record predating a key (or its settings) had that

@@ -183,10 +183,12 @@ def run_settings(cfg: JobConfig, online: bool) -> dict[str, Any]:
     flat: dict[str, Any] = {}
 
     def walk(value: Any, key: str) -> None:
-        if isinstance(value, dict) and key not in NOT_SETTINGS:
+        if key in NOT_SETTINGS or (not online and key.startswith("online.")):
+            return
+        if isinstance(value, dict):
             for k, v in value.items():
                 walk(v, f"{key}.{k}" if key else str(k))
-        elif key not in NOT_SETTINGS and (online or not key.startswith("online.")):
+        else:
             flat[key] = value
 
     walk(dataclasses.asdict(cfg), "")
@@ -249,7 +251,7 @@ def kept_runs(
         if (record := load_record(root, seed, name)) is not None:
             check_lr(record, lr, root, out / name)
             if settings is not None:
-                check_settings(record, dict(settings[name]), root, out / name)
+                check_settings(record, settings[name], root, out / name)
             kept[name] = record
     return kept
 
