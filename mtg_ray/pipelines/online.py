@@ -8,6 +8,7 @@ policy version.
 
 import dataclasses
 from collections import Counter
+from contextlib import nullcontext
 from typing import Any
 
 from mtg_ray.config import JobConfig
@@ -152,13 +153,14 @@ def online_job(
         monitor.close()
 
 
-def compare_job(run: Run) -> str:
+def compare_job(run: Run, rollout: Rollout | None = None) -> str:
     """Offline vs online `online.method` (the main job's offline run is reused if present) at
-    the same number of steps: test accuracy and the mean per-step importance-weight variance.
+    the same number of steps, with `rollout` on the base policy (default: the run's own groups,
+    for this job only): test accuracy and the mean per-step importance-weight variance.
     Returns the `online:` line; the table goes to `<out>/results_<online run>.md`."""
     cfg = run.cfg
     method, name = cfg.online.method, online_name(cfg)
-    with groups(run) as rollout:
+    with groups(run) if rollout is None else nullcontext(rollout) as rollout:
         results = {"base": evaluate_job(run, rollout, "base")}
         rewritten, _ = rewrite_job(run, rollout)
         if not (run.out / method / "eval.json").is_file():

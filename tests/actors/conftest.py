@@ -14,7 +14,9 @@ from mtg_ray.models import TinyModelConfig, build_tiny_model
 from mtg_ray.models.tiny import build_tokenizer
 from mtg_ray.pipelines.cluster import init_local_ray
 from mtg_ray.pipelines.rollout_group import RolloutGroup
+from mtg_ray.pipelines.session import KeptLearner
 from mtg_ray.rollout import RolloutConfig
+from mtg_ray.tinyworld import World
 
 
 @pytest.fixture(scope="session")
@@ -53,6 +55,36 @@ def engines(shared_engines: RolloutGroup, tiny_models: tuple[Path, Path]) -> Rol
     state = AutoModelForCausalLM.from_pretrained(tiny_models[0], dtype=torch.float32).state_dict()
     shared_engines.update_weights(state.items(), version=0)
     return shared_engines
+
+
+@pytest.fixture(scope="session")
+def shared_small_engine(ray_session, small_world: World) -> Iterator[RolloutGroup]:
+    """One engine on the small world's base model, shared by the job tests (their runs compose
+    to this rollout config: `rollout.num_engines=1` over the CPU defaults). Take it through
+    `small_engine`, which resets it."""
+    group = RolloutGroup(RolloutConfig(num_engines=1), str(small_world.model_dir))
+    gcs = ray.get_runtime_context().gcs_address
+    yield group
+    if ray.is_initialized() and ray.get_runtime_context().gcs_address == gcs:
+        group.shutdown()
+
+
+@pytest.fixture
+def small_engine(shared_small_engine: RolloutGroup, small_world: World) -> RolloutGroup:
+    """The shared small-world engine holding the base model again, as policy version 0: what
+    a job's own `groups` would start with."""
+    shared_small_engine.load_folder(small_world.model_dir, version=0)
+    return shared_small_engine
+
+
+@pytest.fixture(scope="module")
+def kept_learner(ray_session) -> Iterator[KeptLearner]:
+    """A learner group kept across a module's job runs (`dataclasses.replace(run,
+    learner=kept_learner)`), as `groups` keeps one across a job's trainings: each training
+    restarts it, the same as a new group (`test_a_restarted_group_trains_as_a_new_one`)."""
+    kept = KeptLearner()
+    yield kept
+    kept.close()
 
 
 def make_records(n: int, seed: int = 0) -> list[Record]:

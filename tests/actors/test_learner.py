@@ -205,10 +205,12 @@ def test_learner_weights_reach_vllm(
 def test_direct_sync_moves_the_learners_weights_and_recovers_from_a_failed_send(
     make_group, tiny_models, records
 ) -> None:
+    """Two syncs, a failed one (the send waits out `sync_timeout_s`: short, for the suite) and
+    a sync into a new group; then host weights are refused and `load_folder` works."""
     learner = make_group(tiny_models[0], zero_stage=3)
     cfg = RolloutConfig(
         num_engines=2, max_model_len=256, weight_backend="nccl_standin_gloo",
-        bucket_bytes=256 << 10, sync_timeout_s=30,
+        bucket_bytes=256 << 10, sync_timeout_s=15,
     )  # fmt: skip
     rollout = RolloutGroup(cfg, str(tiny_models[0]))
     pairs = [(r.prompt_token_ids, r.response_token_ids) for r in records[:4]]
@@ -237,6 +239,12 @@ def test_direct_sync_moves_the_learners_weights_and_recovers_from_a_failed_send(
 
         rollout.sync_from(learner, version=3)  # a new group; the learner is still in step
         assert rollout.versions() == [3, 3] and engines_match_learner() < 1e-4
+
+        # direct engines take weights from the learner or an HF folder only
+        with pytest.raises(ValueError, match="sync_from.*load_folder"):
+            rollout.update_weights([], version=4)
+        rollout.load_folder(tiny_models[1], version=5)
+        assert rollout.versions() == [5, 5]
     finally:
         rollout.shutdown()
 
@@ -279,19 +287,6 @@ def test_tied_embeddings_sync_whole_without_a_failed_load(make_group, records, t
         time.sleep(1.0)  # the workers' log lines reach their files
         new = [line for line in failed_loads() if line not in before]
         assert new and all("RotaryEmbedding: Failed to load weights" in line for line in new)
-    finally:
-        rollout.shutdown()
-
-
-def test_host_weights_are_refused_by_a_direct_backend(ray_session, tiny_models) -> None:
-    """Direct engines take weights from the learner or an HF folder; `load_folder` works."""
-    cfg = RolloutConfig(num_engines=1, max_model_len=256, weight_backend="nccl_standin_gloo")
-    rollout = RolloutGroup(cfg, str(tiny_models[0]))
-    try:
-        with pytest.raises(ValueError, match="sync_from.*load_folder"):
-            rollout.update_weights([], version=1)
-        rollout.load_folder(tiny_models[1], version=5)
-        assert rollout.versions() == [5]
     finally:
         rollout.shutdown()
 

@@ -1,6 +1,7 @@
 """The offline jobs end to end on a small tiny world: real vLLM, DeepSpeed and Ray on CPU."""
 
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -12,10 +13,9 @@ from mtg_ray.pipelines.grading import grade_parallel
 from mtg_ray.pipelines.offline import main_job
 from mtg_ray.pipelines.rewrite import run_rewrite
 from mtg_ray.pipelines.rollout_group import RolloutGroup
-from mtg_ray.pipelines.session import start
+from mtg_ray.pipelines.session import KeptLearner, start
 from mtg_ray.rewriting import RewriteConfig
 from mtg_ray.rewriting.prompts import get_template
-from mtg_ray.rollout import RolloutConfig
 from mtg_ray.tinyworld import World, small
 
 pytestmark = pytest.mark.slow
@@ -48,11 +48,14 @@ def small_overrides(world: World, out: Path) -> list[str]:
     ]
 
 
-def test_main_job_end_to_end_and_rerun(ray_session, small_world: World, tmp_path: Path) -> None:
+def test_main_job_end_to_end_and_rerun(
+    small_engine: RolloutGroup, kept_learner: KeptLearner, small_world: World, tmp_path: Path
+) -> None:
     out = tmp_path / "run"
-    run = start(compose("tiny", small_overrides(small_world, out)))
+    run = replace(start(compose("tiny", small_overrides(small_world, out))), learner=kept_learner)
     assert run.world is not None and run.world.root == small_world.root  # cached, not rebuilt
-    line = main_job(run)
+    assert run.cfg.rollout == small_engine.cfg and run.model_path == small_engine.model
+    line = main_job(run, small_engine)
     assert DEMO.fullmatch(line), line
     assert (out / "demo.txt").read_text().strip() == line
     assert (out / "results.png").stat().st_size > 0 and "| dr_dft |" in (
@@ -70,16 +73,19 @@ def test_main_job_end_to_end_and_rerun(ray_session, small_world: World, tmp_path
     shards[1].unlink()
     (out / "rewrite" / "summary.json").unlink()
     (out / "dft" / "eval.json").unlink()
-    assert DEMO.fullmatch(main_job(run))
+    small_engine.load_folder(run.model_path, version=0)  # a new job starts on the base policy
+    assert DEMO.fullmatch(main_job(run, small_engine))
     again = [r for s in shards for r in read_records(s)]
     assert sorted(r.problem_id for r in again) == sorted(r.problem_id for r in records)
 
 
-def test_rewrite_resumes_after_a_crash(ray_session, small_world: World, tmp_path: Path) -> None:
+def test_rewrite_resumes_after_a_crash(
+    small_engine: RolloutGroup, small_world: World, tmp_path: Path
+) -> None:
     problems = small_world.train_problems()[:24]
     tokenizer = AutoTokenizer.from_pretrained(small_world.model_dir)
     cfg = RewriteConfig(samples=2, guided_samples=2, max_tokens=96, shard_size=8)
-    rollout = RolloutGroup(RolloutConfig(num_engines=1), str(small_world.model_dir))
+    rollout = small_engine
     calls = []
 
     def flaky(pairs):
@@ -89,19 +95,16 @@ def test_rewrite_resumes_after_a_crash(ray_session, small_world: World, tmp_path
         return grade_parallel(pairs, 2)
 
     template = get_template("plain")
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            run_rewrite(problems, rollout, tokenizer, template, cfg, tmp_path, flaky)
-        first = tmp_path / "shards" / "shard-00000.parquet"
-        assert first.is_file() and not (tmp_path / "shards" / "shard-00001.parquet").exists()
-        before = first.read_bytes()
-        records = run_rewrite(
-            problems, rollout, tokenizer, template, cfg, tmp_path, lambda p: grade_parallel(p, 2)
-        )
-        assert first.read_bytes() == before  # finished shards are not redone
-        assert sorted(r.problem_id for r in records) == sorted(p.problem_id for p in problems)
-        other = RewriteConfig(samples=3, shard_size=8)
-        with pytest.raises(ValueError, match="other problems or settings"):
-            run_rewrite(problems, rollout, tokenizer, template, other, tmp_path, flaky)
-    finally:
-        rollout.shutdown()
+    with pytest.raises(KeyboardInterrupt):
+        run_rewrite(problems, rollout, tokenizer, template, cfg, tmp_path, flaky)
+    first = tmp_path / "shards" / "shard-00000.parquet"
+    assert first.is_file() and not (tmp_path / "shards" / "shard-00001.parquet").exists()
+    before = first.read_bytes()
+    records = run_rewrite(
+        problems, rollout, tokenizer, template, cfg, tmp_path, lambda p: grade_parallel(p, 2)
+    )
+    assert first.read_bytes() == before  # finished shards are not redone
+    assert sorted(r.problem_id for r in records) == sorted(p.problem_id for p in problems)
+    other = RewriteConfig(samples=3, shard_size=8)
+    with pytest.raises(ValueError, match="other problems or settings"):
+        run_rewrite(problems, rollout, tokenizer, template, other, tmp_path, flaky)

@@ -10,7 +10,8 @@ from mtg_ray.config import compose
 from mtg_ray.data import read_records
 from mtg_ray.pipelines.grading import grade_parallel
 from mtg_ray.pipelines.online import compare_job, online_job
-from mtg_ray.pipelines.session import groups, start
+from mtg_ray.pipelines.rollout_group import RolloutGroup
+from mtg_ray.pipelines.session import KeptLearner, Run, start
 from mtg_ray.tinyworld import World, small
 
 pytestmark = pytest.mark.slow
@@ -41,11 +42,20 @@ def overrides(world: World, out: Path) -> list[str]:
     ]
 
 
+def start_on(settings: list[str], engine: RolloutGroup, kept: KeptLearner) -> Run:
+    """A run of `settings` on the shared small-world engine and kept learner group, which are
+    what its own `groups` would start (checked)."""
+    run = dataclasses.replace(start(compose("online", settings)), learner=kept)
+    assert run.cfg.rollout == engine.cfg and run.model_path == engine.model
+    return run
+
+
 def test_online_run_overlaps_crashes_and_resumes(
-    ray_session, small_world: World, tmp_path: Path
+    small_engine: RolloutGroup, kept_learner: KeptLearner, small_world: World, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    run = start(compose("online", overrides(small_world, out)))
+    run = start_on(overrides(small_world, out), small_engine, kept_learner)
+    rollout = small_engine
     folder = out / "online_dr_is_overlap"
     ckpt = folder / "ckpt"
 
@@ -54,16 +64,15 @@ def test_online_run_overlaps_crashes_and_resumes(
             raise RuntimeError("worker lost")
         return grade_parallel(pairs, 2)
 
-    with groups(run) as rollout:
-        with pytest.raises(RuntimeError, match="worker lost"):
-            online_job(run, rollout, grader=crashing)
-        saved = sorted((folder / "data").glob("step-*.parquet"))
-        assert 1 <= len(saved) < STEPS and not (folder / "train_done.json").exists()
+    with pytest.raises(RuntimeError, match="worker lost"):
+        online_job(run, rollout, grader=crashing)
+    saved = sorted((folder / "data").glob("step-*.parquet"))
+    assert 1 <= len(saved) < STEPS and not (folder / "train_done.json").exists()
 
-        result = online_job(run, rollout)
-        assert result["steps"] == STEPS == result["policy_version"]
-        assert result["timing"]["steps_run"] == STEPS - 1  # resumed after step 0, not redone
-        assert rollout.versions() == [STEPS]  # the rollout group ends on the final weights
+    result = online_job(run, rollout)
+    assert result["steps"] == STEPS == result["policy_version"]
+    assert result["timing"]["steps_run"] == STEPS - 1  # resumed after step 0, not redone
+    assert rollout.versions() == [STEPS]  # the rollout group ends on the final weights
 
     for step in range(STEPS):
         records = read_records(folder / "data" / f"step-{step:05d}.parquet")
@@ -77,11 +86,11 @@ def test_online_run_overlaps_crashes_and_resumes(
 
 
 def test_compare_online_reports_both_runs_at_equal_steps(
-    ray_session, small_world: World, tmp_path: Path
+    small_engine: RolloutGroup, kept_learner: KeptLearner, small_world: World, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
     settings = overrides(small_world, out) + ["online.steps=0", "train.epochs=1"]
-    line = compare_job(start(compose("online", settings)))
+    line = compare_job(start_on(settings, small_engine, kept_learner), small_engine)
     number = r"([0-9.]+|nan)"  # nan: no sampled record in any step (small world's weak model)
     assert re.fullmatch(
         rf"online: offline_dr_is={number} online_dr_is={number} is_var_offline={number} "
@@ -93,7 +102,7 @@ def test_compare_online_reports_both_runs_at_equal_steps(
 
 
 def test_each_online_design_trains_on_real_groups(
-    ray_session, small_world: World, tmp_path: Path
+    small_engine: RolloutGroup, kept_learner: KeptLearner, small_world: World, tmp_path: Path
 ) -> None:
     """Rounds, refresh, ratio-weighted expert rows, and anchors with dropped expert rows: each
     trains end to end with one rollout and one learner group, writing what it says."""
@@ -113,12 +122,11 @@ def test_each_online_design_trains_on_real_groups(
             "online.anchor_share=0.5",
         ],  # fmt: skip
     }
-    run = start(compose("online", base))
-    with groups(run) as rollout:
-        for name, settings in designs.items():
-            cfg = compose("online", base + settings)
-            result = online_job(dataclasses.replace(run, cfg=cfg), rollout)
-            assert result["steps"] == STEPS and result["timing"]["samples"] > 0, name
+    run = start_on(base, small_engine, kept_learner)
+    for name, settings in designs.items():
+        cfg = compose("online", base + settings)
+        result = online_job(dataclasses.replace(run, cfg=cfg), small_engine)
+        assert result["steps"] == STEPS and result["timing"]["samples"] > 0, name
     data = {name: out / name / "data" for name in designs}
     assert sorted(p.name for p in data["rounds_dr_dft"].glob("round-*")) == [
         "round-00000.parquet", "round-00002.parquet"
