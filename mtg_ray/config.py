@@ -10,6 +10,7 @@ groups' own dataclasses live beside the code that reads them; this module only a
 
 import dataclasses
 import difflib
+import json
 import os
 import re
 import types
@@ -109,6 +110,20 @@ class JobConfig:
     def lr_of(self, method: str) -> float:
         """The peak lr `method` trains at: `train.method_lr[method]`, else `learner.lr`."""
         return float(self.train.method_lr.get(method, self.learner.lr))
+
+    def flat(self) -> dict[str, Any]:
+        """Every option as `section.key: value`, the value as JSON has it (a tuple as a list)."""
+        flat: dict[str, Any] = {}
+
+        def walk(value: Any, key: str) -> None:
+            if isinstance(value, dict):
+                for k, v in value.items():
+                    walk(v, f"{key}.{k}" if key else str(k))
+            else:
+                flat[key] = value
+
+        walk(dataclasses.asdict(self), "")
+        return json.loads(json.dumps(flat))
 
     def __post_init__(self) -> None:
         unknown = [m for m in self.methods if m not in METHODS]

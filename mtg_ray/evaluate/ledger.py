@@ -5,11 +5,13 @@ finished and reruns only the rest.
 `seed-<s>/<run>.json` keeps what the study's tables and figures read from a run: its metrics
 (eval.json), each problem's share of correct samples, its cost, its lr and the TensorBoard
 scalars its figure draws. `select_lr/<candidate>/lr-<lr>.json` keeps one lr selection trial's
-validation metrics. A record is written once its run has evaluated and is keyed by run name and
-seed, and holds the settings the run was made with: a study reading it back refuses a record
-made at another lr (a new selection; `check_lr`) or with other settings (`check_settings`)
-rather than report a run it did not make. Records kept before settings were have none, and
-only their lr is checked; lr trials are keyed by candidate and lr alone.
+validation metrics and the settings it was made with (`trial_settings`). A record is written
+once its run has evaluated and is keyed by run name and seed, and holds the settings the run
+was made with (`run_settings`): a study reading it back refuses a record made at another lr (a
+new selection; `check_lr`) or with other settings (`check_settings`) rather than report a run
+it did not make, and the selection refuses a trial made with other settings likewise. Records
+and trials kept before settings were have none: a record is checked on its lr only, a trial
+on nothing.
 """
 
 import json
@@ -20,6 +22,45 @@ from typing import Any
 
 from mtg_ray.data import write_text
 from mtg_ray.data.errors import DataError
+
+# Keys that do not change what a run is: where it writes, which other runs the study makes,
+# how lrs are chosen (the chosen lr is checked on its own, `check_lr`), and where its processes
+# run and meet (a study may continue on another machine or cluster).
+NOT_SETTINGS = (
+    "output_dir", "cache_dir", "methods", "train.lr_grid", "train.method_lr",
+    "train.validation_problems", "train.validation_n", "world.num_threads",
+    "rollout.max_retries", "rollout.keep_weights_for_recovery", "rollout.sync_host",
+    "rollout.weight_backend", "rollout.bucket_bytes",
+    "rollout.sync_timeout_s", "rollout.shm_dir", "rollout.placement_strategy",
+    "rollout.node_resource", "learner.node_resource", "resources.address", "resources.num_cpus",
+    "resources.host", "resources.private_network",
+)  # fmt: skip
+
+# What an lr trial is made with beyond its run's settings (its validation), and what in those
+# it replaces (a trial validates with `train.validation_n` samples, never greedily).
+TRIAL_SETTINGS = ("train.validation_problems", "train.validation_n")
+NOT_TRIAL_SETTINGS = ("eval.n", "eval.greedy")
+
+
+def run_settings(config: Mapping[str, Any], online: bool) -> dict[str, Any]:
+    """The settings a run is made with (`RunRecord.settings`), of its `config` (`JobConfig.flat`):
+    every key but NOT_SETTINGS, and `online.*` only for an online run."""
+    left_out = (*NOT_SETTINGS, *(() if online else ("online",)))
+    return {
+        key: value
+        for key, value in config.items()
+        if not any(key == k or key.startswith(k + ".") for k in left_out)
+    }
+
+
+def trial_settings(config: Mapping[str, Any], online: bool) -> dict[str, Any]:
+    """The settings an lr selection trial is made with (its lr aside), of its `config`
+    (`JobConfig.flat`): its run's (`run_settings`) less what its validation replaces, plus the
+    validation's size and n."""
+    settings = run_settings(config, online)
+    for key in NOT_TRIAL_SETTINGS:
+        settings.pop(key, None)
+    return settings | {key: config[key] for key in TRIAL_SETTINGS}
 
 
 @dataclass(frozen=True)
@@ -97,20 +138,31 @@ def check_settings(
     record: RunRecord, settings: Mapping[str, Any], root: Path, run_folder: Path
 ) -> None:
     """Refuse a record whose run was made with other settings than the study would make it with
-    now. Only keys both hold are compared: a record predating a key (or its settings) had that
-    key's behaviour by default, and a key since removed no longer means anything."""
+    now (`refuse_other_settings`)."""
+    refuse_other_settings(
+        record_path(root, record.seed, record.name), record.settings, settings,
+        f"train it again, move this record and the run's folder {run_folder} away",
+    )  # fmt: skip
+
+
+def refuse_other_settings(
+    path: Path, made: Mapping[str, Any], settings: Mapping[str, Any], again: str
+) -> None:
+    """Raise a DataError naming `path` if what it keeps was `made` with other settings than
+    `settings` (`again`: how to make it anew, "train it again, move ... away"). Only keys both
+    hold are compared: what predates a key (or settings) had that key's behaviour by default,
+    and a key since removed no longer means anything."""
     changed = {
         key: (value, settings[key])
-        for key, value in record.settings.items()
+        for key, value in made.items()
         if key in settings and value != settings[key]
     }
     if changed:
         shown = ", ".join(f"{k} {a!r} -> {b!r}" for k, (a, b) in list(changed.items())[:5])
         more = f" and {len(changed) - 5} more" if len(changed) > 5 else ""
         raise DataError(
-            record_path(root, record.seed, record.name),
-            f"was made with other settings than this study's ({shown}{more}; to train it "
-            f"again, move this record and the run's folder {run_folder} away)",
+            path,
+            f"was made with other settings than this study's ({shown}{more}; to {again})",
             field="settings",
         )
 
@@ -120,7 +172,8 @@ def trial_path(root: Path, candidate: str, lr: float) -> Path:
 
 
 def save_trial(root: Path, candidate: str, lr: float, validation: dict[str, Any]) -> None:
-    """Keep one lr selection trial's validation metrics."""
+    """Keep one lr selection trial's validation metrics (and settings, as its result has
+    them)."""
     path = trial_path(root, candidate, lr)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(validation, indent=1) + "\n")

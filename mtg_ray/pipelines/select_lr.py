@@ -5,9 +5,11 @@ Each method trains once per `train.lr_grid` value, on the train split less its l
 evaluated with `train.validation_n` samples per held-out problem; the lr with the best avg@n is
 chosen, ties going to the smaller. The rewrite is the run's own (`rewrite_job`, shared with the
 main job of the same run), so selecting costs training and validation only. Every trial
-lives in `<out>/select_lr/<method>/lr-<lr>` and resumes like any run; the selection is made
-from the trials' validation results on every call (a call with another candidate or grid
-trains only the trials it lacks) and written to `<out>/select_lr/selection.json`. Online
+lives in `<out>/select_lr/<method>/lr-<lr>` and resumes like any run; its validation.json keeps
+the settings it was made with (`trial_settings`), and a trial made with other settings than a
+later call's is refused, not read. The selection is made from the trials' validation results
+on every call (a call with another candidate or grid trains only the trials it lacks) and
+written to `<out>/select_lr/selection.json`. Online
 candidates are selected the same way: trained online on the same split (their offline records,
 where a design reads them: the same split's).
 """
@@ -21,6 +23,7 @@ from typing import Any
 
 from mtg_ray.config import JobConfig
 from mtg_ray.data import Record, write_text
+from mtg_ray.evaluate.ledger import refuse_other_settings, trial_settings
 from mtg_ray.learner.lr_selection import choose_lr, grid_edge
 from mtg_ray.objectives import METHODS
 from mtg_ray.pipelines.evaluate import evaluate
@@ -60,6 +63,31 @@ def candidate_configs(
     return configs
 
 
+def planned_trials(
+    cfg: JobConfig, candidates: Sequence[Mapping[str, Any]] = ()
+) -> dict[str, dict[str, Any]]:
+    """Trial name (a method or `online_name`) -> the settings its trials are made with."""
+    plan = {m: trial_settings(cfg.flat(), online=False) for m in cfg.methods}
+    for name, online_cfg in candidate_configs(cfg, candidates).items():
+        plan[name] = trial_settings(online_cfg.flat(), online=True)
+    return plan
+
+
+def check_kept_trials(run: Run, candidates: Sequence[Mapping[str, Any]] = ()) -> None:
+    """Refuse a validated trial of `run`'s selection that was made with other settings than
+    this selection would make it with (trials kept without settings are not checked)."""
+    for name, settings in planned_trials(run.cfg, candidates).items():
+        for lr in run.cfg.train.lr_grid:
+            path = trial_result(run, name, lr)
+            if path.is_file():
+                made = json.loads(path.read_text()).get("settings", {})
+                again = (
+                    f"train it again, move its folder {path.parent} away (and a study's copy, "
+                    f"<results_dir>/runs/select_lr/{name}/lr-{lr:g}.json)"
+                )
+                refuse_other_settings(path, made, settings, again)
+
+
 def trial_result(run: Run, name: str, lr: float) -> Path:
     """Where trial (`name`, `lr`) of `run`'s selection keeps its validation metrics."""
     return run.out / "select_lr" / name / f"lr-{lr:g}" / "validation.json"
@@ -93,6 +121,7 @@ def select_lr(
             f"train.validation_problems ({k}) must be fewer than the {len(run.train_problems)} "
             "train problems"
         )
+    check_kept_trials(run, candidates)
     missing = missing_trials(run, candidates)
     if missing:
         if rollout is None:
@@ -153,6 +182,7 @@ def _run_trials(
             offline=data["rewritten"],
         )  # fmt: skip
 
+    settings = planned_trials(cfg, candidates)
     trainers = {m: offline(m) for m in cfg.methods}
     trainers.update({n: online(c) for n, c in candidate_configs(cfg, candidates).items()})
     for name, lr in trials:
@@ -161,4 +191,4 @@ def _run_trials(
         results = evaluate(
             rollout, run.tokenizer, run.template, {VALIDATION: held_out}, eval_cfg, run.grader(),
         )  # fmt: skip
-        write_text(result, json.dumps(results, indent=1))
+        write_text(result, json.dumps({**results, "settings": settings[name]}, indent=1))

@@ -32,6 +32,7 @@ from mtg_ray.evaluate.ledger import (
     check_settings,
     load_record,
     record_path,
+    run_settings,
     save_record,
     save_trial,
     trials,
@@ -163,43 +164,11 @@ def online_runs(
         finished(name)
 
 
-# Keys that do not change what a run is: where it writes, which other runs the study makes,
-# how lrs are chosen (the chosen lr is checked on its own, `check_lr`), and where its processes
-# run and meet (a study may continue on another machine or cluster).
-NOT_SETTINGS = (
-    "output_dir", "cache_dir", "methods", "train.lr_grid", "train.method_lr",
-    "train.validation_problems", "train.validation_n", "world.num_threads",
-    "rollout.max_retries", "rollout.keep_weights_for_recovery", "rollout.sync_host",
-    "rollout.weight_backend", "rollout.bucket_bytes",
-    "rollout.sync_timeout_s", "rollout.shm_dir", "rollout.placement_strategy",
-    "rollout.node_resource", "learner.node_resource", "resources.address", "resources.num_cpus",
-    "resources.host", "resources.private_network",
-)  # fmt: skip
-
-
-def run_settings(cfg: JobConfig, online: bool) -> dict[str, Any]:
-    """The settings a run of `cfg` is made with, as flat JSON values (`RunRecord.settings`):
-    every config key but NOT_SETTINGS, and `online.*` only for an online run."""
-    flat: dict[str, Any] = {}
-
-    def walk(value: Any, key: str) -> None:
-        if key in NOT_SETTINGS or (not online and key.startswith("online.")):
-            return
-        if isinstance(value, dict):
-            for k, v in value.items():
-                walk(v, f"{key}.{k}" if key else str(k))
-        else:
-            flat[key] = value
-
-    walk(dataclasses.asdict(cfg), "")
-    return json.loads(json.dumps(flat))
-
-
 def planned_settings(cfg: JobConfig, candidates: Sequence[JobConfig]) -> dict[str, dict]:
     """Run name -> the settings it is made with (`run_settings`), as `planned_lrs` names them."""
-    offline = run_settings(cfg, online=False)
+    offline = run_settings(cfg.flat(), online=False)
     out = {name: offline for name in ["base", *cfg.methods]}
-    out.update({online_name(c): run_settings(c, online=True) for c in candidates})
+    out.update({online_name(c): run_settings(c.flat(), online=True) for c in candidates})
     return out
 
 

@@ -3,12 +3,15 @@ budget, validation problems never reach training, the best validation lr wins.""
 
 import dataclasses
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from mtg_ray.config import JobConfig
+from mtg_ray.data.errors import DataError
 from mtg_ray.learner import TrainConfig
 from mtg_ray.learner.lr_selection import choose_lr, grid_edge
 from mtg_ray.pipelines.select_lr import missing_trials, select_lr, trial_result
@@ -127,6 +130,43 @@ def test_selection_trains_every_method_on_the_same_grid_without_validation(
     assert "## Learning rates" in lines and "last 6 problems, then avg@" in lines
     assert "| method | lr 0.0001 | lr 0.0003 | lr 0.001 | selected |" in lines
     assert "| sft | 0.0000 | 0.0000 | 1.0000 | 0.001 |" in lines
+
+
+def test_a_trial_made_with_other_settings_is_refused_not_read(standins, tmp_path: Path) -> None:
+    """A trial keeps the settings it was made with: a later selection that would make it
+    otherwise refuses it, naming its file and what changed; a test-time-only change (eval.n)
+    reads it back; a trial kept before settings were is read on its lr alone."""
+    rollout = standins.Rollout()
+    run = _run(standins, tmp_path)
+    selection = select_lr(run, rollout)
+    path = trial_result(run, "sft", GRID[0])
+    made = json.loads(path.read_text())["settings"]
+    assert made["train.validation_n"] == 2 and made["rewrite.temperature"] == 1.0
+    assert "eval.n" not in made and "train.lr_grid" not in made and "output_dir" not in made
+
+    def rerun(**sections: Any) -> Run:
+        cfg = dataclasses.replace(
+            run.cfg,
+            **{k: dataclasses.replace(getattr(run.cfg, k), **v) for k, v in sections.items()},
+        )
+        again = dataclasses.replace(run, cfg=cfg)
+        again.__dict__["train_problems"] = run.train_problems
+        return again
+
+    assert select_lr(rerun(eval={"n": 16}), None) == selection  # nothing to train again
+    hotter = rerun(rewrite={"temperature": 0.7})
+    with pytest.raises(
+        DataError,
+        match=re.escape(f"{path}: field 'settings': was made with other settings than this "
+                        "study's (rewrite.temperature 1.0 -> 0.7; to train it again, move its "
+                        f"folder {path.parent} away"),
+    ):  # fmt: skip
+        select_lr(hotter, rollout)
+    for name in BEST:
+        for lr in GRID:
+            kept = trial_result(run, name, lr)
+            kept.write_text(json.dumps({"validation": json.loads(kept.read_text())["validation"]}))
+    assert select_lr(hotter, None)["selected"] == selection["selected"]
 
 
 def test_too_many_validation_problems_is_an_error(standins, tmp_path: Path) -> None:
