@@ -13,10 +13,12 @@ setup:
 # tier (one session Ray per process, engines and learner groups shared by fixtures) as two
 # pytest processes side by side: one computes while the other waits (on Ray, a process start, a
 # timeout). The cluster tests need the host's network (README's head node takes Ray's default
-# ports); the rest run in a private network namespace of their own (mtg_ray.netns), where their
-# Rays cannot meet those ports (Ray's dashboard agent always takes 52365). Where no namespace
-# can be made: one process, tests/cluster last (tests/conftest.py orders them).
-SLOW_HOST := tests/cluster tests/test_device_scripts.py tests/actors/test_private_network.py
+# ports), and the device scripts start Rays of their own beside it; the rest run in a private
+# network namespace of their own (mtg_ray.netns), where their Rays cannot meet those ports
+# (Ray's dashboard agent always takes 52365); the private-network test's run makes its own
+# namespace inside that one. Where no namespace can be made: one process, tests/cluster last
+# (tests/conftest.py orders them).
+SLOW_HOST := tests/cluster tests/test_device_scripts.py
 PYTEST_SLOW := .venv/bin/python -m pytest -q -m slow --durations=10
 
 test: setup
