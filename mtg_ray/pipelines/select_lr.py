@@ -9,9 +9,9 @@ lives in `<out>/select_lr/<method>/lr-<lr>` and resumes like any run; its valida
 the settings it was made with (`trial_settings`), and a trial made with other settings than a
 later call's is refused, not read. The selection is made from the trials' validation results
 on every call (a call with another candidate or grid trains only the trials it lacks) and
-written to `<out>/select_lr/selection.json`. Online
-candidates are selected the same way: trained online on the same split (their offline records,
-where a design reads them: the same split's).
+written to `<out>/select_lr/selection.json`. Online candidates are selected the same way:
+trained online on the same split (their offline records, where a design reads them: the same
+split's).
 """
 
 import dataclasses
@@ -73,10 +73,11 @@ def planned_trials(
     return plan
 
 
-def check_kept_trials(run: Run, candidates: Sequence[Mapping[str, Any]] = ()) -> None:
+def check_kept_trials(run: Run, plan: Mapping[str, Mapping[str, Any]]) -> None:
     """Refuse a validated trial of `run`'s selection that was made with other settings than
-    this selection would make it with (trials kept without settings are not checked)."""
-    for name, settings in planned_trials(run.cfg, candidates).items():
+    this selection would make it with (`plan`: `planned_trials`; trials kept without settings
+    are not checked)."""
+    for name, settings in plan.items():
         for lr in run.cfg.train.lr_grid:
             path = trial_result(run, name, lr)
             if path.is_file():
@@ -121,14 +122,15 @@ def select_lr(
             f"train.validation_problems ({k}) must be fewer than the {len(run.train_problems)} "
             "train problems"
         )
-    check_kept_trials(run, candidates)
+    plan = planned_trials(cfg, candidates)
+    check_kept_trials(run, plan)
     missing = missing_trials(run, candidates)
     if missing:
         if rollout is None:
             raise ValueError(
                 f"select_lr: trials {missing} are missing and no rollout group was given"
             )
-        _run_trials(run, rollout, candidates, missing)
+        _run_trials(run, rollout, candidates, missing, plan)
     accuracy: dict[str, dict[str, float]] = {}
     for name in [*cfg.methods, *candidate_configs(cfg, candidates)]:
         accuracy[name] = {}
@@ -156,9 +158,10 @@ def select_lr(
 
 def _run_trials(
     run: Run, rollout: Rollout, candidates: Sequence[Mapping[str, Any]],
-    trials: Sequence[tuple[str, float]],
+    trials: Sequence[tuple[str, float]], plan: Mapping[str, Mapping[str, Any]],
 ) -> None:  # fmt: skip
-    """Train and validate each (name, lr) of `trials` on the selection's split."""
+    """Train and validate each (name, lr) of `trials` on the selection's split, its result
+    keeping the settings `plan` (`planned_trials`) gives its name."""
     cfg = run.cfg
     held_out = run.train_problems[-cfg.train.validation_problems :]
     held_ids = {p.problem_id for p in held_out}
@@ -182,7 +185,6 @@ def _run_trials(
             offline=data["rewritten"],
         )  # fmt: skip
 
-    settings = planned_trials(cfg, candidates)
     trainers = {m: offline(m) for m in cfg.methods}
     trainers.update({n: online(c) for n, c in candidate_configs(cfg, candidates).items()})
     for name, lr in trials:
@@ -191,4 +193,4 @@ def _run_trials(
         results = evaluate(
             rollout, run.tokenizer, run.template, {VALIDATION: held_out}, eval_cfg, run.grader(),
         )  # fmt: skip
-        write_text(result, json.dumps({**results, "settings": settings[name]}, indent=1))
+        write_text(result, json.dumps({**results, "settings": plan[name]}, indent=1))
