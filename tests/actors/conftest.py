@@ -1,5 +1,6 @@
 """Session-scoped Ray and tiny models: Ray and vLLM engines are expensive to start."""
 
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from mtg_ray.models import TinyModelConfig, build_tiny_model
 from mtg_ray.models.tiny import build_tokenizer
 from mtg_ray.pipelines.cluster import init_local_ray
 from mtg_ray.pipelines.rollout_group import RolloutGroup
-from mtg_ray.pipelines.session import KeptLearner
+from mtg_ray.pipelines.session import KeptLearner, Run
 from mtg_ray.rollout import RolloutConfig
 from mtg_ray.tinyworld import World
 
@@ -85,6 +86,13 @@ def kept_learner(ray_session) -> Iterator[KeptLearner]:
     kept = KeptLearner()
     yield kept
     kept.close()
+
+
+def on_shared(run: Run, engine: RolloutGroup, kept: KeptLearner) -> Run:
+    """`run` on the shared small-world engine and a kept learner group, which are what its own
+    `groups` would start (checked)."""
+    assert run.cfg.rollout == engine.cfg and run.model_path == engine.model
+    return dataclasses.replace(run, learner=kept)
 
 
 def make_records(n: int, seed: int = 0) -> list[Record]:

@@ -1,7 +1,6 @@
 """The offline jobs end to end on a small tiny world: real vLLM, DeepSpeed and Ray on CPU."""
 
 import re
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -17,6 +16,8 @@ from mtg_ray.pipelines.session import KeptLearner, start
 from mtg_ray.rewriting import RewriteConfig
 from mtg_ray.rewriting.prompts import get_template
 from mtg_ray.tinyworld import World, small
+
+from .conftest import on_shared
 
 pytestmark = pytest.mark.slow
 
@@ -52,9 +53,10 @@ def test_main_job_end_to_end_and_rerun(
     small_engine: RolloutGroup, kept_learner: KeptLearner, small_world: World, tmp_path: Path
 ) -> None:
     out = tmp_path / "run"
-    run = replace(start(compose("tiny", small_overrides(small_world, out))), learner=kept_learner)
+    run = on_shared(
+        start(compose("tiny", small_overrides(small_world, out))), small_engine, kept_learner
+    )
     assert run.world is not None and run.world.root == small_world.root  # cached, not rebuilt
-    assert run.cfg.rollout == small_engine.cfg and run.model_path == small_engine.model
     line = main_job(run, small_engine)
     assert DEMO.fullmatch(line), line
     assert (out / "demo.txt").read_text().strip() == line

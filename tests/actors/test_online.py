@@ -14,6 +14,8 @@ from mtg_ray.pipelines.rollout_group import RolloutGroup
 from mtg_ray.pipelines.session import KeptLearner, Run, start
 from mtg_ray.tinyworld import World, small
 
+from .conftest import on_shared
+
 pytestmark = pytest.mark.slow
 
 STEPS = 3
@@ -43,11 +45,8 @@ def overrides(world: World, out: Path) -> list[str]:
 
 
 def start_on(settings: list[str], engine: RolloutGroup, kept: KeptLearner) -> Run:
-    """A run of `settings` on the shared small-world engine and kept learner group, which are
-    what its own `groups` would start (checked)."""
-    run = dataclasses.replace(start(compose("online", settings)), learner=kept)
-    assert run.cfg.rollout == engine.cfg and run.model_path == engine.model
-    return run
+    """A run of `settings` on the shared small-world engine and kept learner group."""
+    return on_shared(start(compose("online", settings)), engine, kept)
 
 
 def test_online_run_overlaps_crashes_and_resumes(
