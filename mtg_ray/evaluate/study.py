@@ -125,6 +125,33 @@ def data_costs(
     return out
 
 
+def faithful_table(
+    scalars: Mapping[str, Sequence[Mapping[str, Mapping[int, float]]]],
+    sources: Sequence[str] = ("self", "guided"),
+) -> list[str]:
+    """Markdown rows: run | per source, the faithful share of the records its steps trained
+    (`online/faithful_<source>`: right answer and right steps), the mean over steps of each
+    seed, then over seeds (min-max over seeds). A right final answer is not a right solution:
+    this is what the answer-graded rewriting let through. Runs that log no such share (offline
+    methods; worlds that cannot check steps) get no row."""
+    lines = [
+        "| run | " + " | ".join(f"faithful {s}" for s in sources) + " |",
+        "|---" * (len(sources) + 1) + "|",
+    ]
+    rows = 0
+    for name, per_seed in scalars.items():
+        tags = [f"online/faithful_{s}" for s in sources]
+        if not per_seed or not all(tag in seed for seed in per_seed for tag in tags):
+            continue
+        cells = []
+        for tag in tags:
+            means = [float(np.nanmean(list(seed[tag].values()))) for seed in per_seed]
+            cells.append(f"{np.mean(means):.3f} ({min(means):.3f}-{max(means):.3f})")
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        rows += 1
+    return lines if rows else []
+
+
 def study_pairs(methods: Sequence[str]) -> list[tuple[str, str]]:
     """The comparisons a study reports: the paper's (dr_sft - sft, dr_dft - dft), ours against
     the paper's DR rows, each online run against its offline run (`online_<m>[_overlap]

@@ -41,6 +41,7 @@ from mtg_ray.evaluate.report import plot, save_figure, steps_figure
 from mtg_ray.evaluate.study import (
     data_costs,
     difference_table,
+    faithful_table,
     level_difference_table,
     method_table,
     run_means,
@@ -339,6 +340,8 @@ def study_job(
     lines += _cost_lines(
         data_costs({m: [(r.samples, r.rewrite_s) for r in recs] for m, recs in records.items()})
     )
+    lines += _faithful_lines(faithful_table({m: [r.scalars for r in recs]
+                                             for m, recs in records.items()}))  # fmt: skip
     lines += _selection_lines(cfg, selection)
     results_dir.mkdir(parents=True, exist_ok=True)
     report = results_dir / "results.md"
@@ -443,6 +446,22 @@ def _cost_lines(costs: dict[str, list[tuple[float, float]]]) -> list[str]:
         drawn, seconds = np.mean(per_seed, axis=0)
         lines.append(f"| {m} | {drawn:.0f} | {seconds:.0f} |")
     return lines
+
+
+def _faithful_lines(rows: list[str]) -> list[str]:
+    """The faithful-steps section (`faithful_table`), if any run logs the shares."""
+    if not rows:
+        return []
+    return [
+        "",
+        "## Faithful steps of the trained records (online runs; mean over steps, then seeds)",
+        "",
+        "The share of each step's self and guided records whose steps are right, not only the "
+        "answer (`online/faithful_<source>`; the offline round's are in each seed's "
+        "`rewrite/summary.json`). Min-max over seeds in parentheses.",
+        "",
+        *rows,
+    ]
 
 
 def _selection_lines(cfg: JobConfig, selection: dict | None) -> list[str]:

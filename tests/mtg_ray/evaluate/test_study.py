@@ -8,6 +8,7 @@ import pytest
 from mtg_ray.evaluate.study import (
     data_costs,
     difference_table,
+    faithful_table,
     level_difference_table,
     method_table,
     offline_of,
@@ -92,6 +93,21 @@ def test_runs_training_the_offline_round_are_charged_for_it() -> None:
     assert charged["refresh_dr_dft"] == [(24900.0, 160.0), (25100.0, 175.0)]
     for own in ("base", "dr_dft", "online_dr_dft", "rounds_dr_dft"):  # their own rewriting only
         assert charged[own] == costs[own]
+
+
+def test_the_faithful_table_averages_steps_then_seeds_for_runs_that_log_it() -> None:
+    def run(self_shares: list[float], guided: list[float]) -> dict[str, dict[int, float]]:
+        return {"online/faithful_self": dict(enumerate(self_shares)),
+                "online/faithful_guided": dict(enumerate(guided))}  # fmt: skip
+
+    scalars = {
+        "dr_dft": [{}, {}],  # offline: no per-step shares, no row
+        "online_dr_dft": [run([1.0, 0.5], [0.2, float("nan")]), run([0.5, 0.5], [0.4, 0.4])],
+    }
+    rows = faithful_table(scalars)
+    assert rows[0] == "| run | faithful self | faithful guided |"
+    assert rows[2:] == ["| online_dr_dft | 0.625 (0.500-0.750) | 0.300 (0.200-0.400) |"]
+    assert faithful_table({"dr_dft": [{}]}) == []
 
 
 def test_a_rewritten_results_file_keeps_its_preregistrations() -> None:
