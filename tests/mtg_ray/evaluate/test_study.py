@@ -76,6 +76,12 @@ def test_study_pairs_put_the_papers_comparisons_first() -> None:
     assert ("online_dr_sft_near_zero_lr", "base") in controls  # must match the base
     designs = ["dr_dft", "dr_is", "rounds_dr_dft", "refresh_dr_is_dft", "online_dr_is_anchor"]
     assert [offline_of(m) for m in designs] == ["dr_dft", "dr_is", "dr_dft", "dr_is_dft", "dr_is"]
+    bar = study_pairs(["dr_dft", "dr_is", "online_dr_is_expert_drop", "rounds_dr_dft",
+                       "online_dr_dft_frozen_sampler", "online_dr_is_frozen_sampler"])  # fmt: skip
+    assert ("online_dr_is_expert_drop", "dr_is") in bar  # its own offline method
+    assert ("online_dr_is_expert_drop", "dr_dft") in bar  # and the paper's best
+    assert [p for p in bar if p == ("rounds_dr_dft", "dr_dft")] == [("rounds_dr_dft", "dr_dft")]
+    assert ("online_dr_is_frozen_sampler", "dr_dft") not in bar  # a control: its own only
     assert ("rounds_dr_dft", "dr_dft") in study_pairs(designs)
 
 
