@@ -131,26 +131,30 @@ def faithful_table(
     sources: Sequence[str] = ("self", "guided"),
 ) -> list[str]:
     """Markdown rows: run | per source, the faithful share of the records its steps trained
-    (`online/faithful_<source>`: right answer and right steps), the mean over steps of each
-    seed, then over seeds (min-max over seeds). A right final answer is not a right solution:
-    this is what the answer-graded rewriting let through. Runs that log no such share (offline
-    methods; worlds that cannot check steps) get no row."""
+    (`online/faithful_<source>`: right answer and right steps), the mean over the steps that
+    logged it (a step with no record of the source logs none) of each seed, then over seeds
+    (min-max over seeds in parentheses; "-": never logged). A right final answer is not a
+    right solution: this is what the answer-graded rewriting let through. Runs that log no
+    such share (offline methods; worlds that cannot check steps) get no row."""
+    tags = [f"online/faithful_{s}" for s in sources]
     lines = [
         "| run | " + " | ".join(f"faithful {s}" for s in sources) + " |",
         "|---" * (len(sources) + 1) + "|",
     ]
-    rows = 0
     for name, per_seed in scalars.items():
-        tags = [f"online/faithful_{s}" for s in sources]
-        if not per_seed or not all(tag in seed for seed in per_seed for tag in tags):
+        if not any(tag in seed for seed in per_seed for tag in tags):
             continue
         cells = []
         for tag in tags:
-            means = [float(np.nanmean(list(seed[tag].values()))) for seed in per_seed]
-            cells.append(f"{np.mean(means):.3f} ({min(means):.3f}-{max(means):.3f})")
+            logged = [
+                [v for v in seed.get(tag, {}).values() if np.isfinite(v)] for seed in per_seed
+            ]
+            means = [float(np.mean(v)) for v in logged if v]
+            cells.append(
+                f"{np.mean(means):.3f} ({min(means):.3f}-{max(means):.3f})" if means else "-"
+            )
         lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        rows += 1
-    return lines if rows else []
+    return lines if len(lines) > 2 else []
 
 
 def study_pairs(methods: Sequence[str]) -> list[tuple[str, str]]:

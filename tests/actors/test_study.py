@@ -62,6 +62,11 @@ def test_study_runs_each_seed_and_writes_the_report(
         assert (tmp_path / "docs" / f"results_{name}.png").read_bytes()[:4] == b"\x89PNG"
     assert (tmp_path / "runs" / "seed-1" / "online_dr_sft" / "train_done.json").is_file()
     assert "greedy" in report and "level_" in report
+    # the steps of what the online runs trained, checked (the small world is a tiny world)
+    faithful = report.split("## Faithful steps")[1].split("## Learning rates")[0]
+    for name in ("online_dr_sft", "rounds_dr_sft"):
+        assert re.search(rf"^\| {name} \| ", faithful, re.M), faithful  # 2 steps: "-" may be
+    assert "| dr_sft |" not in faithful  # offline runs log no per-step shares
     per_level = report.split("## Paired differences per level")[1]
     assert "| difference | level 1 |" in per_level and "| dr_sft - sft | " in per_level
     cost = dict(re.findall(r"^\| (\w+) \| (\d+) \| \d+ \|$", report, re.M))

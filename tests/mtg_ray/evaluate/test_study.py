@@ -109,10 +109,15 @@ def test_the_faithful_table_averages_steps_then_seeds_for_runs_that_log_it() -> 
     scalars = {
         "dr_dft": [{}, {}],  # offline: no per-step shares, no row
         "online_dr_dft": [run([1.0, 0.5], [0.2, float("nan")]), run([0.5, 0.5], [0.4, 0.4])],
+        # a step with no guided record logs no share; a run may never log one
+        "rounds_dr_dft": [{"online/faithful_self": {1: 0.5}}, {}],
     }
     rows = faithful_table(scalars)
     assert rows[0] == "| run | faithful self | faithful guided |"
-    assert rows[2:] == ["| online_dr_dft | 0.625 (0.500-0.750) | 0.300 (0.200-0.400) |"]
+    assert rows[2:] == [
+        "| online_dr_dft | 0.625 (0.500-0.750) | 0.300 (0.200-0.400) |",
+        "| rounds_dr_dft | 0.500 (0.500-0.500) | - |",
+    ]
     assert faithful_table({"dr_dft": [{}]}) == []
 
 
