@@ -20,18 +20,11 @@ from ray.util.placement_group import (
     remove_placement_group,
 )
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
-from safetensors.torch import load_file
 from torch import Tensor
 
 from actors.rollout import RolloutActor
 from mtg_ray.pipelines.cluster import wait_placed
-from mtg_ray.pipelines.weight_push import (
-    SHM_AWAY,
-    DirectPush,
-    SyncStats,
-    WeightSource,
-    weight_push,
-)
+from mtg_ray.pipelines.weight_push import SHM_AWAY, SyncStats, WeightPush, WeightSource, weight_push
 from mtg_ray.rollout import RolloutConfig, Sample, SamplingConfig, merge_in_order, split_by_weight
 from mtg_ray.rollout.config import per_prompt
 from mtg_ray.rollout.placement import engine_placement
@@ -66,7 +59,7 @@ class RolloutGroup:
         self.version = 0
         self.restarts = 0
         self.in_flight = 0  # requests submitted to engines and not yet answered
-        self.push = weight_push(cfg)  # the backend's driver side, and what it keeps
+        self.push: WeightPush = weight_push(cfg)  # the backend's driver side, and what it keeps
 
     def _start(self, index: int) -> Any:
         cfg = self.cfg
@@ -162,13 +155,9 @@ class RolloutGroup:
 
         Call it in the process that holds the weights (the learner's rank 0, or the driver the
         learner streams them to): with gloo it is rank 0 of the transfer group, with shm it
-        writes the bucket files. Tensors are pulled one bucket at a time.
+        writes the bucket files; direct backends refuse (ValueError). Tensors are pulled one
+        bucket at a time.
         """
-        if isinstance(self.push, DirectPush):
-            raise ValueError(
-                f"rollout.weight_backend={self.cfg.weight_backend} takes weights from the "
-                "learner (sync_from) or an HF folder (load_folder), not through this process"
-            )
         stats = self.push.push(self, named, version)
         self.version = version
         return stats
@@ -176,9 +165,7 @@ class RolloutGroup:
     def sync_from(self, learner: WeightSource, version: int) -> SyncStats:
         """The learner's current weights into every engine as `version`: sent by learner rank
         0 straight to the engines (direct backends, `DirectPush.sync_from`), otherwise streamed
-        through this process (`update_weights`)."""
-        if not isinstance(self.push, DirectPush):
-            return self.update_weights(learner.named_weights(self.bucket_bytes), version)
+        through this process as `update_weights` does."""
         stats = self.push.sync_from(self, learner, version)
         self.version = version
         return stats
@@ -187,9 +174,6 @@ class RolloutGroup:
         """The weights of an HF folder (a finished run's export) into every engine as
         `version`. Direct backends: each engine reads the folder, which must be on storage
         every engine's node sees; otherwise this process reads it and pushes it."""
-        if not isinstance(self.push, DirectPush):
-            self.update_weights(load_file(Path(folder) / "model.safetensors").items(), version)
-            return
         self.push.load_folder(self, folder, version)
         self.version = version
 

@@ -1,13 +1,13 @@
 """The driver side of each weight-sync backend: how a push reaches the rollout group's engines
 (through vLLM's weight-transfer API on their side), and how a restarted engine gets the group's
 weights back. `RolloutGroup` owns placement, requests and restarts, and hands every push to
-one of these:
+one of these, through the `WeightPush` methods alone:
 
 - `ShmPush` (CPU, one node): bucket files the engines map, kept for a restarted engine.
 - `GlooPush` (CPU or GPU, any node): one gloo broadcast per bucket from this process.
 - `DirectPush` (`nccl`, or its CPU stand-in): learner rank 0 sends straight to every engine
   worker; this process only opens the transfer group and waits, within
-  `rollout.sync_timeout_s`.
+  `rollout.sync_timeout_s`. It takes no weights held by this process.
 """
 
 import logging
@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import ray
 import torch
+from safetensors.torch import load_file
 from torch import Tensor
 
 from mtg_ray.ports import free_port
@@ -75,6 +76,35 @@ class SyncStats:
     version: int
 
 
+class WeightPush(Protocol):
+    """The driver side of one backend: what `RolloutGroup` calls, whatever the backend. The
+    three ways in put `version` into every engine; the group records it once they return. A
+    backend that cannot take weights one way raises ValueError."""
+
+    def push(self, group: Engines, named: Iterable[tuple[str, Tensor]], version: int) -> SyncStats:
+        """Weights held by this process (pulled one bucket at a time)."""
+        ...
+
+    def sync_from(self, group: Engines, learner: WeightSource, version: int) -> SyncStats:
+        """The learner's current weights."""
+        ...
+
+    def load_folder(self, group: Engines, folder: str | Path, version: int) -> None:
+        """The weights of an HF folder (a finished run's export)."""
+        ...
+
+    def restore(self, group: Engines, engine: Any, index: int) -> None:
+        """The group's weights into `engine`, just restarted as engine `index`."""
+        ...
+
+    def close(self) -> None: ...
+
+
+def folder_weights(folder: str | Path) -> Iterable[tuple[str, Tensor]]:
+    """The (name, tensor) pairs of an HF folder's `model.safetensors`, read by this process."""
+    return load_file(Path(folder) / "model.safetensors").items()
+
+
 class ShmPush:
     """Bucket files in `rollout.shm_dir` (every engine on this node). Bucket i goes into file i
     while the engines load bucket i - 1: each engine runs its updates in order, so the driver
@@ -103,6 +133,14 @@ class ShmPush:
         ray.get([e.finish_weight_update.remote(version) for e in engines])
         self.updates = updates
         return SyncStats(time.perf_counter() - start, nbytes, len(updates), version)
+
+    def sync_from(self, group: Engines, learner: WeightSource, version: int) -> SyncStats:
+        """Streamed through this process, one bucket in flight."""
+        return self.push(group, learner.named_weights(self.cfg.bucket_bytes), version)
+
+    def load_folder(self, group: Engines, folder: str | Path, version: int) -> None:
+        """Read by this process and pushed."""
+        self.push(group, folder_weights(folder), version)
 
     def restore(self, group: Engines, engine: Any, index: int) -> None:
         node = ray.get(engine.node_id.remote())
@@ -177,6 +215,14 @@ class GlooPush:
             self.snapshot = snapshot
         return SyncStats(time.perf_counter() - start, nbytes, nbuckets, version)
 
+    def sync_from(self, group: Engines, learner: WeightSource, version: int) -> SyncStats:
+        """Streamed through this process, one bucket in flight."""
+        return self.push(group, learner.named_weights(self.cfg.bucket_bytes), version)
+
+    def load_folder(self, group: Engines, folder: str | Path, version: int) -> None:
+        """Read by this process and pushed."""
+        self.push(group, folder_weights(folder), version)
+
     def restore(self, group: Engines, engine: Any, index: int) -> None:
         self.sender = None  # the transfer group lost a member
         if self.snapshot:
@@ -204,6 +250,13 @@ class DirectPush:
         self.open = False  # the learner/engines transfer group is up
         self.source: WeightSource | None = None  # who the last sync came from
         self.folder: str | None = None  # or the folder the weights came from
+
+    def push(self, group: Engines, named: Iterable[tuple[str, Tensor]], version: int) -> SyncStats:
+        """Refused: the weights come from learner rank 0 or a folder, never this process."""
+        raise ValueError(
+            f"rollout.weight_backend={self.cfg.weight_backend} takes weights from the "
+            "learner (sync_from) or an HF folder (load_folder), not through this process"
+        )
 
     def sync_from(self, group: Engines, learner: WeightSource, version: int) -> SyncStats:
         """The learner's current weights into every engine as `version`. A sync that fails
@@ -305,7 +358,7 @@ class DirectPush:
         pass
 
 
-def weight_push(cfg: RolloutConfig) -> ShmPush | GlooPush | DirectPush:
+def weight_push(cfg: RolloutConfig) -> WeightPush:
     """The driver side of `rollout.weight_backend`."""
     if cfg.weight_backend in DIRECT_BACKENDS:
         return DirectPush(cfg)

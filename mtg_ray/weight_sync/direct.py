@@ -24,6 +24,7 @@ import torch
 from torch import Tensor, nn
 
 from mtg_ray.weight_sync.buckets import BucketMeta, dtype_name
+from mtg_ray.weight_sync.groups import broadcast, join_group
 
 DIRECT_BACKENDS = ("nccl", "nccl_standin_gloo")
 NUM_BUFFERS = 2  # vLLM's double buffering: the next chunk packs while one is on the wire
@@ -39,13 +40,6 @@ def rank_offsets(gpus_per_engine: Sequence[int]) -> tuple[list[int], int]:
         offsets.append(next_rank)
         next_rank += gpus
     return offsets, next_rank
-
-
-def worker_rank(rank_offset: int, dp_index: int, world_size: int, rank: int) -> int:
-    """An engine worker's rank in the transfer group, as vLLM's NCCL weight-transfer engine
-    computes it (`worker_init_process_group`): its engine's offset, plus its data-parallel
-    replica's block (`dp_index` x TP x PP, `world_size` being TP x PP), plus its rank there."""
-    return rank_offset + dp_index * world_size + rank
 
 
 def engine_init_info(
@@ -157,15 +151,11 @@ class GlooStandInBroadcaster:
     def __init__(
         self, host: str, port: int, world_size: int, chunk_bytes: int, timeout_s: float
     ) -> None:
-        from mtg_ray.weight_sync.gloo import join_group
-
         self.chunk_bytes = chunk_bytes
         self.group: Any = join_group(host, port, 0, world_size, timeout_s)
         self.aborted = threading.Event()
 
     def send(self, pairs: Iterable[tuple[str, Tensor]], meta: BucketMeta) -> int:
-        from mtg_ray.weight_sync.gloo import broadcast
-
         sizes = meta.sizes()
         stream = checked(pairs, meta)
         for start, stop in chunk_bounds(sizes, self.chunk_bytes):

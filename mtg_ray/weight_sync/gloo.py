@@ -8,12 +8,9 @@ format and load through vLLM's layerwise reload, as the NCCL backend does.
 """
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any
 
 import torch
-from torch import Tensor
-from vllm.distributed.utils import stateless_init_torch_distributed_process_group
 from vllm.distributed.weight_transfer.base import (
     TInitInfo,
     TUpdateInfo,
@@ -23,10 +20,9 @@ from vllm.distributed.weight_transfer.base import (
 
 from mtg_ray.weight_sync.buckets import BucketMeta, unpack
 from mtg_ray.weight_sync.cpu_engine import CpuWeightTransferEngine
-from mtg_ray.weight_sync.direct import worker_rank
+from mtg_ray.weight_sync.groups import broadcast, join_group, worker_rank
 
 BACKEND = "gloo"
-TIMEOUT_S = 600.0
 
 
 @dataclass
@@ -46,20 +42,6 @@ class GlooUpdateInfo(WeightTransferUpdateInfo):
     names: list[str]
     dtype_names: list[str]
     shapes: list[list[int]]
-
-
-def broadcast(group: Any, tensor: Tensor) -> None:
-    """Broadcast from group rank 0 on a stateless group (ranks are group-local)."""
-    group.broadcast(tensor, 0).wait()
-
-
-def join_group(
-    address: str, port: int, rank: int, world_size: int, timeout_s: float = TIMEOUT_S
-) -> Any:
-    """A stateless gloo group; its collectives fail after `timeout_s` instead of hanging."""
-    return stateless_init_torch_distributed_process_group(
-        address, port, rank, world_size, backend="gloo", timeout=timedelta(seconds=timeout_s)
-    )
 
 
 class GlooGroupEngine(CpuWeightTransferEngine[TInitInfo, TUpdateInfo]):

@@ -12,7 +12,8 @@ from vllm.distributed.weight_transfer.packed_tensor import unpack_tensor
 
 from mtg_ray.weight_sync.buckets import BucketMeta
 from mtg_ray.weight_sync.direct import chunk_bounds
-from mtg_ray.weight_sync.gloo import GlooGroupEngine, broadcast
+from mtg_ray.weight_sync.gloo import GlooGroupEngine
+from mtg_ray.weight_sync.groups import broadcast
 
 BACKEND = "nccl_standin_gloo"
 

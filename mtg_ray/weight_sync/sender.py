@@ -9,7 +9,7 @@ from torch import Tensor
 
 from mtg_ray.tempdirs import OwnedTempDir
 from mtg_ray.weight_sync.buckets import bucket_meta, pack
-from mtg_ray.weight_sync.gloo import broadcast, join_group
+from mtg_ray.weight_sync.groups import broadcast, join_group
 from mtg_ray.weight_sync.shm import map_file
 
 

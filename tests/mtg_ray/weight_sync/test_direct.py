@@ -18,8 +18,8 @@ from mtg_ray.weight_sync.direct import (
     engine_init_info,
     rank_offsets,
     weight_meta,
-    worker_rank,
 )
+from mtg_ray.weight_sync.groups import worker_rank
 
 
 def test_engines_of_different_sizes_get_disjoint_ranks_after_the_trainer() -> None:
