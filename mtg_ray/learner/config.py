@@ -3,7 +3,7 @@ training loop runs over (`train:` in configs/tiny.yaml)."""
 
 from dataclasses import dataclass, field
 
-from mtg_ray.checks import at_least, positive, require
+from mtg_ray.checks import at_least, one_of, positive, require
 from mtg_ray.objectives import METHODS, list_objectives
 
 ZERO_STAGES = (0, 1, 2, 3)
@@ -77,31 +77,23 @@ class LearnerConfig:
         positive("learner.eps", self.eps)
         require(all(0 <= b < 1 for b in self.betas), "learner.betas", self.betas, "each in [0, 1)")
         require(0 <= self.min_lr_ratio <= 1, "learner.min_lr_ratio", self.min_lr_ratio, "in [0, 1]")
-        if self.num_workers < 1:
-            raise ValueError(f"learner.num_workers must be >= 1, got {self.num_workers}")
-        if self.zero_stage not in ZERO_STAGES:
-            raise ValueError(f"learner.zero_stage must be one of {ZERO_STAGES}")
-        if self.dtype not in DTYPES:
-            raise ValueError(f"learner.dtype must be one of {DTYPES}, got {self.dtype!r}")
-        if self.loss_reduction not in LOSS_REDUCTIONS:
-            raise ValueError(
-                f"learner.loss_reduction must be one of {LOSS_REDUCTIONS}, "
-                f"got {self.loss_reduction!r}"
-            )
-        if self.backend not in BACKENDS:
-            raise ValueError(f"learner.backend must be one of {BACKENDS}, got {self.backend!r}")
+        at_least("learner.num_workers", self.num_workers, 1)
+        one_of("learner.zero_stage", self.zero_stage, ZERO_STAGES)
+        one_of("learner.dtype", self.dtype, DTYPES)
+        one_of("learner.loss_reduction", self.loss_reduction, LOSS_REDUCTIONS)
+        one_of("learner.backend", self.backend, BACKENDS)
+        at_least("learner.micro_batch_size", self.micro_batch_size, 1)
         per_step = self.micro_batch_size * self.num_workers
-        if self.micro_batch_size < 1 or self.train_batch_size % per_step:
-            raise ValueError(
-                f"learner.train_batch_size ({self.train_batch_size}) must be a multiple of "
-                f"learner.micro_batch_size * learner.num_workers ({per_step})"
-            )
-        if self.logits_chunk_tokens < 0:
-            raise ValueError(
-                f"learner.logits_chunk_tokens must be >= 0, got {self.logits_chunk_tokens}"
-            )
-        if not 0.0 <= self.warmup_ratio < 1.0:
-            raise ValueError(f"learner.warmup_ratio must be in [0, 1), got {self.warmup_ratio}")
+        require(
+            self.train_batch_size % per_step == 0, "learner.train_batch_size",
+            self.train_batch_size,
+            f"must be a multiple of learner.micro_batch_size * learner.num_workers ({per_step})",
+        )  # fmt: skip
+        at_least("learner.logits_chunk_tokens", self.logits_chunk_tokens, 0)
+        require(
+            0 <= self.warmup_ratio < 1, "learner.warmup_ratio", self.warmup_ratio,
+            "must be in [0, 1)",
+        )  # fmt: skip
 
     @property
     def gradient_accumulation_steps(self) -> int:
@@ -186,13 +178,14 @@ class TrainConfig:
         for method, lr in self.method_lr.items():
             positive(f"train.method_lr.{method}", lr)
         unknown = sorted(set(self.method_lr) - set(METHODS))
-        if unknown:
-            raise ValueError(f"train.method_lr names unknown methods {unknown}: {list(METHODS)}")
-        if not self.lr_grid or min(self.lr_grid) <= 0:
-            raise ValueError(f"train.lr_grid needs positive lrs, got {self.lr_grid}")
-        if self.validation_problems < 1 or self.validation_n < 1:
-            raise ValueError("train.validation_problems and train.validation_n must be >= 1")
-        if self.objective not in list_objectives():
-            raise ValueError(
-                f"train.objective must be one of {list_objectives()}, got {self.objective!r}"
-            )
+        require(
+            not unknown, "train.method_lr", self.method_lr,
+            f"names unknown methods {unknown}; methods are {list(METHODS)}",
+        )  # fmt: skip
+        require(
+            bool(self.lr_grid) and min(self.lr_grid) > 0, "train.lr_grid", list(self.lr_grid),
+            "must be one or more lrs, each > 0",
+        )  # fmt: skip
+        at_least("train.validation_problems", self.validation_problems, 1)
+        at_least("train.validation_n", self.validation_n, 1)
+        one_of("train.objective", self.objective, list_objectives())

@@ -82,19 +82,11 @@ class RolloutConfig:
         at_least("rollout.max_num_batched_tokens", self.max_num_batched_tokens, 0)
         at_least("rollout.max_retries", self.max_retries, 0)
         one_of("rollout.placement_strategy", self.placement_strategy, PLACEMENT_STRATEGIES)
-        if self.num_engines < 1:
-            raise ValueError(f"rollout.num_engines must be >= 1, got {self.num_engines}")
-        if self.device not in DEVICES:
-            raise ValueError(f"rollout.device must be one of {DEVICES}, got {self.device!r}")
-        if self.weight_backend not in WEIGHT_BACKENDS:
-            raise ValueError(
-                f"rollout.weight_backend must be one of {WEIGHT_BACKENDS}, "
-                f"got {self.weight_backend!r}"
-            )
-        if self.sync_timeout_s <= 0:
-            raise ValueError(f"rollout.sync_timeout_s must be > 0, got {self.sync_timeout_s}")
-        if self.bucket_bytes <= 0:
-            raise ValueError(f"rollout.bucket_bytes must be > 0, got {self.bucket_bytes}")
+        at_least("rollout.num_engines", self.num_engines, 1)
+        one_of("rollout.device", self.device, DEVICES)
+        one_of("rollout.weight_backend", self.weight_backend, WEIGHT_BACKENDS)
+        positive("rollout.sync_timeout_s", self.sync_timeout_s)
+        positive("rollout.bucket_bytes", self.bucket_bytes)
 
     @property
     def gpus_per_engine(self) -> int:

@@ -28,7 +28,7 @@ from mtg_ray.paths import REPO_ROOT
         ("methods=[sft,bogus]", "methods=['sft', 'bogus']: a non-empty list of distinct names"),
         ("methods=[sft,sft]", "methods=['sft', 'sft']"),
         ("+online.method=bogus", "online.method must be one of"),
-        ("rollout.weight_backend=tcp", "rollout.weight_backend must be one of"),
+        ("rollout.weight_backend=tcp", "rollout.weight_backend='tcp': must be one of"),
         ("rollout.gpu_memory_utilization=2", "rollout.gpu_memory_utilization=2.0"),
         ("model.template=nope", "model.template='nope': must be one of"),
         ("data.train=/nonexistent.parquet", "data.train='/nonexistent.parquet': no such file"),
@@ -36,7 +36,7 @@ from mtg_ray.paths import REPO_ROOT
         ("train.dataset=/no/records", "train.dataset='/no/records': no such file"),
         ("model.path=./no-model", "model.path='./no-model': no such file"),
         ("output_dir=../../somewhere", "output_dir='../../somewhere': a relative path must stay"),
-        ("learner.train_batch_size=7", "learner.train_batch_size (7) must be a multiple"),
+        ("learner.train_batch_size=7", "learner.train_batch_size=7: must be a multiple"),
     ],
 )
 def test_a_bad_value_is_one_line_naming_its_key(override: str, message: str) -> None:
