@@ -1,11 +1,24 @@
 """Fixtures shared by every test tier."""
 
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from mtg_ray.paths import benchmarks_dir
+
+# What every job run end to end on the small world sets (tests/jobs, tests/cluster): two samples
+# of at most 96 tokens per rewriting stage, evaluations of 96 tokens, micro-batches of 4. Each
+# test adds its problem counts, batch size, engines and job settings (`small_run`).
+SMALL_RUN = (
+    "world=small",
+    "rewrite.samples=2",
+    "rewrite.guided_samples=2",
+    "rewrite.max_tokens=96",
+    "eval.max_tokens=96",
+    "learner.micro_batch_size=4",
+)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
@@ -42,3 +55,17 @@ def small_world(tmp_path_factory: pytest.TempPathFactory, shipped_small_world: P
     if shipped_hash(shipped_small_world) == digest:
         shutil.copytree(shipped_small_world, cache / f"tinyworld-{digest}")
     return build_world(small(), cache)
+
+
+@pytest.fixture(scope="session")
+def small_run(small_world) -> Callable[..., list[str]]:
+    """`small_run(out, *extra)`: the overrides of a job on the session's small world (cached,
+    not rebuilt) that writes to `out`: SMALL_RUN, then `extra`."""
+    from mtg_ray.tinyworld import small
+
+    assert small_world.config == small()  # configs/world/small.yaml is the session's world
+
+    def overrides(out: Path, *extra: str) -> list[str]:
+        return [*SMALL_RUN, f"cache_dir={small_world.root.parent}", f"output_dir={out}", *extra]
+
+    return overrides

@@ -1,6 +1,7 @@
 """Project conventions as checks: they only count if something enforces them."""
 
 import ast
+from collections import defaultdict
 from pathlib import Path
 
 from mtg_ray.paths import REPO_ROOT
@@ -104,6 +105,17 @@ def test_every_subpackage_has_a_mirrored_test_folder() -> None:
     assert not missing, f"tests/mtg_ray/<name>/test_*.py missing for: {missing}"
 
 
+def test_no_two_test_files_share_a_basename() -> None:
+    """A test file's name alone says which one it is: an end-to-end test is named for its job
+    (tests/jobs/test_study_job.py), apart from the unit tests of the code it drives
+    (tests/mtg_ray/evaluate/test_study.py)."""
+    paths: defaultdict[str, list[str]] = defaultdict(list)
+    for path in (REPO_ROOT / "tests").rglob("test_*.py"):
+        paths[path.name].append(str(path.relative_to(REPO_ROOT)))
+    shared = {name: sorted(found) for name, found in paths.items() if len(found) > 1}
+    assert not shared, f"rename these to say what they test: {shared}"
+
+
 def test_python_files_stay_small() -> None:
     big = {
         str(p.relative_to(REPO_ROOT)): n
@@ -136,3 +148,8 @@ def test_nothing_reads_a_folder_beside_the_checkout() -> None:
         str(p.relative_to(REPO_ROOT)) for p in texts if any(b in p.read_text() for b in beside)
     )
     assert not offenders, f"these refer to a folder outside the checkout: {offenders}"
+
+
+def test_readme_stays_short() -> None:
+    """README is read in five minutes; each subject's detail has its page in docs/."""
+    assert (REPO_ROOT / "README.md").stat().st_size <= 12 * 1024

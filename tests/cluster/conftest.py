@@ -4,7 +4,7 @@ worker nodes are separate raylets (each with its own workers, object store and n
 The head holds the driver and grading tasks; one node is for the learner (custom resource
 `learner`), two for engines (`rollout`, room for both engines each, so a lost node's engines fit
 on the other). A process has one Ray: these tests run last (tests/conftest.py orders them) and
-end any local Ray the actor tests started.
+end any local Ray the tests of tests/jobs started.
 """
 
 import time
@@ -91,7 +91,7 @@ class SimCluster:
 @pytest.fixture(scope="module")
 def sim_cluster() -> Iterator[SimCluster]:
     if ray.is_initialized():
-        ray.shutdown()  # the actor tests' local Ray: one Ray per process
+        ray.shutdown()  # the local Ray of tests/jobs: one Ray per process
     cluster = Cluster(
         initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False}
     )

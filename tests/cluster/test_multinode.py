@@ -31,7 +31,7 @@ from mtg_ray.pipelines.online import online_job
 from mtg_ray.pipelines.rewrite import run_rewrite
 from mtg_ray.pipelines.rollout_group import RolloutGroup
 from mtg_ray.pipelines.session import start
-from mtg_ray.tinyworld import World, small
+from mtg_ray.tinyworld import World
 
 from .conftest import LEARNER, ROLLOUT, SimCluster, actor_processes, eventually
 
@@ -40,41 +40,38 @@ pytestmark = pytest.mark.slow
 STEPS = 3
 
 
-def overrides(world: World, out: Path, engines: int = 2) -> list[str]:
-    assert world.config == small()
-    return [
-        "world=small",
-        f"cache_dir={world.root.parent}",
-        f"output_dir={out}",
-        "data.max_train_problems=24",
-        "data.max_test_problems=8",
-        "rewrite.samples=2",
-        "rewrite.max_tokens=96",
-        "eval.max_tokens=96",
-        "rewrite.guided_samples=2",
-        "rewrite.shard_size=8",
-        "eval.n=1",
-        f"rollout.num_engines={engines}",
-        "rollout.weight_backend=gloo",
-        "rollout.sync_host=auto",
-        f"rollout.node_resource={ROLLOUT}",
-        "rollout.placement_strategy=SPREAD",
-        "learner.num_workers=1",
-        f"learner.node_resource={LEARNER}",
-        "learner.train_batch_size=8",
-        "learner.micro_batch_size=4",
-        f"online.steps={STEPS}",
-        "online.save_every=1",
-    ]
+# The cluster's job settings over the small run (`small_run`): the learner on its node, the
+# engines spread over theirs, weights from the driver to them over gloo.
+CLUSTER = (
+    "data.max_train_problems=24",
+    "data.max_test_problems=8",
+    "rewrite.shard_size=8",
+    "eval.n=1",
+    "rollout.weight_backend=gloo",
+    "rollout.sync_host=auto",
+    f"rollout.node_resource={ROLLOUT}",
+    "rollout.placement_strategy=SPREAD",
+    "learner.num_workers=1",
+    f"learner.node_resource={LEARNER}",
+    "learner.train_batch_size=8",
+    f"online.steps={STEPS}",
+    "online.save_every=1",
+)
 
 
-def job(world: World, out: Path) -> JobConfig:
-    return compose("online", overrides(world, out))
+def job(small_run: Callable[..., list[str]], out: Path) -> JobConfig:
+    """The online job on the shared rollout group's two engines, writing to `out`."""
+    return compose("online", small_run(out, *CLUSTER, "rollout.num_engines=2"))
 
 
 @pytest.fixture(scope="module")
-def rollout(sim_cluster: SimCluster, small_world: World, tmp_path_factory) -> Iterator:
-    cfg = job(small_world, tmp_path_factory.mktemp("unused"))
+def rollout(
+    sim_cluster: SimCluster,
+    small_world: World,
+    small_run: Callable[..., list[str]],
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[RolloutGroup]:
+    cfg = job(small_run, tmp_path_factory.mktemp("unused"))
     group = RolloutGroup(cfg.rollout, str(small_world.model_dir))
     yield group
     group.shutdown()
@@ -109,13 +106,17 @@ def live_groups() -> int:
 
 
 def test_placement_and_weights_across_nodes_shm_refused(
-    sim_cluster: SimCluster, rollout: RolloutGroup, small_world: World, tmp_path: Path
+    sim_cluster: SimCluster,
+    rollout: RolloutGroup,
+    small_world: World,
+    small_run: Callable[..., list[str]],
+    tmp_path: Path,
 ) -> None:
     head = ray.get_runtime_context().get_node_id()
     assert set(engine_nodes(rollout)) == sim_cluster.rollout_ids  # SPREAD: one per node
     assert head not in sim_cluster.rollout_ids
 
-    run = start(job(small_world, tmp_path / "run"))
+    run = start(job(small_run, tmp_path / "run"))
     learner = run.learner_group(total_steps=2)  # the run keeps it: closed below
     try:
         assert ray.get(learner.workers[0].node_id.remote()) == sim_cluster.learner.node_id
@@ -141,11 +142,14 @@ def test_placement_and_weights_across_nodes_shm_refused(
 
 
 def test_node_lost_mid_rewrite(
-    sim_cluster: SimCluster, rollout: RolloutGroup, small_world: World, tmp_path: Path
+    sim_cluster: SimCluster,
+    rollout: RolloutGroup,
+    small_run: Callable[..., list[str]],
+    tmp_path: Path,
 ) -> None:
     """Engine 0's node dies while the second shard is generating: its engine comes back on the
     surviving node, the shard's share is redone there, every problem is written exactly once."""
-    run = start(job(small_world, tmp_path / "run"))
+    run = start(job(small_run, tmp_path / "run"))
     out = tmp_path / "rewrite"
     restarts = rollout.restarts
     first_shard = out / "shards" / "shard-00000.parquet"
@@ -167,13 +171,16 @@ def test_node_lost_mid_rewrite(
 
 
 def test_node_lost_mid_online_training(
-    sim_cluster: SimCluster, rollout: RolloutGroup, small_world: World, tmp_path: Path
+    sim_cluster: SimCluster,
+    rollout: RolloutGroup,
+    small_run: Callable[..., list[str]],
+    tmp_path: Path,
 ) -> None:
     """A rollout node dies while step 1's batch is generating: its engines restart on another
     node with the weights of the version in use, the step's share is redone, and every batch
     is still sampled at its step's policy version."""
     sim_cluster.ensure_rollout_nodes(2)  # somewhere for the lost node's engines to go
-    run = start(job(small_world, tmp_path / "run"))
+    run = start(job(small_run, tmp_path / "run"))
     folder = run.out / "online_dr_is"
     restarts = rollout.restarts
     remover = remove_when(sim_cluster, rollout, (folder / "data" / "step-00000.parquet").is_file)
@@ -202,7 +209,10 @@ def ray_processes(sim: SimCluster, kind: str) -> list[psutil.Process]:
 
 
 def test_driver_killed_during_online_mode_resumes(
-    sim_cluster: SimCluster, rollout: RolloutGroup, small_world: World, tmp_path: Path
+    sim_cluster: SimCluster,
+    rollout: RolloutGroup,
+    small_run: Callable[..., list[str]],
+    tmp_path: Path,
 ) -> None:
     """`scripts/run.py online` joins the cluster as its own driver and is killed with SIGKILL
     right after a checkpoint: its engines and learner go with it; the same command resumes at
@@ -211,7 +221,8 @@ def test_driver_killed_during_online_mode_resumes(
     out = tmp_path / "run"
     command = [
         sys.executable, "scripts/run.py", "online", "--config", "online",
-        *overrides(small_world, out, engines=1), f"resources.address={sim_cluster.cluster.address}",
+        *small_run(out, *CLUSTER, "rollout.num_engines=1"),
+        f"resources.address={sim_cluster.cluster.address}",
     ]  # fmt: skip
     folder = out / "online_dr_is"
     latest = folder / "ckpt" / "latest"

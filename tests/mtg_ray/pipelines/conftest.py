@@ -1,6 +1,6 @@
 """In-process stand-ins for the learner and rollout groups (no Ray, vLLM or DeepSpeed), so the
 drivers' logic runs in milliseconds. They implement `mtg_ray.pipelines.protocols`; the real
-groups are tested in tests/actors/ (the slow tier)."""
+groups are tested in tests/jobs/ (the slow tier)."""
 
 import json
 import re

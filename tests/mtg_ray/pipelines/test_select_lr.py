@@ -125,7 +125,7 @@ def test_selection_trains_every_method_on_the_same_grid_without_validation(
     with pytest.raises(ValueError, match=r"trials \[\('sft', 0.0001\)\] are missing"):
         select_lr(run, None)
 
-    # The study report's section on it (tests/actors/test_study.py runs a study without it).
+    # The study report's section on it (tests/jobs/test_study_job.py runs a study without it).
     lines = "\n".join(_selection_lines(run.cfg, selection))
     assert "## Learning rates" in lines and "last 6 problems, then avg@" in lines
     assert "| method | lr 0.0001 | lr 0.0003 | lr 0.001 | selected |" in lines

@@ -1,6 +1,7 @@
 """The offline jobs end to end on a small tiny world: real vLLM, DeepSpeed and Ray on CPU."""
 
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from mtg_ray.pipelines.rollout_group import RolloutGroup
 from mtg_ray.pipelines.session import KeptLearner, start
 from mtg_ray.rewriting import RewriteConfig
 from mtg_ray.rewriting.prompts import get_template
-from mtg_ray.tinyworld import World, small
+from mtg_ray.tinyworld import World
 
 from .conftest import on_shared
 
@@ -27,35 +28,28 @@ DEMO = re.compile(
 )
 
 
-def small_overrides(world: World, out: Path) -> list[str]:
-    assert world.config == small()  # configs/world/small.yaml is the session's world
-    return [
-        "world=small",
-        f"cache_dir={world.root.parent}",
-        f"output_dir={out}",
-        "data.max_train_problems=48",
-        "data.max_test_problems=16",
-        "rewrite.samples=2",
-        "rewrite.max_tokens=96",
-        "eval.max_tokens=96",
-        "rewrite.guided_samples=2",
-        "rewrite.shard_size=16",
-        "eval.n=2",
-        "rollout.num_engines=1",
-        "learner.train_batch_size=16",
-        "learner.micro_batch_size=4",
-        "train.epochs=1",
-        "train.save_every=1",
-    ]
+# The offline jobs' settings over the small run (`small_run`): three rewrite shards.
+OFFLINE = (
+    "data.max_train_problems=48",
+    "data.max_test_problems=16",
+    "rewrite.shard_size=16",
+    "eval.n=2",
+    "rollout.num_engines=1",
+    "learner.train_batch_size=16",
+    "train.epochs=1",
+    "train.save_every=1",
+)
 
 
 def test_main_job_end_to_end_and_rerun(
-    small_engine: RolloutGroup, kept_learner: KeptLearner, small_world: World, tmp_path: Path
+    small_engine: RolloutGroup,
+    kept_learner: KeptLearner,
+    small_world: World,
+    small_run: Callable[..., list[str]],
+    tmp_path: Path,
 ) -> None:
     out = tmp_path / "run"
-    run = on_shared(
-        start(compose("tiny", small_overrides(small_world, out))), small_engine, kept_learner
-    )
+    run = on_shared(start(compose("tiny", small_run(out, *OFFLINE))), small_engine, kept_learner)
     assert run.world is not None and run.world.root == small_world.root  # cached, not rebuilt
     line = main_job(run, small_engine)
     assert DEMO.fullmatch(line), line

@@ -19,7 +19,7 @@ PROMPTS = [[5 + i, 20 + i, 30 + (i % 7), 40] for i in range(12)]
 
 @pytest.fixture
 def group(engines: RolloutGroup) -> RolloutGroup:
-    """The session's two shm engines (tests/actors/conftest.py), on tiny model a at version 0."""
+    """The session's two shm engines (tests/jobs/conftest.py), on tiny model a at version 0."""
     return engines
 
 

@@ -2,6 +2,7 @@
 
 import dataclasses
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,6 @@ from mtg_ray.pipelines.grading import grade_parallel
 from mtg_ray.pipelines.online import compare_job, online_job
 from mtg_ray.pipelines.rollout_group import RolloutGroup
 from mtg_ray.pipelines.session import KeptLearner, Run, start
-from mtg_ray.tinyworld import World, small
 
 from .conftest import on_shared
 
@@ -21,27 +21,18 @@ pytestmark = pytest.mark.slow
 STEPS = 3
 
 
-def overrides(world: World, out: Path) -> list[str]:
-    assert world.config == small()
-    return [
-        "world=small",
-        f"cache_dir={world.root.parent}",
-        f"output_dir={out}",
-        "data.max_train_problems=32",
-        "data.max_test_problems=8",
-        "rewrite.samples=2",
-        "rewrite.max_tokens=96",
-        "eval.max_tokens=96",
-        "rewrite.guided_samples=2",
-        "eval.n=1",
-        "rollout.num_engines=1",
-        "learner.train_batch_size=8",
-        "learner.micro_batch_size=4",
-        f"online.steps={STEPS}",
-        "online.overlap=true",
-        "online.max_policy_lag=1",
-        "online.save_every=1",
-    ]
+# The online job's settings over the small run (`small_run`).
+ONLINE = (
+    "data.max_train_problems=32",
+    "data.max_test_problems=8",
+    "eval.n=1",
+    "rollout.num_engines=1",
+    "learner.train_batch_size=8",
+    f"online.steps={STEPS}",
+    "online.overlap=true",
+    "online.max_policy_lag=1",
+    "online.save_every=1",
+)
 
 
 def start_on(settings: list[str], engine: RolloutGroup, kept: KeptLearner) -> Run:
@@ -50,10 +41,13 @@ def start_on(settings: list[str], engine: RolloutGroup, kept: KeptLearner) -> Ru
 
 
 def test_online_run_overlaps_crashes_and_resumes(
-    small_engine: RolloutGroup, kept_learner: KeptLearner, small_world: World, tmp_path: Path
+    small_engine: RolloutGroup,
+    kept_learner: KeptLearner,
+    small_run: Callable[..., list[str]],
+    tmp_path: Path,
 ) -> None:
     out = tmp_path / "run"
-    run = start_on(overrides(small_world, out), small_engine, kept_learner)
+    run = start_on(small_run(out, *ONLINE), small_engine, kept_learner)
     rollout = small_engine
     folder = out / "online_dr_is_overlap"
     ckpt = folder / "ckpt"
@@ -85,10 +79,13 @@ def test_online_run_overlaps_crashes_and_resumes(
 
 
 def test_compare_online_reports_both_runs_at_equal_steps(
-    small_engine: RolloutGroup, kept_learner: KeptLearner, small_world: World, tmp_path: Path
+    small_engine: RolloutGroup,
+    kept_learner: KeptLearner,
+    small_run: Callable[..., list[str]],
+    tmp_path: Path,
 ) -> None:
     out = tmp_path / "run"
-    settings = overrides(small_world, out) + ["online.steps=0", "train.epochs=1"]
+    settings = small_run(out, *ONLINE, "online.steps=0", "train.epochs=1")
     line = compare_job(start_on(settings, small_engine, kept_learner), small_engine)
     number = r"([0-9.]+|nan)"  # nan: no sampled record in any step (small world's weak model)
     assert re.fullmatch(
@@ -101,12 +98,15 @@ def test_compare_online_reports_both_runs_at_equal_steps(
 
 
 def test_each_online_design_trains_on_real_groups(
-    small_engine: RolloutGroup, kept_learner: KeptLearner, small_world: World, tmp_path: Path
+    small_engine: RolloutGroup,
+    kept_learner: KeptLearner,
+    small_run: Callable[..., list[str]],
+    tmp_path: Path,
 ) -> None:
     """Rounds, refresh, ratio-weighted expert rows, and anchors with dropped expert rows: each
     trains end to end with one rollout and one learner group, writing what it says."""
     out = tmp_path / "run"
-    base = overrides(small_world, out) + ["online.overlap=false", "online.method=dr_dft"]
+    base = small_run(out, *ONLINE, "online.overlap=false", "online.method=dr_dft")
     designs = {
         "rounds_dr_dft": ["online.design=rounds", "online.rounds=2"],
         "refresh_dr_dft": [  # an lr that moves the policy out of the band within 3 steps

@@ -1,4 +1,6 @@
-"""Session-scoped Ray and tiny models: Ray and vLLM engines are expensive to start."""
+"""The slow tier's end-to-end tests (real Ray, vLLM and DeepSpeed on CPU): the learner and
+rollout groups, the jobs, a local run's private network. Session-scoped Ray and tiny models here:
+Ray and vLLM engines are expensive to start."""
 
 import dataclasses
 from collections.abc import Iterator

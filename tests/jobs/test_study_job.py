@@ -4,42 +4,32 @@ the rest costs again) and tested with stand-ins in tests/mtg_ray/pipelines/test_
 
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from mtg_ray.config import compose
 from mtg_ray.pipelines.study import study_job
-from mtg_ray.tinyworld import World, small
 
 pytestmark = pytest.mark.slow
 
 
 def test_study_runs_each_seed_and_writes_the_report(
-    ray_session, small_world: World, tmp_path: Path
+    ray_session, small_run: Callable[..., list[str]], tmp_path: Path
 ) -> None:
-    assert small_world.config == small()
-    cfg = compose(
-        "tiny",
-        [
-            "world=small",
-            f"cache_dir={small_world.root.parent}",
-            f"output_dir={tmp_path / 'runs'}",
-            "methods=[sft,dr_sft]",
-            "data.max_train_problems=32",
-            "data.max_test_problems=8",
-            "rewrite.samples=2",
-            "rewrite.max_tokens=96",
-            "eval.max_tokens=96",
-            "rewrite.guided_samples=2",
-            "eval.n=2",
-            "rollout.num_engines=1",
-            "learner.train_batch_size=16",
-            "learner.micro_batch_size=4",
-            "train.epochs=1",
-            "train.method_lr={sft: 1e-3, dr_sft: 1e-4}",
-        ],
+    settings = small_run(
+        tmp_path / "runs",
+        "methods=[sft,dr_sft]",
+        "data.max_train_problems=32",
+        "data.max_test_problems=8",
+        "eval.n=2",
+        "rollout.num_engines=1",
+        "learner.train_batch_size=16",
+        "train.epochs=1",
+        "train.method_lr={sft: 1e-3, dr_sft: 1e-4}",
     )
+    cfg = compose("tiny", settings)
     command = "python scripts/run.py study --seeds 2 --online dr_sft --no-select-lr"
     rounds = {"method": "dr_sft", "design": "rounds", "rounds": 2}
     line = study_job(
