@@ -26,7 +26,7 @@ from mtg_ray.checks import ConfigError, at_least, one_of, require
 from mtg_ray.evaluate.config import EvalConfig
 from mtg_ray.learner import LearnerConfig, TrainConfig
 from mtg_ray.objectives import METHODS, ObjectiveConfig
-from mtg_ray.online.config import OnlineConfig
+from mtg_ray.online.config import NEAR_ZERO_LR, OnlineConfig
 from mtg_ray.paths import REPO_ROOT
 from mtg_ray.rewriting import RewriteConfig
 from mtg_ray.rewriting.prompts import TEMPLATES
@@ -110,6 +110,12 @@ class JobConfig:
     def lr_of(self, method: str) -> float:
         """The peak lr `method` trains at: `train.method_lr[method]`, else `learner.lr`."""
         return float(self.train.method_lr.get(method, self.learner.lr))
+
+    def online_lr(self) -> float:
+        """The lr `online.method` trains at online: as offline, times NEAR_ZERO_LR for the
+        near_zero_lr control."""
+        lr = self.lr_of(self.online.method)
+        return lr * NEAR_ZERO_LR if self.online.control == "near_zero_lr" else lr
 
     def flat(self) -> dict[str, Any]:
         """Every option as `section.key: value`, the value as JSON has it (a tuple as a list)."""
@@ -253,17 +259,78 @@ def check_paths(cfg: JobConfig) -> JobConfig:
     return cfg
 
 
+# The jobs that train at `lr_of`: the main job every method of `methods`, the online jobs
+# `online.method` (compare_online also offline). `train` trains at `learner.lr`, `select_lr` at
+# each value of `train.lr_grid`; the other jobs train nothing.
+LR_OF_JOBS = {"main", "online", "compare_online"}
+
+
+def trained_lrs(
+    cfg: JobConfig, job: str, methods: Sequence[str] = ()
+) -> dict[str, tuple[float, str]]:
+    """Each method `job` trains -> (its peak lr, the key that sets it). `methods`: more methods
+    the job trains at `lr_of` (a study's online methods). A study selecting its lrs is
+    `select_lr`; one given `--no-select-lr` is `main`."""
+    if job == "train":
+        return {f"train-{cfg.train.objective}": (cfg.learner.lr, "learner.lr")}
+    if job == "select_lr":
+        return {m: (lr, "train.lr_grid") for m in cfg.methods for lr in cfg.train.lr_grid}
+    if job not in LR_OF_JOBS:
+        return {}
+    named = {"main": cfg.methods, "compare_online": (cfg.online.method,)}.get(job, ())
+    lrs = {
+        m: (cfg.lr_of(m), "train.method_lr" if m in cfg.train.method_lr else "learner.lr")
+        for m in dict.fromkeys([*named, *methods])
+    }
+    if job in ("online", "compare_online"):
+        key = "train.method_lr" if cfg.online.method in cfg.train.method_lr else "learner.lr"
+        lrs[f"online {cfg.online.method}"] = (cfg.online_lr(), key)
+    return lrs
+
+
+def override_keys(overrides: Sequence[str]) -> set[str]:
+    """The keys a list of hydra overrides sets (`+key=v`, `++key=v` and `~key` included)."""
+    return {o.split("=", 1)[0].lstrip("+~") for o in overrides}
+
+
+def check_lr_override(lrs: Mapping[str, tuple[float, str]], overrides: Sequence[str]) -> None:
+    """Fail, naming the key that decides instead, when `learner.lr` is overridden but sets the
+    lr of no run the job trains (`lrs`: `trained_lrs`): an override that changes nothing
+    trained is a trap, not a setting."""
+    if "learner.lr" not in override_keys(overrides) or not lrs:
+        return
+    keys = sorted({key for _, key in lrs.values()})
+    if "learner.lr" in keys:
+        return
+    hint = (
+        "override train.method_lr.<method>=<lr>, or train.method_lr={} to train every method "
+        "at learner.lr"
+        if keys == ["train.method_lr"]
+        else "override train.lr_grid, or train the chosen lrs with train.method_lr"
+    )
+    raise ConfigError(
+        f"learner.lr is read by no run of this job: {' and '.join(keys)} sets the lr of every "
+        f"method it trains ({', '.join(lrs)}); {hint}"
+    )
+
+
 def compose(config_name: str = "tiny", overrides: Sequence[str] = ()) -> JobConfig:
     """Compose configs/<config_name>.yaml with command-line style overrides and check types,
     ranges and names (`check_paths` checks the file system): every error is one line."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_dir
+    from hydra.core.override_parser.overrides_parser import OverridesParser
     from hydra.errors import HydraException
     from omegaconf.errors import OmegaConfBaseException
 
     try:
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
             cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
+        # Hydra merges a mapping given on the command line into the preset's; the user means
+        # the mapping they wrote (`train.method_lr={}` lists no method), so it replaces.
+        for override in OverridesParser.create().parse_overrides(list(overrides)):
+            if isinstance(override.value(), dict) and not override.is_delete():
+                OmegaConf.update(cfg, override.key_or_group, override.value(), merge=False)
     except (HydraException, OmegaConfBaseException) as e:
         text = f"{e}\n{e.__cause__ or ''}"
         lines = [x.strip() for x in text.splitlines() if x.strip()]

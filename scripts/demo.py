@@ -11,13 +11,18 @@ Same as `python scripts/run.py main [key=value ...]`; rerun after a crash to con
 
 import sys
 
-from mtg_ray.config import compose
+from mtg_ray.config import check_lr_override, check_paths, compose, trained_lrs
 from mtg_ray.pipelines.offline import main_job
 from mtg_ray.pipelines.session import enter_private_network, start
 
 
 def main() -> None:
-    cfg = compose("tiny", sys.argv[1:])
+    overrides = sys.argv[1:]
+    try:
+        cfg = check_paths(compose("tiny", overrides))
+        check_lr_override(trained_lrs(cfg, "main"), overrides)
+    except ValueError as e:  # every config error is one line, before Ray or a model starts
+        sys.exit(f"config error: {e}")
     enter_private_network(cfg)
     run = start(cfg)
     print(main_job(run), flush=True)

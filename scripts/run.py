@@ -10,8 +10,9 @@ seed at the selected lrs, then mean and spread over seeds, paired differences wi
 problem-bootstrap intervals, into `<--results-dir>/results.md` and `results.png`; `--online
 dr_sft,dr_dft,dr_is` adds those methods' online runs at equal steps, `--controls` control runs,
 `--design` online candidates at their own selected lrs, each with a `results_<run>.png`).
-Overrides use the config keys of configs/ (hydra syntax), e.g. `learner.lr=1e-4 world=small
-train.objective=dft`. Under
+Overrides use the config keys of configs/ (hydra syntax), e.g. `world=small
+train.method_lr.dr_dft=3e-5`; an override no run of the job reads (`learner.lr` where
+`train.method_lr` or `train.lr_grid` sets every lr) fails, naming the key that does. Under
 `ray job submit`, add `resources=cluster` to join the job's cluster.
 """
 
@@ -19,9 +20,10 @@ import argparse
 import json
 import shlex
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from mtg_ray.config import check_paths, compose
+from mtg_ray.config import JobConfig, check_lr_override, check_paths, compose, trained_lrs
 from mtg_ray.objectives import Objective
 from mtg_ray.online.config import parse_candidate
 from mtg_ray.pipelines import offline, online
@@ -35,7 +37,8 @@ JOBS = (
 )  # fmt: skip
 
 
-def main() -> None:
+def parse(argv: Sequence[str]) -> argparse.Namespace:
+    """The command line: the job, its flags and the hydra overrides."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("job", choices=JOBS)
     parser.add_argument("--config", default="tiny", help="preset under configs/")
@@ -63,10 +66,23 @@ def main() -> None:
         action="store_true",
         help="study: train at train.method_lr instead of selecting lrs first",
     )
-    parser.add_argument("overrides", nargs="*", help="hydra overrides, e.g. learner.lr=1e-4")
-    args = parser.parse_intermixed_args()  # overrides may come before or after --config
+    parser.add_argument("overrides", nargs="*", help="hydra overrides, e.g. world=small")
+    return parser.parse_intermixed_args(argv)  # overrides may come before or after --config
+
+
+def job_lrs(args: argparse.Namespace, cfg: JobConfig) -> dict[str, tuple[float, str]]:
+    """What each run of the job trains at and the key that sets it (`trained_lrs`): a study
+    trains as `select_lr` chooses, or with `--no-select-lr` as the main job (and its online
+    methods)."""
+    job = {"study": "main" if args.no_select_lr else "select_lr"}.get(args.job, args.job)
+    return trained_lrs(cfg, job, [m for m in args.online.split(",") if m])
+
+
+def main() -> None:
+    args = parse(sys.argv[1:])
     try:
         cfg = check_paths(compose(args.config, args.overrides))
+        check_lr_override(job_lrs(args, cfg), args.overrides)
     except ValueError as e:  # every config error is one line, before Ray or a model starts
         sys.exit(f"config error: {e}")
     enter_private_network(cfg)

@@ -19,7 +19,6 @@ from mtg_ray.learner import num_steps
 from mtg_ray.monitor import Monitor, mean_scalar
 from mtg_ray.objectives import Objective
 from mtg_ray.online import problem_schedule
-from mtg_ray.online.config import NEAR_ZERO_LR
 from mtg_ray.pipelines.batches import OnlineBatches, RefreshBatches, RoundBatches
 from mtg_ray.pipelines.evaluate import evaluate
 from mtg_ray.pipelines.loop import TrainLoop
@@ -67,12 +66,6 @@ def offline_round(run: Run, rollout: Rollout) -> list[Record]:
         rollout.load_folder(run.model_path, 0)
     records, _ = rewrite_job(run, rollout)
     return records
-
-
-def online_lr(cfg: JobConfig) -> float:
-    """The method's lr (as offline), times NEAR_ZERO_LR for the near_zero_lr control."""
-    lr = cfg.lr_of(cfg.online.method)
-    return lr * NEAR_ZERO_LR if cfg.online.control == "near_zero_lr" else lr
 
 
 def online_job(
@@ -136,7 +129,7 @@ def online_job(
 
     monitor = Monitor(run.out / "tb" / name)
     loop = TrainLoop(
-        make_learner=lambda: run.learner_group(steps, online_lr(cfg)),
+        make_learner=lambda: run.learner_group(steps, cfg.online_lr()),
         source=source,
         objective=online_objective(run),
         steps=steps,

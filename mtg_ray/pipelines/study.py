@@ -51,7 +51,7 @@ from mtg_ray.monitor import read_scalars
 from mtg_ray.objectives import METHODS, ONLINE_METHODS
 from mtg_ray.online.config import CONTROLS
 from mtg_ray.pipelines.offline import evaluate_job, main_job
-from mtg_ray.pipelines.online import online_job, online_lr, online_name
+from mtg_ray.pipelines.online import online_job, online_name
 from mtg_ray.pipelines.protocols import Rollout
 from mtg_ray.pipelines.select_lr import at_lr, missing_trials, select_lr
 from mtg_ray.pipelines.session import Run, groups, start
@@ -177,7 +177,7 @@ def planned_lrs(cfg: JobConfig, candidates: Sequence[JobConfig]) -> dict[str, fl
     """Run name -> the peak lr it trains at (None: the base model), in report order."""
     lrs: dict[str, float | None] = {"base": None}
     lrs.update({m: cfg.lr_of(m) for m in cfg.methods})
-    lrs.update({online_name(c): online_lr(c) for c in candidates})
+    lrs.update({online_name(c): c.online_lr() for c in candidates})
     return lrs
 
 

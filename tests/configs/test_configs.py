@@ -153,3 +153,12 @@ def test_the_cpu_default_trains_at_the_studys_lr_selection() -> None:
     assert compose("tiny").train.method_lr == offline
     assert list(JobConfig().train.lr_grid) == selection["lr_grid"]
     assert compose("paper_qwen2.5-math-1.5b").train.method_lr == {}  # the authors' single lr
+
+
+def test_a_mapping_on_the_command_line_replaces_the_presets() -> None:
+    """Hydra merges `key={...}` into the preset's mapping; a user means the mapping written."""
+    assert compose("tiny", ["train.method_lr={}"]).train.method_lr == {}
+    only = compose("tiny", ["train.method_lr={dr_dft: 3e-5}"]).train.method_lr
+    assert only == {"dr_dft": 3e-5}
+    one_key = compose("tiny", ["train.method_lr.dr_dft=3e-5"]).train.method_lr
+    assert one_key["dr_dft"] == 3e-5 and len(one_key) == len(compose("tiny").train.method_lr)

@@ -62,7 +62,7 @@ def test_batch_lag_counts_sampled_records_only() -> None:
 
 def test_controls_are_named_and_set_the_lr_and_the_sampler() -> None:
     from mtg_ray.config import compose
-    from mtg_ray.pipelines.online import online_lr, online_name
+    from mtg_ray.pipelines.online import online_name
 
     with pytest.raises(ValueError, match="online.control"):
         OnlineConfig(control="frozen")
@@ -71,5 +71,5 @@ def test_controls_are_named_and_set_the_lr_and_the_sampler() -> None:
     tiny = compose("online", ["online.method=dr_sft", "online.control=near_zero_lr"])
     assert online_name(frozen) == "online_dr_sft_frozen_sampler" and frozen.online.frozen
     assert online_name(tiny) == "online_dr_sft_near_zero_lr" and not tiny.online.frozen
-    assert online_lr(frozen) == online_lr(plain) == plain.lr_of("dr_sft")
-    assert online_lr(tiny) == pytest.approx(plain.lr_of("dr_sft") * 1e-3)
+    assert frozen.online_lr() == plain.online_lr() == plain.lr_of("dr_sft")
+    assert tiny.online_lr() == pytest.approx(plain.lr_of("dr_sft") * 1e-3)
