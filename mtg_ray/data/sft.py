@@ -7,6 +7,7 @@ reference answer in `reward_model.ground_truth`. Other columns (`data_source`, `
 """
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -103,3 +104,41 @@ def read_sft_parquet(
             )
         )
     return problems
+
+
+def sft_from_numinamath(
+    paths: Sequence[str | os.PathLike[str]], rows: int = 50_000
+) -> tuple[pa.Table, int]:
+    """NuminaMath-CoT (columns `problem`, `solution`; the files in the order given) as verl SFT
+    rows for `read_sft_parquet`: its first `rows` rows, as the authors take them (not a random
+    sample), less those whose solution has no `\\boxed{}` answer, which the paper drops (50k rows
+    give about 48k). Each kept row carries its NuminaMath row number as `extra_info.index` and the
+    boxed answer as `reward_model.ground_truth`. Returns the table and how many rows were dropped.
+    """
+    from mtg_ray.grading.extract import boxed_answer
+
+    questions: list[str] = []
+    solutions: list[str] = []
+    for path in map(Path, paths):
+        if len(questions) >= rows:
+            break
+        try:
+            table = pq.read_table(path, columns=["problem", "solution"])
+        except (pa.ArrowException, OSError) as e:
+            field = next((c for c in ("problem", "solution") if c in str(e)), None)
+            raise DataError(path, f"not a NuminaMath-CoT parquet file ({e})", field=field) from e
+        questions += column_values(table, "problem", path)
+        solutions += column_values(table, "solution", path)
+    extra, truth, dropped = [], [], 0
+    pairs = zip(questions[:rows], solutions[:rows], strict=True)
+    for index, (question, solution) in enumerate(pairs):
+        answer = boxed_answer(solution or "")
+        if not answer or not (question or "").strip():
+            dropped += 1
+            continue
+        extra.append({"question": question, "answer": solution, "index": index})
+        truth.append({"ground_truth": answer, "style": "rule"})
+    table = pa.table(
+        {"data_source": ["numinamath_cot"] * len(extra), "extra_info": extra, "reward_model": truth}
+    )
+    return table, dropped

@@ -64,6 +64,15 @@ def clean_answer(answer: str) -> str:
     return answer.rstrip(".").strip().strip("$").strip()
 
 
+def boxed_answer(text: str) -> str | None:
+    """The content of the last `\\boxed{}` of `text` (cleaned), or None: a reference answer as
+    the paper takes it from an expert solution, with no fallback to other answer forms."""
+    answer = _last_boxed(text[-MAX_RESPONSE_CHARS:])
+    if answer is None or len(answer) > MAX_ANSWER_CHARS:
+        return None
+    return clean_answer(answer) or None
+
+
 def extract_answer(text: str) -> str | None:
     """The final answer of a response, or None when there is none (or it is over
     MAX_ANSWER_CHARS long)."""

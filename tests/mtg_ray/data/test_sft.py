@@ -116,3 +116,28 @@ def test_bad_files(tmp_path: Path) -> None:
     junk.write_text("hello")
     with pytest.raises(DataError, match="not a readable parquet"):
         read_sft_parquet(junk)
+
+
+def test_numinamath_becomes_the_presets_parquet_first_rows_boxed_only(tmp_path: Path) -> None:
+    from mtg_ray.data.sft import sft_from_numinamath
+
+    def numina(rows: list[tuple[str, str]], name: str) -> Path:
+        questions, solutions = [q for q, _ in rows], [s for _, s in rows]
+        table = pa.table({"problem": questions, "solution": solutions})
+        pq.write_table(table, tmp_path / name)
+        return tmp_path / name
+
+    first = numina([("1+1?", "So $\\boxed{2}$."), ("Prove it.", "Done, no box.")], "a.parquet")
+    second = numina([("2+2?", "\\boxed{3} then \\boxed{4}"), ("3+3?", "\\boxed{6}")], "b.parquet")
+    table, dropped = sft_from_numinamath([first, second], rows=3)
+    assert dropped == 1 and table.num_rows == 2  # the fourth row is past `rows`
+    out = tmp_path / "numinamath.parquet"
+    pq.write_table(table, out)
+    problems = read_sft_parquet(out)
+    assert [(p.question, p.reference_answer, p.problem_id) for p in problems] == [
+        ("1+1?", "2", "0"), ("2+2?", "4", "2"),
+    ]  # fmt: skip
+    assert problems[1].expert_solution == "\\boxed{3} then \\boxed{4}"
+    with pytest.raises(DataError, match="solution"):
+        pq.write_table(pa.table({"problem": ["x"]}), tmp_path / "bad.parquet")
+        sft_from_numinamath([tmp_path / "bad.parquet"])
