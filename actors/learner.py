@@ -7,7 +7,7 @@ from mtg_ray.ports import free_port
 
 
 class LearnerActor(LearnerRank):
-    """A `LearnerRank` in a Ray actor (see `mtg_ray.pipelines.learner_group`)."""
+    """A `LearnerRank` in a Ray actor (see `mtg_ray.pipelines.groups.learner_group`)."""
 
     def master_address(self) -> tuple[str, int]:
         """Rank 0: where the process group's store now listens (this node's address only)."""

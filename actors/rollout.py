@@ -6,7 +6,7 @@ from mtg_ray.rollout.engine import RolloutEngine
 
 
 class RolloutActor(RolloutEngine):
-    """A `RolloutEngine` in a Ray actor (see `mtg_ray.pipelines.rollout_group`)."""
+    """A `RolloutEngine` in a Ray actor (see `mtg_ray.pipelines.groups.rollout_group`)."""
 
     def node_id(self) -> str:
         """The Ray node this engine runs on (the shm weight backend needs the sender's)."""

@@ -12,8 +12,8 @@ Same as `python scripts/run.py main [key=value ...]`; rerun after a crash to con
 import sys
 
 from mtg_ray.config import check_lr_override, check_paths, compose, trained_lrs
-from mtg_ray.pipelines.offline import main_job
-from mtg_ray.pipelines.session import enter_private_network, start
+from mtg_ray.pipelines.jobs.offline import main_job
+from mtg_ray.pipelines.jobs.session import enter_private_network, start
 
 
 def main() -> None:

@@ -26,10 +26,10 @@ from pathlib import Path
 from mtg_ray.config import JobConfig, check_lr_override, check_paths, compose, trained_lrs
 from mtg_ray.objectives import Objective
 from mtg_ray.online.config import parse_candidate
-from mtg_ray.pipelines import offline, online
-from mtg_ray.pipelines.select_lr import select_lr
-from mtg_ray.pipelines.session import enter_private_network, groups, start
-from mtg_ray.pipelines.study import study_job
+from mtg_ray.pipelines.jobs import offline, online
+from mtg_ray.pipelines.jobs.select_lr import select_lr
+from mtg_ray.pipelines.jobs.session import enter_private_network, groups, start
+from mtg_ray.pipelines.jobs.study import study_job
 
 JOBS = (
     "world", "rewrite", "train", "evaluate", "select_lr", "main", "online", "compare_online",

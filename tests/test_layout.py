@@ -7,8 +7,10 @@ from pathlib import Path
 from mtg_ray.paths import REPO_ROOT
 
 PACKAGE = REPO_ROOT / "mtg_ray"
-# The only package of mtg_ray that may import Ray or the actors: the drivers.
+# The only package of mtg_ray that may import Ray or the actors: the drivers, in two
+# sub-packages, the groups below the jobs that drive them.
 DRIVERS = PACKAGE / "pipelines"
+GROUPS, JOBS = DRIVERS / "groups", DRIVERS / "jobs"
 CODE_ROOTS = [PACKAGE, REPO_ROOT / "actors", REPO_ROOT / "scripts"]
 
 
@@ -53,6 +55,18 @@ def test_actors_are_thin_and_import_no_driver() -> None:
         assert not drivers, f"{path.name} imports the drivers: {drivers}"
 
 
+def test_the_groups_import_no_job() -> None:
+    """Within the drivers the jobs import the groups, never the reverse."""
+    assert (GROUPS / "__init__.py").is_file() and (JOBS / "__init__.py").is_file()
+    offenders = {
+        f"{path.relative_to(REPO_ROOT)}: {m}"
+        for path in GROUPS.rglob("*.py")
+        for m in imported_modules(path)
+        if m.startswith("mtg_ray.pipelines.jobs")
+    }
+    assert not offenders, f"the groups import a job: {sorted(offenders)}"
+
+
 def import_graph() -> dict[str, set[str]]:
     """unit -> the other mtg_ray units it imports."""
     graph: dict[str, set[str]] = {}
@@ -94,13 +108,22 @@ def test_no_import_cycles_between_packages() -> None:
     assert find_cycle(graph) is None, f"import cycle between packages: {find_cycle(graph)}"
 
 
+def holds_only_subpackages(package: Path) -> bool:
+    """True for a package whose modules all live in its sub-packages (mtg_ray/pipelines/)."""
+    return [m.name for m in package.glob("*.py")] == ["__init__.py"] and any(
+        (child / "__init__.py").is_file() for child in package.iterdir()
+    )
+
+
 def test_every_subpackage_has_a_mirrored_test_folder() -> None:
-    subpackages = [p for p in PACKAGE.iterdir() if (p / "__init__.py").is_file()]
-    assert subpackages, "no subpackages found"
+    """At any depth: mtg_ray/pipelines/jobs/ -> tests/mtg_ray/pipelines/jobs/test_*.py. A
+    package of sub-packages alone is covered by theirs."""
+    packages = [p.parent for p in PACKAGE.rglob("__init__.py") if p.parent != PACKAGE]
+    assert packages, "no subpackages found"
     missing = [
-        p.name
-        for p in subpackages
-        if not list((REPO_ROOT / "tests" / "mtg_ray" / p.name).glob("test_*.py"))
+        str(rel)
+        for rel in (p.relative_to(PACKAGE) for p in packages if not holds_only_subpackages(p))
+        if not list((REPO_ROOT / "tests" / "mtg_ray" / rel).glob("test_*.py"))
     ]
     assert not missing, f"tests/mtg_ray/<name>/test_*.py missing for: {missing}"
 

@@ -63,7 +63,7 @@ def grade(response: str, reference: str, timeout: float = DEFAULT_TIMEOUT) -> bo
 
 
 # Anything that grades (response, reference) pairs in order: `grade_many`, or the drivers' Ray
-# tasks (`mtg_ray.pipelines.grading.grade_parallel`) behind a closure.
+# tasks (`mtg_ray.pipelines.groups.grading.grade_parallel`) behind a closure.
 Grader = Callable[[Sequence[tuple[str, str]]], list[bool]]
 
 __all__ = ["Grader", "extract_answer", "grade", "grade_many"]

@@ -1,7 +1,7 @@
 """The learner: config, schedules, batching, the forward pass, metrics, and one rank.
 
 `rank.LearnerRank` drives one DeepSpeed engine (a plain class); the Ray actor that hosts it is
-`actors.learner`, the group of ranks `mtg_ray.pipelines.learner_group`.
+`actors.learner`, the group of ranks `mtg_ray.pipelines.groups.learner_group`.
 """
 
 from mtg_ray.learner.batch import (

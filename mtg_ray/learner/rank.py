@@ -1,7 +1,7 @@
 """One learner rank: a DeepSpeed engine over the policy, and everything a rank does with it.
 
 A plain class (no Ray): `actors.learner` hosts it in a Ray actor, the learner group
-(`mtg_ray.pipelines.learner_group`) drives W of them as one torch.distributed group, and
+(`mtg_ray.pipelines.groups.learner_group`) drives W of them as one torch.distributed group, and
 `scripts/device/learner_cuda_check.py` drives one directly on a GPU machine without Ray.
 """
 

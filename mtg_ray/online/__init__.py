@@ -2,8 +2,8 @@
 
 Pure parts: `config` (OnlineConfig), `staleness` (policy-version bookkeeping: when to prefetch,
 when to sync, how stale a batch is) and `steps` (which problems a step rewrites, what it
-reports). The driver is the training loop (`mtg_ray.pipelines.loop`) with the online batch
-source (`mtg_ray.pipelines.batches.OnlineBatches`). The importance ratio needs nothing special:
+reports). The driver is the training loop (`mtg_ray.pipelines.jobs.loop`) with the online batch
+source (`mtg_ray.pipelines.jobs.batches.OnlineBatches`). The importance ratio needs nothing special:
 each record keeps the behaviour log-probs of the policy version that sampled it, and the learner
 divides its live log-probs by those inside the training forward, so a stale batch is corrected
 like any off-policy one.

@@ -1,15 +1,11 @@
 """The drivers: the only package of `mtg_ray` that imports Ray (and `actors`).
 
 It creates the actor groups and runs the jobs; everything it computes comes from the Ray-free
-core. Modules:
-  session        a job's context: Ray, the tiny world, the policy, tokenizer, problem sets
-  learner_group  W learner ranks (DeepSpeed) as one group;  rollout_group  N vLLM engines
-  loop           the one training loop (cursor, policy version, checkpoints, weight push)
-  batches        its batch sources: a fixed record set (offline) or per-step rewriting (online)
-  generate       sample-and-grade, shared by rewrite and evaluate
-  rewrite        the three stages over problem sets, as resumable shards
-  evaluate       avg@n / pass@n per evaluation set
-  offline        the rewrite, train, evaluate and main jobs;  online  the online jobs
-  cluster, grading  starting a local Ray; grading in parallel Ray tasks
-  protocols      what the drivers need of the groups (the fast tests' stand-ins implement it)
+core. Two sub-packages, one way round (`jobs` imports `groups`, never the reverse):
+  groups  the actor groups and what places and feeds them: the learner and rollout groups, the
+          weight push between them, a local Ray and placement, grading as Ray tasks, and the
+          protocols the jobs need of the groups
+  jobs    what drives the groups: the session, the one training loop and its batch sources,
+          rewrite and evaluate (over the shared sample-and-grade step), the offline and online
+          jobs, the lr selection and the study
 """

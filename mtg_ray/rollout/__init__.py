@@ -2,7 +2,7 @@
 
 `engine.RolloutEngine` holds one vLLM engine in the calling process; the Ray actors that host
 engines are `actors.rollout`, and the group that spreads requests over them is
-`mtg_ray.pipelines.rollout_group`.
+`mtg_ray.pipelines.groups.rollout_group`.
 """
 
 from mtg_ray.rollout.config import RolloutConfig, SamplingConfig

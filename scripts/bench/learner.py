@@ -22,8 +22,8 @@ from mtg_ray.data import Problem, Record
 from mtg_ray.learner import LearnerConfig, collate, forward_objective, micro_batches
 from mtg_ray.models import BENCH_MODEL, build_tiny_model
 from mtg_ray.objectives import Objective
-from mtg_ray.pipelines.cluster import init_local_ray
-from mtg_ray.pipelines.learner_group import LearnerGroup
+from mtg_ray.pipelines.groups.cluster import init_local_ray
+from mtg_ray.pipelines.groups.learner_group import LearnerGroup
 from mtg_ray.rewriting import expert_record
 
 SFT = Objective("sft")

@@ -17,8 +17,8 @@ import tempfile
 from pathlib import Path
 
 from mtg_ray.config import compose
-from mtg_ray.pipelines.online import online_job
-from mtg_ray.pipelines.session import groups, start
+from mtg_ray.pipelines.jobs.online import online_job
+from mtg_ray.pipelines.jobs.session import groups, start
 
 
 def main() -> None:

@@ -29,9 +29,9 @@ from transformers import AutoModelForCausalLM
 
 from mtg_ray.config import compose
 from mtg_ray.grading import grade_many
-from mtg_ray.pipelines.protocols import Rollout
-from mtg_ray.pipelines.rewrite import rewrite_problems
-from mtg_ray.pipelines.session import groups, start
+from mtg_ray.pipelines.groups.protocols import Rollout
+from mtg_ray.pipelines.jobs.rewrite import rewrite_problems
+from mtg_ray.pipelines.jobs.session import groups, start
 from mtg_ray.rollout import Sample, SamplingConfig
 from mtg_ray.rollout.config import per_prompt
 

@@ -44,8 +44,8 @@ def mean_sync_s(model: str, zero_stage: int, gpu: bool, syncs: int) -> float:
     """Mean seconds of `syncs` syncs (after one warm-up) from a fresh two-rank learner group at
     `zero_stage` into a fresh one-engine rollout group."""
     from mtg_ray.learner import LearnerConfig
-    from mtg_ray.pipelines.learner_group import LearnerGroup
-    from mtg_ray.pipelines.rollout_group import RolloutGroup
+    from mtg_ray.pipelines.groups.learner_group import LearnerGroup
+    from mtg_ray.pipelines.groups.rollout_group import RolloutGroup
     from mtg_ray.rollout import RolloutConfig
 
     learner = LearnerGroup(
@@ -82,7 +82,7 @@ def main() -> int:
         print(f"SKIPPED zero3_sync_gpu: {reason}; nothing was measured")
         return 0
     from mtg_ray.models.shapes import QWEN_1_5B, SMALL, build_random_model
-    from mtg_ray.pipelines.cluster import init_local_ray
+    from mtg_ray.pipelines.groups.cluster import init_local_ray
 
     init_local_ray(4)
     with tempfile.TemporaryDirectory() as tmp:

@@ -57,7 +57,7 @@ class Mode:
 
     def learner(self, model: str, workers: int, zero_stage: int) -> Any:
         from mtg_ray.learner import LearnerConfig
-        from mtg_ray.pipelines.learner_group import LearnerGroup
+        from mtg_ray.pipelines.groups.learner_group import LearnerGroup
 
         cfg = LearnerConfig(
             num_workers=workers, gpus_per_worker=1 if self.gpu else 0,
@@ -67,7 +67,7 @@ class Mode:
         return LearnerGroup(cfg, model, total_steps=16)
 
     def rollout(self, model: str, bucket_bytes: int, tp: int = 1) -> Any:
-        from mtg_ray.pipelines.rollout_group import RolloutGroup
+        from mtg_ray.pipelines.groups.rollout_group import RolloutGroup
         from mtg_ray.rollout import RolloutConfig
 
         gpu = dict(device="cuda", dtype="bfloat16", gpu_memory_utilization=0.3,
@@ -232,7 +232,7 @@ def main() -> int:
         return 0
     from mtg_ray.data.synthetic import arithmetic_records
     from mtg_ray.models import build_tokenizer
-    from mtg_ray.pipelines.cluster import init_local_ray
+    from mtg_ray.pipelines.groups.cluster import init_local_ray
 
     init_local_ray(4)
     records = arithmetic_records(8, build_tokenizer())

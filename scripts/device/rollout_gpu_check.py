@@ -40,9 +40,9 @@ def main() -> None:
     from mtg_ray.learner import LearnerConfig
     from mtg_ray.models import build_tiny_model, build_tokenizer
     from mtg_ray.objectives import Objective
-    from mtg_ray.pipelines.cluster import init_local_ray
-    from mtg_ray.pipelines.learner_group import LearnerGroup
-    from mtg_ray.pipelines.rollout_group import RolloutGroup
+    from mtg_ray.pipelines.groups.cluster import init_local_ray
+    from mtg_ray.pipelines.groups.learner_group import LearnerGroup
+    from mtg_ray.pipelines.groups.rollout_group import RolloutGroup
     from mtg_ray.rollout import RolloutConfig
 
     init_local_ray(4)

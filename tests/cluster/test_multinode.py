@@ -26,11 +26,11 @@ import torch
 from mtg_ray.config import JobConfig, compose
 from mtg_ray.data import read_records
 from mtg_ray.paths import REPO_ROOT
-from mtg_ray.pipelines.offline import method_objective
-from mtg_ray.pipelines.online import online_job
-from mtg_ray.pipelines.rewrite import run_rewrite
-from mtg_ray.pipelines.rollout_group import RolloutGroup
-from mtg_ray.pipelines.session import start
+from mtg_ray.pipelines.groups.rollout_group import RolloutGroup
+from mtg_ray.pipelines.jobs.offline import method_objective
+from mtg_ray.pipelines.jobs.online import online_job
+from mtg_ray.pipelines.jobs.rewrite import run_rewrite
+from mtg_ray.pipelines.jobs.session import start
 from mtg_ray.tinyworld import World
 
 from .conftest import LEARNER, ROLLOUT, SimCluster, actor_processes, eventually

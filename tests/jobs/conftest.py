@@ -15,9 +15,9 @@ from mtg_ray.data import Record
 from mtg_ray.data.synthetic import arithmetic_records
 from mtg_ray.models import TinyModelConfig, build_tiny_model
 from mtg_ray.models.tiny import build_tokenizer
-from mtg_ray.pipelines.cluster import init_local_ray
-from mtg_ray.pipelines.rollout_group import RolloutGroup
-from mtg_ray.pipelines.session import KeptLearner, Run
+from mtg_ray.pipelines.groups.cluster import init_local_ray
+from mtg_ray.pipelines.groups.rollout_group import RolloutGroup
+from mtg_ray.pipelines.jobs.session import KeptLearner, Run
 from mtg_ray.rollout import RolloutConfig
 from mtg_ray.tinyworld import World
 

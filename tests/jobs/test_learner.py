@@ -16,8 +16,8 @@ from mtg_ray.data import Problem, Record
 from mtg_ray.learner import LearnerConfig
 from mtg_ray.models.tiny import build_tiny_model, build_tokenizer
 from mtg_ray.objectives import OBJECTIVE_NAMES, Objective, ObjectiveConfig
-from mtg_ray.pipelines.learner_group import LearnerGroup
-from mtg_ray.pipelines.rollout_group import RolloutGroup
+from mtg_ray.pipelines.groups.learner_group import LearnerGroup
+from mtg_ray.pipelines.groups.rollout_group import RolloutGroup
 from mtg_ray.rewriting import SelectionConfig, rewrite
 from mtg_ray.rollout import Graded, RolloutConfig, SamplingConfig
 from mtg_ray.weight_sync import BucketMeta

@@ -9,11 +9,11 @@ from transformers import AutoTokenizer
 
 from mtg_ray.config import compose
 from mtg_ray.data import read_records
-from mtg_ray.pipelines.grading import grade_parallel
-from mtg_ray.pipelines.offline import main_job
-from mtg_ray.pipelines.rewrite import run_rewrite
-from mtg_ray.pipelines.rollout_group import RolloutGroup
-from mtg_ray.pipelines.session import KeptLearner, start
+from mtg_ray.pipelines.groups.grading import grade_parallel
+from mtg_ray.pipelines.groups.rollout_group import RolloutGroup
+from mtg_ray.pipelines.jobs.offline import main_job
+from mtg_ray.pipelines.jobs.rewrite import run_rewrite
+from mtg_ray.pipelines.jobs.session import KeptLearner, start
 from mtg_ray.rewriting import RewriteConfig
 from mtg_ray.rewriting.prompts import get_template
 from mtg_ray.tinyworld import World

@@ -9,10 +9,10 @@ import pytest
 
 from mtg_ray.config import compose
 from mtg_ray.data import read_records
-from mtg_ray.pipelines.grading import grade_parallel
-from mtg_ray.pipelines.online import compare_job, online_job
-from mtg_ray.pipelines.rollout_group import RolloutGroup
-from mtg_ray.pipelines.session import KeptLearner, Run, start
+from mtg_ray.pipelines.groups.grading import grade_parallel
+from mtg_ray.pipelines.groups.rollout_group import RolloutGroup
+from mtg_ray.pipelines.jobs.online import compare_job, online_job
+from mtg_ray.pipelines.jobs.session import KeptLearner, Run, start
 
 from .conftest import on_shared
 

@@ -9,7 +9,7 @@ import ray
 import torch
 from transformers import AutoModelForCausalLM
 
-from mtg_ray.pipelines.rollout_group import RolloutGroup
+from mtg_ray.pipelines.groups.rollout_group import RolloutGroup
 from mtg_ray.rollout import RolloutConfig, SamplingConfig
 
 pytestmark = pytest.mark.slow

@@ -1,6 +1,7 @@
 """The study job end to end on a small tiny world: two seeds, two methods and one online,
 real Ray/vLLM/DS. The lr selection is left out here (`--no-select-lr`: it is the 4 trainings
-the rest costs again) and tested with stand-ins in tests/mtg_ray/pipelines/test_select_lr.py."""
+the rest costs again) and tested with stand-ins in
+tests/mtg_ray/pipelines/jobs/test_select_lr.py."""
 
 import re
 import shutil
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from mtg_ray.config import compose
-from mtg_ray.pipelines.study import study_job
+from mtg_ray.pipelines.jobs.study import study_job
 
 pytestmark = pytest.mark.slow
 

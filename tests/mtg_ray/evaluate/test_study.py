@@ -122,7 +122,7 @@ def test_the_faithful_table_averages_steps_then_seeds_for_runs_that_log_it() -> 
 
 
 def test_a_rewritten_results_file_keeps_its_preregistrations() -> None:
-    from mtg_ray.pipelines.study import PREREGISTERED, kept_section
+    from mtg_ray.pipelines.jobs.study import PREREGISTERED, kept_section
 
     text = f"# Study results\n\n| a | b |\n\n{PREREGISTERED}\n\n### 2026-12-02: x\n\nrule\n"
     assert kept_section(text) == f"\n{PREREGISTERED}\n\n### 2026-12-02: x\n\nrule\n"
@@ -132,7 +132,7 @@ def test_a_rewritten_results_file_keeps_its_preregistrations() -> None:
 def test_an_online_runs_figure_is_drawn_from_its_kept_scalars(tmp_path) -> None:
     from mtg_ray.evaluate.ledger import RunRecord
     from mtg_ray.evaluate.report import save_figure
-    from mtg_ray.pipelines.study import online_figure
+    from mtg_ray.pipelines.jobs.study import online_figure
 
     records = [
         RunRecord("online_dr_dft", s, {}, {}, 0.0, 0.0, 1e-4, {
@@ -154,7 +154,7 @@ def test_a_kept_run_record_holds_what_the_report_reads(tmp_path) -> None:
     the figure's scalars (the last value of a step a resumed run redid), and no other scalars."""
     from mtg_ray.evaluate.ledger import load_record, save_record
     from mtg_ray.monitor import Monitor
-    from mtg_ray.pipelines.study import run_record
+    from mtg_ray.pipelines.jobs.study import run_record
 
     out, name = tmp_path / "seed-1", "online_dr_dft"
     (out / name).mkdir(parents=True)
@@ -192,7 +192,7 @@ def test_a_kept_run_record_holds_what_the_report_reads(tmp_path) -> None:
 def test_kept_runs_go_back_where_the_jobs_look_and_refuse_another_lr(tmp_path) -> None:
     from mtg_ray.data.errors import DataError
     from mtg_ray.evaluate.ledger import RunRecord, save_record
-    from mtg_ray.pipelines.study import kept_runs, restore_runs
+    from mtg_ray.pipelines.jobs.study import kept_runs, restore_runs
 
     root = tmp_path / "runs"
     save_record(root, RunRecord("base", 0, {"b": {"avg@2": 0.5}}, {}, 0.0, 0.0, None))
@@ -217,7 +217,7 @@ def test_kept_runs_go_back_where_the_jobs_look_and_refuse_another_lr(tmp_path) -
 def test_kept_runs_refuse_a_record_made_with_other_settings(tmp_path) -> None:
     from mtg_ray.data.errors import DataError
     from mtg_ray.evaluate.ledger import RunRecord, save_record
-    from mtg_ray.pipelines.study import kept_runs
+    from mtg_ray.pipelines.jobs.study import kept_runs
 
     root, out = tmp_path / "runs", tmp_path / "seed-0"
     made = {"eval.n": 16, "rewrite.one_call": True, "since_removed": 1}
@@ -238,7 +238,7 @@ def test_kept_runs_refuse_a_record_made_with_other_settings(tmp_path) -> None:
 
 def test_a_runs_settings_are_what_makes_it_and_nothing_else() -> None:
     from mtg_ray.config import compose
-    from mtg_ray.pipelines.study import online_candidates, planned_settings, seed_config
+    from mtg_ray.pipelines.jobs.study import online_candidates, planned_settings, seed_config
 
     def settings(overrides, design):
         cfg = seed_config(compose("tiny", overrides), 1)
@@ -276,7 +276,7 @@ def test_a_record_that_is_not_one_is_named_with_its_field(tmp_path) -> None:
 
 def test_lr_trials_are_kept_and_found_by_candidate_and_lr(tmp_path) -> None:
     from mtg_ray.evaluate.ledger import save_trial, trials
-    from mtg_ray.pipelines.study import trial_folders
+    from mtg_ray.pipelines.jobs.study import trial_folders
 
     out = tmp_path / "seed-0"
     for name, lr in (("dr_dft", 1e-5), ("online_dr_dft", 3e-4)):
@@ -296,7 +296,7 @@ def test_lr_trials_are_kept_and_found_by_candidate_and_lr(tmp_path) -> None:
 
 def test_two_online_runs_of_one_name_are_refused() -> None:
     from mtg_ray.config import compose
-    from mtg_ray.pipelines.study import online_candidates
+    from mtg_ray.pipelines.jobs.study import online_candidates
 
     cfg = compose("tiny", [])
     names = [c.online.design for c in online_candidates(cfg, ["dr_dft"], designs=[

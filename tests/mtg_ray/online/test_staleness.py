@@ -62,7 +62,7 @@ def test_batch_lag_counts_sampled_records_only() -> None:
 
 def test_controls_are_named_and_set_the_lr_and_the_sampler() -> None:
     from mtg_ray.config import compose
-    from mtg_ray.pipelines.online import online_name
+    from mtg_ray.pipelines.jobs.online import online_name
 
     with pytest.raises(ValueError, match="online.control"):
         OnlineConfig(control="frozen")

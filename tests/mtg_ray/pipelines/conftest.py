@@ -1,5 +1,5 @@
 """In-process stand-ins for the learner and rollout groups (no Ray, vLLM or DeepSpeed), so the
-drivers' logic runs in milliseconds. They implement `mtg_ray.pipelines.protocols`; the real
+drivers' logic runs in milliseconds. They implement `mtg_ray.pipelines.groups.protocols`; the real
 groups are tested in tests/jobs/ (the slow tier)."""
 
 import json

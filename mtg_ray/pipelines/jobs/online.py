@@ -1,7 +1,7 @@
 """The online jobs: train `online.method` with every batch rewritten by the live policy, and
 compare that with the offline run of the same method at equal steps.
 
-The online job is the training loop (`mtg_ray.pipelines.loop`) with an `OnlineBatches` source;
+The online job is the training loop (`mtg_ray.pipelines.jobs.loop`) with an `OnlineBatches` source;
 each step's records are kept as `<out>/<run>/data/step-<s>.parquet` with their provenance and
 policy version.
 """
@@ -19,13 +19,13 @@ from mtg_ray.learner import num_steps
 from mtg_ray.monitor import Monitor, mean_scalar
 from mtg_ray.objectives import Objective
 from mtg_ray.online import problem_schedule
-from mtg_ray.pipelines.batches import OnlineBatches, RefreshBatches, RoundBatches
-from mtg_ray.pipelines.evaluate import evaluate
-from mtg_ray.pipelines.loop import TrainLoop
-from mtg_ray.pipelines.offline import evaluate_job, method_objective, rewrite_job, train_job
-from mtg_ray.pipelines.protocols import Rollout
-from mtg_ray.pipelines.rewrite import rewrite_problems, score_standins
-from mtg_ray.pipelines.session import Run, groups
+from mtg_ray.pipelines.groups.protocols import Rollout
+from mtg_ray.pipelines.jobs.batches import OnlineBatches, RefreshBatches, RoundBatches
+from mtg_ray.pipelines.jobs.evaluate import evaluate
+from mtg_ray.pipelines.jobs.loop import TrainLoop
+from mtg_ray.pipelines.jobs.offline import evaluate_job, method_objective, rewrite_job, train_job
+from mtg_ray.pipelines.jobs.rewrite import rewrite_problems, score_standins
+from mtg_ray.pipelines.jobs.session import Run, groups
 
 
 def online_steps(cfg: JobConfig, num_problems: int) -> int:

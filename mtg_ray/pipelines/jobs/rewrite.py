@@ -20,8 +20,8 @@ from tqdm import tqdm
 
 from mtg_ray.data import Problem, Record, read_records, write_records, write_text
 from mtg_ray.grading import Grader
-from mtg_ray.pipelines.generate import generate_and_grade
-from mtg_ray.pipelines.protocols import Rollout
+from mtg_ray.pipelines.groups.protocols import Rollout
+from mtg_ray.pipelines.jobs.generate import generate_and_grade
 from mtg_ray.rewriting import RewriteConfig, expert_record, needs_guided, rewrite
 from mtg_ray.rewriting.prompts import PromptTemplate
 from mtg_ray.rewriting.stages import leak_gate, screen

@@ -50,11 +50,11 @@ from mtg_ray.evaluate.study import (
 from mtg_ray.monitor import read_scalars
 from mtg_ray.objectives import METHODS, ONLINE_METHODS
 from mtg_ray.online.config import CONTROLS
-from mtg_ray.pipelines.offline import evaluate_job, main_job
-from mtg_ray.pipelines.online import online_job, online_name
-from mtg_ray.pipelines.protocols import Rollout
-from mtg_ray.pipelines.select_lr import at_lr, missing_trials, select_lr
-from mtg_ray.pipelines.session import Run, groups, start
+from mtg_ray.pipelines.groups.protocols import Rollout
+from mtg_ray.pipelines.jobs.offline import evaluate_job, main_job
+from mtg_ray.pipelines.jobs.online import online_job, online_name
+from mtg_ray.pipelines.jobs.select_lr import at_lr, missing_trials, select_lr
+from mtg_ray.pipelines.jobs.session import Run, groups, start
 
 
 def seed_config(cfg: JobConfig, seed: int) -> JobConfig:

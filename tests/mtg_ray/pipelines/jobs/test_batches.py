@@ -9,12 +9,12 @@ import pytest
 
 from mtg_ray.data import read_records
 from mtg_ray.online import OnlineConfig, problem_schedule
-from mtg_ray.pipelines.batches import OnlineBatches, RefreshBatches, RoundBatches
-from mtg_ray.pipelines.loop import TrainLoop
-from mtg_ray.pipelines.rewrite import expert_records, rewrite_problems, score_standins
+from mtg_ray.pipelines.jobs.batches import OnlineBatches, RefreshBatches, RoundBatches
+from mtg_ray.pipelines.jobs.loop import TrainLoop
+from mtg_ray.pipelines.jobs.rewrite import expert_records, rewrite_problems, score_standins
 from mtg_ray.rewriting import RewriteConfig, get_template
 
-from .conftest import answer_of
+from ..conftest import answer_of
 from .test_loop import SFT, StandInMonitor
 
 PLAIN = get_template("plain")

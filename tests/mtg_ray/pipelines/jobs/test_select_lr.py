@@ -14,9 +14,9 @@ from mtg_ray.config import JobConfig
 from mtg_ray.data.errors import DataError
 from mtg_ray.learner import TrainConfig
 from mtg_ray.learner.lr_selection import choose_lr, grid_edge
-from mtg_ray.pipelines.select_lr import missing_trials, select_lr, trial_result
-from mtg_ray.pipelines.session import Run
-from mtg_ray.pipelines.study import _selection_lines
+from mtg_ray.pipelines.jobs.select_lr import missing_trials, select_lr, trial_result
+from mtg_ray.pipelines.jobs.session import Run
+from mtg_ray.pipelines.jobs.study import _selection_lines
 
 GRID = (1e-4, 3e-4, 1e-3)
 # The lr at which each method's stand-in policy solves everything; elsewhere it solves nothing.

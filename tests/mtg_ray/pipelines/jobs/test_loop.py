@@ -12,9 +12,9 @@ from mtg_ray.data import read_records
 from mtg_ray.learner import batch_schedule
 from mtg_ray.objectives import Objective
 from mtg_ray.online import OnlineConfig, problem_schedule
-from mtg_ray.pipelines.batches import OnlineBatches, RecordBatches
-from mtg_ray.pipelines.loop import TrainLoop
-from mtg_ray.pipelines.rewrite import expert_records, rewrite_problems
+from mtg_ray.pipelines.jobs.batches import OnlineBatches, RecordBatches
+from mtg_ray.pipelines.jobs.loop import TrainLoop
+from mtg_ray.pipelines.jobs.rewrite import expert_records, rewrite_problems
 from mtg_ray.rewriting import RewriteConfig, get_template
 
 SFT = Objective("sft")

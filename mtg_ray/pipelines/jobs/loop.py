@@ -1,5 +1,5 @@
 """The one training loop. Offline training and online mode are this loop with different batch
-sources (`mtg_ray.pipelines.batches`):
+sources (`mtg_ray.pipelines.jobs.batches`):
 
     for step s from the checkpoint's cursor:
         batch   <- source.batch(s, policy_version)   (online: sampled by the rollout group)
@@ -27,7 +27,7 @@ from tqdm import tqdm
 from mtg_ray.data import Record, write_text
 from mtg_ray.monitor import Monitor
 from mtg_ray.objectives import Objective
-from mtg_ray.pipelines.protocols import Learner, Rollout
+from mtg_ray.pipelines.groups.protocols import Learner, Rollout
 
 DONE = "train_done.json"
 

@@ -14,8 +14,8 @@ from mtg_ray.data import Problem, read_benchmark, write_jsonl
 from mtg_ray.evaluate.config import EvalConfig
 from mtg_ray.evaluate.metrics import set_metrics
 from mtg_ray.grading import Grader
-from mtg_ray.pipelines.generate import generate_and_grade
-from mtg_ray.pipelines.protocols import Rollout
+from mtg_ray.pipelines.groups.protocols import Rollout
+from mtg_ray.pipelines.jobs.generate import generate_and_grade
 from mtg_ray.rewriting.prompts import PromptTemplate
 from mtg_ray.tinyworld import World, read_split
 

@@ -17,12 +17,12 @@ from mtg_ray import netns
 from mtg_ray.config import JobConfig, check_paths
 from mtg_ray.data import Problem, Record, read_sft_parquet
 from mtg_ray.grading import Grader
-from mtg_ray.pipelines.cluster import init_local_ray
-from mtg_ray.pipelines.evaluate import load_eval_sets
-from mtg_ray.pipelines.grading import grade_parallel
-from mtg_ray.pipelines.learner_group import LearnerGroup
-from mtg_ray.pipelines.rewrite import expert_records
-from mtg_ray.pipelines.rollout_group import RolloutGroup
+from mtg_ray.pipelines.groups.cluster import init_local_ray
+from mtg_ray.pipelines.groups.grading import grade_parallel
+from mtg_ray.pipelines.groups.learner_group import LearnerGroup
+from mtg_ray.pipelines.groups.rollout_group import RolloutGroup
+from mtg_ray.pipelines.jobs.evaluate import load_eval_sets
+from mtg_ray.pipelines.jobs.rewrite import expert_records
 from mtg_ray.rewriting.prompts import PromptTemplate, get_template
 from mtg_ray.tinyworld import World, build_world
 from mtg_ray.tinyworld.faithful import is_faithful

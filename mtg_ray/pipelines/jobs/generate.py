@@ -4,7 +4,7 @@ evaluation share."""
 from collections.abc import Sequence
 
 from mtg_ray.grading import Grader
-from mtg_ray.pipelines.protocols import Rollout
+from mtg_ray.pipelines.groups.protocols import Rollout
 from mtg_ray.rollout import Graded, SamplingConfig
 from mtg_ray.rollout.config import per_prompt
 

@@ -27,7 +27,7 @@ from mtg_ray.learner import (
     shard,
 )
 from mtg_ray.objectives import Objective
-from mtg_ray.pipelines.cluster import wait_placed
+from mtg_ray.pipelines.groups.cluster import wait_placed
 
 LATEST = "latest"
 

@@ -3,7 +3,7 @@
 `RolloutGroup` hosts `RolloutActor`s where `engine_placement` says (one placement-group bundle
 per GPU), spreads requests over the engines, restarts a dead engine, and hands every weight
 push (and a restarted engine's weights) to its backend's driver side
-(`mtg_ray.pipelines.weight_push`). It never decides a policy version: each push is told which
+(`mtg_ray.pipelines.groups.weight_push`). It never decides a policy version: each push is told which
 version it carries.
 """
 
@@ -23,8 +23,14 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from torch import Tensor
 
 from actors.rollout import RolloutActor
-from mtg_ray.pipelines.cluster import wait_placed
-from mtg_ray.pipelines.weight_push import SHM_AWAY, SyncStats, WeightPush, WeightSource, weight_push
+from mtg_ray.pipelines.groups.cluster import wait_placed
+from mtg_ray.pipelines.groups.weight_push import (
+    SHM_AWAY,
+    SyncStats,
+    WeightPush,
+    WeightSource,
+    weight_push,
+)
 from mtg_ray.rollout import RolloutConfig, Sample, SamplingConfig, merge_in_order, split_by_weight
 from mtg_ray.rollout.config import per_prompt
 from mtg_ray.rollout.placement import engine_placement

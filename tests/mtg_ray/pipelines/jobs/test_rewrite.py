@@ -9,9 +9,9 @@ import pytest
 
 from mtg_ray.data import Problem
 from mtg_ray.evaluate import EvalConfig
-from mtg_ray.pipelines.evaluate import evaluate
-from mtg_ray.pipelines.generate import generate_and_grade
-from mtg_ray.pipelines.rewrite import (
+from mtg_ray.pipelines.jobs.evaluate import evaluate
+from mtg_ray.pipelines.jobs.generate import generate_and_grade
+from mtg_ray.pipelines.jobs.rewrite import (
     expert_records,
     rewrite_counts,
     rewrite_problems,
@@ -19,7 +19,7 @@ from mtg_ray.pipelines.rewrite import (
 )
 from mtg_ray.rewriting import RewriteConfig, get_template
 
-from .conftest import answer_of, standin_policy
+from ..conftest import answer_of, standin_policy
 
 PLAIN = get_template("plain")
 CFG = RewriteConfig(samples=2, guided_samples=3, shard_size=4)

@@ -10,8 +10,8 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from mtg_ray.pipelines.rollout_group import RolloutGroup
-from mtg_ray.pipelines.weight_push import (
+from mtg_ray.pipelines.groups.rollout_group import RolloutGroup
+from mtg_ray.pipelines.groups.weight_push import (
     DirectPush,
     GlooPush,
     ShmPush,

@@ -16,12 +16,12 @@ from mtg_ray.evaluate.report import demo_line, headline_accuracy, write_report
 from mtg_ray.learner import batch_schedule
 from mtg_ray.monitor import Monitor
 from mtg_ray.objectives import METHODS, Objective
-from mtg_ray.pipelines.batches import RecordBatches
-from mtg_ray.pipelines.evaluate import evaluate
-from mtg_ray.pipelines.loop import TrainLoop
-from mtg_ray.pipelines.protocols import Rollout
-from mtg_ray.pipelines.rewrite import rewrite_counts, run_rewrite
-from mtg_ray.pipelines.session import Run, groups
+from mtg_ray.pipelines.groups.protocols import Rollout
+from mtg_ray.pipelines.jobs.batches import RecordBatches
+from mtg_ray.pipelines.jobs.evaluate import evaluate
+from mtg_ray.pipelines.jobs.loop import TrainLoop
+from mtg_ray.pipelines.jobs.rewrite import rewrite_counts, run_rewrite
+from mtg_ray.pipelines.jobs.session import Run, groups
 from mtg_ray.rewriting.summary import faithful_shares, summarize
 
 

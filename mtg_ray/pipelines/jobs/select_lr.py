@@ -26,11 +26,11 @@ from mtg_ray.data import Record, write_text
 from mtg_ray.evaluate.ledger import refuse_other_settings, trial_settings
 from mtg_ray.learner.lr_selection import choose_lr, grid_edge
 from mtg_ray.objectives import METHODS
-from mtg_ray.pipelines.evaluate import evaluate
-from mtg_ray.pipelines.offline import method_objective, rewrite_job, train_job
-from mtg_ray.pipelines.online import online_job, online_name
-from mtg_ray.pipelines.protocols import Rollout
-from mtg_ray.pipelines.session import Run
+from mtg_ray.pipelines.groups.protocols import Rollout
+from mtg_ray.pipelines.jobs.evaluate import evaluate
+from mtg_ray.pipelines.jobs.offline import method_objective, rewrite_job, train_job
+from mtg_ray.pipelines.jobs.online import online_job, online_name
+from mtg_ray.pipelines.jobs.session import Run
 
 VALIDATION = "validation"
 
