@@ -5,13 +5,17 @@ finished and reruns only the rest.
 `seed-<s>/<run>.json` keeps what the study's tables and figures read from a run: its metrics
 (eval.json), each problem's share of correct samples, its cost, its lr and the TensorBoard
 scalars its figure draws. `select_lr/<candidate>/lr-<lr>.json` keeps one lr selection trial's
-validation metrics and the settings it was made with (`trial_settings`). A record is written
-once its run has evaluated and is keyed by run name and seed, and holds the settings the run
-was made with (`run_settings`): a study reading it back refuses a record made at another lr (a
-new selection; `check_lr`) or with other settings (`check_settings`) rather than report a run
-it did not make, and the selection refuses a trial made with other settings likewise. Records
-and trials kept before settings were have none: a record is checked on its lr only, a trial
-on nothing.
+validation metrics and the settings it was made with (`trial_settings`), and
+`select_lr/base.json` the base model's score on the same validation problems (`base_settings`).
+A record is written once its run has evaluated and is keyed by run name and seed, and holds the
+settings the run was made with (`run_settings`) and the recipe hash of the tiny world it was
+made on (`world`; None: no tiny world). A study reading it back refuses a record made on
+another world (`check_world`: a world's runs are not another's), at another lr (a new
+selection; `check_lr`) or with other settings (`check_settings`) rather than report a run it
+did not make, and the selection refuses a trial made on another world or with other settings
+likewise. A record or trial kept before worlds were named names none: a study on a tiny world
+refuses it (it was made on a world since replaced), one on none reads it. Those kept before
+settings were have none: a record is checked on its world and lr only, a trial on its world.
 """
 
 import json
@@ -40,17 +44,19 @@ NOT_SETTINGS = (
 # it replaces (a trial validates with `train.validation_n` samples, never greedily).
 TRIAL_SETTINGS = ("train.validation_problems", "train.validation_n")
 NOT_TRIAL_SETTINGS = ("eval.n", "eval.greedy")
+# What of a trial's settings the base model's score does not depend on: its training.
+TRAINING = ("learner", "objective", "rewrite", "train")
+
+
+def _under(key: str, prefixes: tuple[str, ...]) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in prefixes)
 
 
 def run_settings(config: Mapping[str, Any], online: bool) -> dict[str, Any]:
     """The settings a run is made with (`RunRecord.settings`), of its `config` (`JobConfig.flat`):
     every key but NOT_SETTINGS, and `online.*` only for an online run."""
     left_out = (*NOT_SETTINGS, *(() if online else ("online",)))
-    return {
-        key: value
-        for key, value in config.items()
-        if not any(key == k or key.startswith(k + ".") for k in left_out)
-    }
+    return {key: value for key, value in config.items() if not _under(key, left_out)}
 
 
 def trial_settings(config: Mapping[str, Any], online: bool) -> dict[str, Any]:
@@ -63,6 +69,13 @@ def trial_settings(config: Mapping[str, Any], online: bool) -> dict[str, Any]:
     return settings | {key: config[key] for key in TRIAL_SETTINGS}
 
 
+def base_settings(config: Mapping[str, Any]) -> dict[str, Any]:
+    """The settings the lr selection's score of the base model is made with, of its `config`
+    (`JobConfig.flat`): an offline trial's (`trial_settings`) less its training (TRAINING)."""
+    settings = trial_settings(config, online=False)
+    return {k: v for k, v in settings.items() if k in TRIAL_SETTINGS or not _under(k, TRAINING)}
+
+
 @dataclass(frozen=True)
 class RunRecord:
     """One finished run of a study. metrics: benchmark -> metric -> value (its eval.json).
@@ -71,7 +84,9 @@ class RunRecord:
     lr: the peak lr it trained at (None: not trained). scalars: tag -> step -> value.
     levels: benchmark -> problem_id -> its level ("" for none; empty in records written before
     levels were kept). settings: the run's config as flat `key: value` pairs (the study's
-    `run_settings`; empty in records written before settings were kept)."""
+    `run_settings`; empty in records written before settings were kept). world: the recipe hash
+    of the tiny world it was made on (None: no tiny world, or written before worlds were
+    named)."""
 
     name: str
     seed: int
@@ -83,6 +98,7 @@ class RunRecord:
     scalars: dict[str, dict[int, float]] = field(default_factory=dict)
     levels: dict[str, dict[str, str]] = field(default_factory=dict)
     settings: dict[str, Any] = field(default_factory=dict)
+    world: str | None = None
 
 
 def record_path(root: Path, seed: int, name: str) -> Path:
@@ -134,6 +150,25 @@ def check_lr(record: RunRecord, lr: float | None, root: Path, run_folder: Path) 
         )
 
 
+def check_world(record: RunRecord, world: str | None, root: Path, run_folder: Path) -> None:
+    """Refuse a record made on another tiny world than `world`, the study's (recipe hashes;
+    `refuse_other_world`)."""
+    refuse_other_world(
+        record_path(root, record.seed, record.name), record.world, world,
+        f"train it again, move this record and the run's folder {run_folder} away",
+    )  # fmt: skip
+
+
+def refuse_other_world(path: Path, made: str | None, world: str | None, again: str) -> None:
+    """Raise a DataError naming `path` if what it keeps was `made` on another tiny world than
+    `world` (recipe hashes; None: none, or kept before worlds were named; `again`: as for
+    `refuse_other_settings`)."""
+    if made != world:
+        was = f"was made on tiny world {made}" if made else "names no tiny world"
+        now = f"tiny world {world}" if world else "none"
+        raise DataError(path, f"{was}, but this study runs on {now} (to {again})", field="world")
+
+
 def check_settings(
     record: RunRecord, settings: Mapping[str, Any], root: Path, run_folder: Path
 ) -> None:
@@ -167,21 +202,33 @@ def refuse_other_settings(
         )
 
 
-def trial_path(root: Path, candidate: str, lr: float) -> Path:
-    return root / "select_lr" / candidate / f"lr-{lr:g}.json"
+# The base model's name among the lr selection's trials (its score, at no lr) and a study's runs.
+BASE = "base"
 
 
-def save_trial(root: Path, candidate: str, lr: float, validation: dict[str, Any]) -> None:
-    """Keep one lr selection trial's validation metrics (and settings, as its result has
-    them)."""
+def trial_path(root: Path, candidate: str, lr: float | None) -> Path:
+    """Where trial (`candidate`, `lr`) is kept under `root`; lr None: the base model's score
+    (`candidate` BASE), `select_lr/base.json`."""
+    folder = root / "select_lr"
+    return folder / f"{candidate}.json" if lr is None else folder / candidate / f"lr-{lr:g}.json"
+
+
+def save_trial(root: Path, candidate: str, lr: float | None, validation: dict[str, Any]) -> None:
+    """Keep one lr selection trial's (or, lr None, the base model's) validation metrics (and
+    settings and world, as its result has them)."""
     path = trial_path(root, candidate, lr)
     path.parent.mkdir(parents=True, exist_ok=True)
     write_text(path, json.dumps(validation, indent=1) + "\n")
 
 
-def trials(root: Path) -> list[tuple[str, float, dict[str, Any]]]:
-    """(candidate, lr, validation metrics) of every trial kept under `root`."""
-    return [
+def trials(root: Path) -> list[tuple[str, float | None, dict[str, Any]]]:
+    """(candidate, lr, validation metrics) of every trial kept under `root`, the base model's
+    score first (lr None)."""
+    base = trial_path(root, BASE, None)
+    kept: list[tuple[str, float | None, dict[str, Any]]] = (
+        [(BASE, None, json.loads(base.read_text()))] if base.is_file() else []
+    )
+    return kept + [
         (path.parent.name, float(path.stem.removeprefix("lr-")), json.loads(path.read_text()))
         for path in sorted((root / "select_lr").glob("*/lr-*.json"))
     ]

@@ -2,6 +2,7 @@
 the resolved policy, its tokenizer, and the problem sets, read once per run."""
 
 import dataclasses
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -24,7 +25,7 @@ from mtg_ray.pipelines.groups.rollout_group import RolloutGroup
 from mtg_ray.pipelines.jobs.evaluate import load_eval_sets
 from mtg_ray.pipelines.jobs.rewrite import expert_records
 from mtg_ray.rewriting.prompts import PromptTemplate, get_template
-from mtg_ray.tinyworld import World, build_world
+from mtg_ray.tinyworld import World, build_world, recipe_hash
 from mtg_ray.tinyworld.faithful import is_faithful
 
 
@@ -62,6 +63,14 @@ class Run:
     @property
     def template(self) -> PromptTemplate:
         return get_template(self.cfg.model.template)
+
+    @cached_property
+    def world_hash(self) -> str | None:
+        """The recipe hash of the run's tiny world (its recipe.json's; None: the run has none),
+        which the records and lr trials it keeps name (`mtg_ray.evaluate.ledger`)."""
+        if self.world is None:
+            return None
+        return json.loads((self.world.root / "recipe.json").read_text())["hash"]
 
     @cached_property
     def train_problems(self) -> list[Problem]:
@@ -128,6 +137,18 @@ def enter_private_network(cfg: JobConfig) -> None:
         netns.enter()
 
 
+def uses_world(cfg: JobConfig) -> bool:
+    """Whether a run of `cfg` opens the tiny world: for its base model (no `model.path`), its
+    train data or a test set."""
+    return not cfg.model.path or cfg.data.train == "tinyworld" or "tinyworld" in cfg.data.test
+
+
+def world_hash(cfg: JobConfig) -> str | None:
+    """The recipe hash of the tiny world a run of `cfg` opens (`start`; its `Run.world_hash`),
+    without opening it; None when it opens none."""
+    return recipe_hash(cfg.world) if uses_world(cfg) else None
+
+
 def start(cfg: JobConfig) -> Run:
     """Check the config's paths, then join or start Ray, build (or load) the tiny world when
     the config uses it."""
@@ -139,7 +160,7 @@ def start(cfg: JobConfig) -> Run:
         else:
             init_local_ray(res.num_cpus or None, res.host)
     world = None
-    if not cfg.model.path or cfg.data.train == "tinyworld" or "tinyworld" in cfg.data.test:
+    if uses_world(cfg):
         world = build_world(cfg.world, cfg.cache_dir or None, log=print)
         print(f"tiny world: {world.root}")
     if cfg.model.path:

@@ -10,6 +10,8 @@ the world, the data and every other setting stay. Each seed's run lives in
 a small record under `<results_dir>/runs/` (`mtg_ray.evaluate.ledger`), and the tables and
 figures are made from those records alone: committed, they carry a study that outlasts one
 session (or one machine's output folder) into the next, which reruns only the runs without one.
+Records and lr trials name the tiny world they were made on (its recipe hash), and a study
+refuses those of another world, or naming none when it runs on one.
 """
 
 import dataclasses
@@ -27,9 +29,11 @@ from mtg_ray.config import JobConfig
 from mtg_ray.data import iter_jsonl, write_text
 from mtg_ray.data.schema import SOURCES
 from mtg_ray.evaluate.ledger import (
+    BASE,
     RunRecord,
     check_lr,
     check_settings,
+    check_world,
     load_record,
     record_path,
     run_settings,
@@ -53,8 +57,8 @@ from mtg_ray.online.config import CONTROLS
 from mtg_ray.pipelines.groups.protocols import Rollout
 from mtg_ray.pipelines.jobs.offline import evaluate_job, main_job
 from mtg_ray.pipelines.jobs.online import online_job, online_name
-from mtg_ray.pipelines.jobs.select_lr import at_lr, missing_trials, select_lr
-from mtg_ray.pipelines.jobs.session import Run, groups, start
+from mtg_ray.pipelines.jobs.select_lr import at_lr, missing_trials, select_lr, trial_result
+from mtg_ray.pipelines.jobs.session import Run, groups, start, world_hash
 
 
 def seed_config(cfg: JobConfig, seed: int) -> JobConfig:
@@ -187,10 +191,11 @@ FIGURE_SCALARS = ("online/", "train/loss_share/", "train/token_share/", "monitor
 
 
 def run_record(
-    out: Path, name: str, seed: int, lr: float | None, settings: Mapping[str, Any] | None = None
-) -> RunRecord:
+    out: Path, name: str, seed: int, lr: float | None, settings: Mapping[str, Any] | None = None,
+    world: str | None = None,
+) -> RunRecord:  # fmt: skip
     """Run `name` of the seed folder `out`, evaluated, as the study keeps it (`settings`: what
-    it was made with, `run_settings`)."""
+    it was made with, `run_settings`; `world`: its tiny world's recipe hash, None for none)."""
     metrics = json.loads((out / name / "eval.json").read_text())
     samples = out / name / "eval_samples.jsonl"
     online = name != "base" and name not in METHODS
@@ -207,18 +212,21 @@ def run_record(
         scalars={t: s for t, s in scalars.items() if t.startswith(FIGURE_SCALARS)},
         levels={b: problem_levels(samples, b) for b in metrics},
         settings=dict(settings or {}),
+        world=world,
     )
 
 
 def kept_runs(
     root: Path, seed: int, lrs: Mapping[str, float | None], out: Path,
-    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    settings: Mapping[str, Mapping[str, Any]] | None = None, *, world: str | None,
 ) -> dict[str, RunRecord]:  # fmt: skip
     """The records kept under `root` for seed `seed`'s planned runs (`lrs`; run folders in
-    `out`), each checked to be of the lr and `settings` (by run name) it would be made with."""
+    `out`), each checked to be of the tiny `world` (recipe hash; None: none), lr and `settings`
+    (by run name) it would be made with."""
     kept = {}
     for name, lr in lrs.items():
         if (record := load_record(root, seed, name)) is not None:
+            check_world(record, world, root, out / name)
             check_lr(record, lr, root, out / name)
             if settings is not None:
                 check_settings(record, settings[name], root, out / name)
@@ -228,11 +236,12 @@ def kept_runs(
 
 def keep_run(
     root: Path, out: Path, seed: int, name: str, lr: float | None,
-    settings: Mapping[str, Any] | None = None,
+    settings: Mapping[str, Any] | None = None, *, world: str | None,
 ) -> None:  # fmt: skip
-    """Keep run `name` (evaluated in `out`) as a record under `root`, unless kept already."""
+    """Keep run `name` (evaluated in `out` on the tiny `world`) as a record under `root`, unless
+    kept already."""
     if not record_path(root, seed, name).is_file():
-        save_record(root, run_record(out, name, seed, lr, settings))
+        save_record(root, run_record(out, name, seed, lr, settings, world))
 
 
 def restore_runs(records: Mapping[str, RunRecord], out: Path) -> None:
@@ -245,9 +254,12 @@ def restore_runs(records: Mapping[str, RunRecord], out: Path) -> None:
             write_text(path, json.dumps(record.metrics, indent=1))
 
 
-def trial_folders(out: Path) -> list[tuple[str, float, Path]]:
-    """(candidate, lr, folder) of every lr selection trial that has validated in `out`."""
-    return [
+def trial_folders(out: Path) -> list[tuple[str, float | None, Path]]:
+    """(candidate, lr, validation.json) of every lr selection trial that has validated in `out`,
+    the base model's score (lr None) among them."""
+    base = out / "select_lr" / BASE / "validation.json"
+    kept: list[tuple[str, float | None, Path]] = [(BASE, None, base)] if base.is_file() else []
+    return kept + [
         (path.parent.parent.name, float(path.parent.name.removeprefix("lr-")), path)
         for path in sorted((out / "select_lr").glob("*/lr-*/validation.json"))
     ]
@@ -261,7 +273,7 @@ def with_selected_lrs(
     at theirs, and the selection (also written to `<results_dir>/lr_selection.json`)."""
     run, root = start(seed_config(cfg, 0)), results_dir / "runs"
     for name, lr, validation in trials(root):
-        path = run.out / "select_lr" / name / f"lr-{lr:g}" / "validation.json"
+        path = trial_result(run, name, lr)
         if not path.is_file():
             path.parent.mkdir(parents=True, exist_ok=True)
             write_text(path, json.dumps(validation, indent=1))
@@ -303,26 +315,26 @@ def study_job(
     if select:
         cfg, selection = with_selected_lrs(cfg, results_dir, designs)
     selected = selection["selected"] if selection else None
-    root = results_dir / "runs"
+    root, world = results_dir / "runs", world_hash(cfg)
     records: dict[str, list[RunRecord]] = {}
     for s in range(seeds):
         seed_cfg = seed_config(cfg, s)
         candidates = online_candidates(seed_cfg, online, controls, designs, selected)
         lrs = planned_lrs(seed_cfg, candidates)
         made_with = planned_settings(seed_cfg, candidates)
-        kept = kept_runs(root, s, lrs, Path(seed_cfg.output_dir), made_with)
+        kept = kept_runs(root, s, lrs, Path(seed_cfg.output_dir), made_with, world=world)
         if len(kept) < len(lrs):
             run = start(seed_cfg)
             restore_runs(kept, run.out)
 
             def keep(name: str, out: Path = run.out, s: int = s, lrs: dict = lrs,
                      made_with: dict = made_with) -> None:  # fmt: skip
-                keep_run(root, out, s, name, lrs[name], made_with[name])
+                keep_run(root, out, s, name, lrs[name], made_with[name], world=world)
 
             with groups(run) as rollout:  # one rollout and one learner group for the seed
                 main_job(run, rollout, finished=keep)
                 online_runs(run, rollout, candidates, finished=keep)
-            kept = kept_runs(root, s, lrs, Path(seed_cfg.output_dir), made_with)
+            kept = kept_runs(root, s, lrs, Path(seed_cfg.output_dir), made_with, world=world)
         for name in lrs:
             records.setdefault(name, []).append(kept[name])
     wall = time.monotonic() - started
@@ -471,18 +483,26 @@ def _selection_lines(cfg: JobConfig, selection: dict | None) -> list[str]:
         rates = ", ".join(f"{m} {cfg.lr_of(m):g}" for m in cfg.methods)
         return lines + [f"Given, not selected here: {rates}."]
     grid = [f"{lr:g}" for lr in selection["lr_grid"]]
+    base = selection["base"]
     lines += [
         f"Selected in seed 0's run: each method trained once per lr on the train split less its "
         f"last {selection['validation_problems']} problems, then avg@{selection['validation_n']} "
         f"on those held-out problems; the best lr wins (ties: the smaller). Same grid and "
-        f"budget for every method.",
+        f"budget for every method. The base model (untrained) is scored once the same way "
+        f"(column base).",
         "",
-        "| method | " + " | ".join(f"lr {lr}" for lr in grid) + " | selected |",
-        "|---" * (len(grid) + 2) + "|",
+        "| method | base | " + " | ".join(f"lr {lr}" for lr in grid) + " | selected |",
+        "|---" * (len(grid) + 3) + "|",
     ]
     for method, scores in selection["accuracy"].items():
         cells = " | ".join(f"{scores[lr]:.4f}" for lr in grid)
-        lines.append(f"| {method} | {cells} | {selection['selected'][method]:g} |")
+        lines.append(f"| {method} | {base:.4f} | {cells} | {selection['selected'][method]:g} |")
+    if not_beaten := selection["base_not_beaten"]:
+        lines += [
+            "",
+            f"No lr of the grid beats the base model ({base:.4f}) for: {', '.join(not_beaten)} "
+            f"(each is still trained at its best lr).",
+        ]
     return lines
 
 

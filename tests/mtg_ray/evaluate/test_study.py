@@ -1,6 +1,7 @@
 """The study's statistics on synthetic per-problem accuracies, and its kept run records."""
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -199,7 +200,7 @@ def test_kept_runs_go_back_where_the_jobs_look_and_refuse_another_lr(tmp_path) -
     save_record(root, RunRecord("dr_dft", 0, {"b": {"avg@2": 0.6}}, {}, 9.0, 1.0, 3e-4))
     lrs = {"base": None, "dr_dft": 3e-4, "sft": 1e-5}
     out = tmp_path / "seed-0"
-    kept = kept_runs(root, 0, lrs, out)
+    kept = kept_runs(root, 0, lrs, out, world=None)
     assert list(kept) == ["base", "dr_dft"]  # sft has no record: it is run
     (out / "base").mkdir(parents=True)
     (out / "base" / "eval.json").write_text('{"b": {"avg@2": 0.5}}')
@@ -211,7 +212,7 @@ def test_kept_runs_go_back_where_the_jobs_look_and_refuse_another_lr(tmp_path) -
         match=r"runs/seed-0/dr_dft.json: field 'lr': is 0.0003.*"
         r"move this record and the run's folder .*seed-0/dr_dft away",
     ):
-        kept_runs(root, 0, {**lrs, "dr_dft": 1e-4}, out)  # fmt: skip
+        kept_runs(root, 0, {**lrs, "dr_dft": 1e-4}, out, world=None)  # fmt: skip
 
 
 def test_kept_runs_refuse_a_record_made_with_other_settings(tmp_path) -> None:
@@ -225,7 +226,8 @@ def test_kept_runs_refuse_a_record_made_with_other_settings(tmp_path) -> None:
     save_record(root, RunRecord("base", 0, {}, {}, 0.0, 0.0, None))  # kept before settings
     lrs = {"base": None, "dr_dft": 1e-4}
     now = {"eval.n": 16, "rewrite.one_call": True, "added_since": 0}
-    assert list(kept_runs(root, 0, lrs, out, {"base": now, "dr_dft": now})) == ["base", "dr_dft"]
+    made_with = {"base": now, "dr_dft": now}
+    assert list(kept_runs(root, 0, lrs, out, made_with, world=None)) == ["base", "dr_dft"]
     other = {**now, "eval.n": 4}
     with pytest.raises(
         DataError,
@@ -233,7 +235,49 @@ def test_kept_runs_refuse_a_record_made_with_other_settings(tmp_path) -> None:
         r"study's \(eval.n 16 -> 4; to train it again, move this record and the run's folder "
         r".*seed-0/dr_dft away\)",
     ):
-        kept_runs(root, 0, lrs, out, {"base": other, "dr_dft": other})
+        kept_runs(root, 0, lrs, out, {"base": other, "dr_dft": other}, world=None)
+
+
+def test_kept_runs_refuse_a_record_made_on_another_world(tmp_path) -> None:
+    """A record names the tiny world it was made on (its recipe hash): a study on another world
+    refuses it, and one on a tiny world refuses a record that names none (kept before records
+    named their world, on a world since replaced); a study on none reads a record of none."""
+    from mtg_ray.data.errors import DataError
+    from mtg_ray.evaluate.ledger import RunRecord, record_path, save_record
+    from mtg_ray.pipelines.jobs.study import keep_run, kept_runs
+
+    root, out = tmp_path / "runs", tmp_path / "seed-0"
+    (out / "base").mkdir(parents=True)
+    (out / "base" / "eval.json").write_text('{"b": {"avg@2": 0.5}}')
+    (out / "base" / "eval_samples.jsonl").write_text("")
+    keep_run(root, out, 0, "base", None, world="aaaa")
+    path = record_path(root, 0, "base")
+    assert json.loads(path.read_text())["world"] == "aaaa"
+    assert kept_runs(root, 0, {"base": None}, out, world="aaaa")["base"].world == "aaaa"
+    with pytest.raises(
+        DataError,
+        match=re.escape(f"{path}: field 'world': was made on tiny world aaaa, but this study "
+                        f"runs on tiny world bbbb (to train it again, move this record and the "
+                        f"run's folder {out / 'base'} away)"),
+    ):  # fmt: skip
+        kept_runs(root, 0, {"base": None}, out, world="bbbb")
+    with pytest.raises(DataError, match=r"tiny world aaaa, but this study runs on none \(to"):
+        kept_runs(root, 0, {"base": None}, out, world=None)
+
+    old = json.loads(path.read_text())
+    del old["world"]  # a record kept before records named their world
+    path.write_text(json.dumps(old))
+    with pytest.raises(
+        DataError,
+        match=re.escape(f"{path}: field 'world': names no tiny world, but this study runs on "
+                        "tiny world bbbb"),
+    ):  # fmt: skip
+        kept_runs(root, 0, {"base": None}, out, world="bbbb")
+    assert kept_runs(root, 0, {"base": None}, out, world=None)["base"].world is None
+    save_record(root, RunRecord("sft", 0, {}, {}, 0.0, 0.0, 1e-5))  # a run on no tiny world
+    assert list(kept_runs(root, 0, {"base": None, "sft": 1e-5}, out, world=None)) == [
+        "base", "sft"
+    ]  # fmt: skip
 
 
 def test_a_runs_settings_are_what_makes_it_and_nothing_else() -> None:
@@ -284,11 +328,17 @@ def test_lr_trials_are_kept_and_found_by_candidate_and_lr(tmp_path) -> None:
         folder.mkdir(parents=True)
         (folder / "validation.json").write_text(json.dumps({"validation": {"avg@4": lr}}))
     (out / "select_lr" / "sft" / "lr-1e-05").mkdir(parents=True)  # training, not validated
+    (out / "select_lr" / "base").mkdir()  # the base model's score, at no lr
+    (out / "select_lr" / "base" / "validation.json").write_text('{"validation": {"avg@4": 0}}')
     found = trial_folders(out)
-    assert [(n, lr) for n, lr, _ in found] == [("dr_dft", 1e-5), ("online_dr_dft", 3e-4)]
+    assert [(n, lr) for n, lr, _ in found] == [
+        ("base", None), ("dr_dft", 1e-5), ("online_dr_dft", 3e-4)
+    ]  # fmt: skip
     for name, lr, path in found:
         save_trial(tmp_path / "runs", name, lr, json.loads(path.read_text()))
+    assert (tmp_path / "runs" / "select_lr" / "base.json").is_file()
     assert trials(tmp_path / "runs") == [
+        ("base", None, {"validation": {"avg@4": 0}}),
         ("dr_dft", 1e-5, {"validation": {"avg@4": 1e-5}}),
         ("online_dr_dft", 3e-4, {"validation": {"avg@4": 3e-4}}),
     ]

@@ -3,6 +3,7 @@ budget, validation problems never reach training, the best validation lr wins.""
 
 import dataclasses
 import json
+import logging
 import re
 from pathlib import Path
 from typing import Any
@@ -14,9 +15,11 @@ from mtg_ray.config import JobConfig
 from mtg_ray.data.errors import DataError
 from mtg_ray.learner import TrainConfig
 from mtg_ray.learner.lr_selection import choose_lr, grid_edge
+from mtg_ray.pipelines.jobs import select_lr as select_lr_module
 from mtg_ray.pipelines.jobs.select_lr import missing_trials, select_lr, trial_result
-from mtg_ray.pipelines.jobs.session import Run
+from mtg_ray.pipelines.jobs.session import Run, world_hash
 from mtg_ray.pipelines.jobs.study import _selection_lines
+from mtg_ray.tinyworld import World, WorldConfig, recipe_hash
 
 GRID = (1e-4, 3e-4, 1e-3)
 # The lr at which each method's stand-in policy solves everything; elsewhere it solves nothing.
@@ -47,7 +50,9 @@ def _run(standins, tmp_path: Path, created=lambda learner: None) -> Run:
     cfg = JobConfig(
         methods=tuple(BEST),
         output_dir=str(tmp_path),
-        train=TrainConfig(lr_grid=GRID, validation_problems=6, validation_n=2, save_every=0),
+        train=TrainConfig(
+            lr_grid=GRID, validation_problems=6, validation_n=2, save_every=0, epochs=1
+        ),
         learner=dataclasses.replace(JobConfig().learner, train_batch_size=16, micro_batch_size=8),
     )
 
@@ -98,6 +103,7 @@ def test_selection_trains_every_method_on_the_same_grid_without_validation(
     selection = select_lr(run, rollout)
 
     assert selection["selected"] == BEST
+    assert selection["base"] == 0.0 and selection["base_not_beaten"] == []
     assert selection["lr_grid"] == list(GRID) and selection["validation_problems"] == 6
     assert [(lr, acc) for lr, acc in selection["accuracy"]["sft"].items()] == [
         ("0.0001", 0.0), ("0.0003", 0.0), ("0.001", 1.0)
@@ -121,15 +127,87 @@ def test_selection_trains_every_method_on_the_same_grid_without_validation(
     assert select_lr(run, None) == selection and not trained
     (tmp_path / "select_lr" / "selection.json").unlink()
     trial_result(run, "sft", GRID[0]).unlink()
-    assert missing_trials(run) == [("sft", GRID[0])]
-    with pytest.raises(ValueError, match=r"trials \[\('sft', 0.0001\)\] are missing"):
+    trial_result(run, "base", None).unlink()
+    assert missing_trials(run) == [("base", None), ("sft", GRID[0])]
+    with pytest.raises(ValueError, match=r"trials \[\('base', None\), \('sft', 0.0001\)\] are"):
         select_lr(run, None)
 
     # The study report's section on it (tests/jobs/test_study_job.py runs a study without it).
     lines = "\n".join(_selection_lines(run.cfg, selection))
     assert "## Learning rates" in lines and "last 6 problems, then avg@" in lines
-    assert "| method | lr 0.0001 | lr 0.0003 | lr 0.001 | selected |" in lines
-    assert "| sft | 0.0000 | 0.0000 | 1.0000 | 0.001 |" in lines
+    assert "| method | base | lr 0.0001 | lr 0.0003 | lr 0.001 | selected |" in lines
+    assert "| sft | 0.0000 | 0.0000 | 0.0000 | 1.0000 | 0.001 |" in lines
+    assert "beats the base" not in lines
+
+
+def test_the_base_model_is_scored_once_and_what_does_not_beat_it_is_named(
+    standins, tmp_path: Path, monkeypatch, caplog
+) -> None:
+    """The base model is scored once, before any training, on the validation problems with the
+    trials' sampling; a method whose best lr does not beat it (here a tie) is named in
+    selection.json, the log and the study's table, and is still given its best lr."""
+    rollout = standins.Rollout()
+    methods = iter(m for m in BEST for _ in GRID)
+    scored: list[tuple[int, list[str], int, bool]] = []
+    evaluate = select_lr_module.evaluate
+
+    def counted(rollout, tokenizer, template, sets, cfg, grader):
+        scored.append((rollout.version, [p.problem_id for p in sets["validation"]], cfg.n,
+                       cfg.greedy))  # fmt: skip
+        return evaluate(rollout, tokenizer, template, sets, cfg, grader)
+
+    def policy(prompt: str, version: int, i: int) -> str:
+        """The base solves the even problems; sft at its lr all; dr_dft at its lr what the base
+        does, at the others nothing."""
+        k = standins.answer_of(prompt)
+        if version == 0:
+            good = k % 2 == 0
+        elif rollout.lr != BEST[rollout.method]:
+            good = False
+        else:
+            good = rollout.method == "sft" or k % 2 == 0
+        return f"so \\boxed{{{k if good else k + 1}}}"
+
+    def update(named, version: int) -> None:
+        rollout.lr = float(dict(named)["lr"][0])
+        rollout.version = version
+
+    def created(learner) -> None:
+        rollout.method = next(methods)
+
+    monkeypatch.setattr(select_lr_module, "evaluate", counted)
+    rollout.policy, rollout.update_weights, rollout.lr = policy, update, 0.0
+    run = _run(standins, tmp_path, created)
+    with caplog.at_level(logging.WARNING):
+        selection = select_lr(run, rollout)
+
+    held_out = [f"p{k}" for k in range(32, 38)]
+    assert scored[0] == (0, held_out, 2, False)  # first, untrained, as every trial validates
+    assert [v for v, *_ in scored].count(0) == 1 and len(scored) == 1 + 2 * len(GRID)
+    assert all(s[1:] == (held_out, 2, False) for s in scored)  # the same problems and sampling
+    assert selection["base"] == 0.5
+    assert selection["accuracy"]["dr_dft"] == {"0.0001": 0.5, "0.0003": 0.0, "0.001": 0.0}
+    assert selection["selected"] == BEST  # reported, not a new rule
+    assert selection["base_not_beaten"] == ["dr_dft"]
+    assert (
+        "select_lr: no lr of the grid beats the base model (avg@2 0.5000 on the validation "
+        "problems) for: dr_dft" in caplog.text
+    )
+    base = json.loads(trial_result(run, "base", None).read_text())
+    assert base["validation"]["avg@2"] == 0.5 and base["world"] is None
+    assert base["settings"]["train.validation_n"] == 2 and "eval.n" not in base["settings"]
+    assert not any(k.startswith(("learner.", "rewrite.")) for k in base["settings"])
+    lines = "\n".join(_selection_lines(run.cfg, selection))
+    assert "| dr_dft | 0.5000 | 0.5000 | 0.0000 | 0.0000 | 0.0001 |" in lines
+    assert "| sft | 0.5000 | 0.0000 | 0.0000 | 1.0000 | 0.001 |" in lines
+    assert "No lr of the grid beats the base model (0.5000) for: dr_dft" in lines
+
+    scored.clear()
+    assert select_lr(run, None) == selection and not scored  # kept, not scored again
+    # the base's score lost alone: scored again (on a fresh group's base policy), nothing trained
+    trial_result(run, "base", None).unlink()
+    assert select_lr(run, standins.Rollout(policy)) == selection
+    assert [(v, n) for v, _, n, _ in scored] == [(0, 2)]
 
 
 def test_a_trial_made_with_other_settings_is_refused_not_read(standins, tmp_path: Path) -> None:
@@ -167,6 +245,69 @@ def test_a_trial_made_with_other_settings_is_refused_not_read(standins, tmp_path
             kept = trial_result(run, name, lr)
             kept.write_text(json.dumps({"validation": json.loads(kept.read_text())["validation"]}))
     assert select_lr(hotter, None)["selected"] == selection["selected"]
+
+
+def test_a_trial_made_on_another_world_is_refused_not_read(standins, tmp_path: Path) -> None:
+    """A trial (the base model's score among them) names the tiny world it was made on: a
+    selection on another world refuses it, naming its file and both worlds, as one on a tiny
+    world refuses a trial that names none (kept before trials named their world); a selection
+    on no tiny world reads trials of none."""
+    rollout = standins.Rollout()
+    run = _run(standins, tmp_path)
+    run.__dict__["world_hash"] = "aaaa"  # a cached_property: the run's world's recipe hash
+    selection = select_lr(run, rollout)
+    for name, lr in [("base", None), *((m, lr) for m in BEST for lr in GRID)]:
+        assert json.loads(trial_result(run, name, lr).read_text())["world"] == "aaaa"
+
+    def on(world: str | None) -> Run:
+        again = dataclasses.replace(run)
+        again.__dict__.update(train_problems=run.train_problems, world_hash=world)
+        return again
+
+    assert select_lr(on("aaaa"), None) == selection  # the same world: read back
+    base = trial_result(run, "base", None)
+    with pytest.raises(
+        DataError,
+        match=re.escape(f"{base}: field 'world': was made on tiny world aaaa, but this study "
+                        f"runs on tiny world bbbb (to score it again, move its folder "
+                        f"{base.parent} away (and a study's copy, "
+                        "<results_dir>/runs/select_lr/base.json))"),
+    ):  # fmt: skip
+        select_lr(on("bbbb"), rollout)
+    trial = trial_result(run, "sft", GRID[1])
+    kept = json.loads(trial.read_text())
+    trial.write_text(json.dumps({**kept, "world": "bbbb"}))
+    with pytest.raises(
+        DataError,
+        match=re.escape(f"{trial}: field 'world': was made on tiny world bbbb, but this study "
+                        "runs on tiny world aaaa (to train it again"),
+    ):  # fmt: skip
+        select_lr(on("aaaa"), rollout)
+    for name, lr in [("base", None), *((m, lr) for m in BEST for lr in GRID)]:
+        kept = json.loads(trial_result(run, name, lr).read_text())
+        del kept["world"]  # kept before trials named their world
+        trial_result(run, name, lr).write_text(json.dumps(kept))
+    with pytest.raises(
+        DataError, match=re.escape(f"{base}: field 'world': names no tiny world, but this study "
+                                   "runs on tiny world aaaa"),
+    ):  # fmt: skip
+        select_lr(on("aaaa"), rollout)
+    assert select_lr(on(None), None) == selection  # no tiny world: trials of none are read
+
+
+def test_a_runs_world_hash_is_its_worlds_recipe_hash(tmp_path: Path) -> None:
+    """What records and trials name: the opened world's recipe.json hash (a run), or, before a
+    run opens it, its config's recipe hash (the same by `build_world`); None on no tiny world."""
+    (tmp_path / "recipe.json").write_text(json.dumps({"hash": "aaaa"}))
+    world = World(root=tmp_path, config=WorldConfig(), facts={})
+    assert Run(JobConfig(), world, tmp_path, "m", None).world_hash == "aaaa"
+    assert Run(JobConfig(), None, tmp_path, "m", None).world_hash is None
+    assert world_hash(JobConfig()) == recipe_hash(JobConfig().world)
+    numina = dataclasses.replace(
+        JobConfig(), model=dataclasses.replace(JobConfig().model, path="some/model"),
+        data=dataclasses.replace(JobConfig().data, train="train.parquet", test=("math500",)),
+    )  # fmt: skip
+    assert world_hash(numina) is None
 
 
 def test_too_many_validation_problems_is_an_error(standins, tmp_path: Path) -> None:
