@@ -61,12 +61,13 @@ def build_tokenizer() -> PreTrainedTokenizerFast:
 
 def build_tiny_model(
     out_dir: str | Path, cfg: TinyModelConfig = TinyModelConfig(), seed: int = 0,
-    tied: bool = False,
+    tied: bool = False, tokenizer: PreTrainedTokenizerFast | None = None,
 ) -> Path:  # fmt: skip
-    """Save a tiny Qwen2 of shape `cfg`, randomly initialised from `seed`, and its tokenizer to
-    `out_dir`; `tied`: lm_head shares embed_tokens' weight (as in Qwen2.5-Math-1.5B; the tests
-    of the weight sync use it, the worlds do not)."""
-    tokenizer = build_tokenizer()
+    """Save a tiny Qwen2 of shape `cfg`, randomly initialised from `seed`, and its tokenizer
+    (default: `build_tokenizer()`'s characters) to `out_dir`; `tied`: lm_head shares
+    embed_tokens' weight (as in Qwen2.5-Math-1.5B; the tests of the weight sync use it, the
+    worlds do not)."""
+    tokenizer = tokenizer or build_tokenizer()
     config = Qwen2Config(
         vocab_size=len(tokenizer),
         hidden_size=cfg.hidden_size,

@@ -48,6 +48,11 @@ class World:
         return self.root / "model"
 
     @property
+    def teacher_dir(self) -> Path:
+        """The teacher: the base's pretraining continued with level 4 (HF folder)."""
+        return self.root / "teacher"
+
+    @property
     def train_path(self) -> Path:
         return self.root / "train.jsonl"
 
@@ -154,15 +159,24 @@ def build_world(
 
 
 def ship_world(
-    cfg: WorldConfig, log: Callable[[str], None] | None = None, dest: Path = SHIPPED
-) -> World:
-    """Build `cfg` afresh and make it the world shipped in `dest` (default: the package's
-    world; the tests ship the small one), replacing the old one whole."""
+    cfg: WorldConfig, log: Callable[[str], None] | None = None, dest: Path = SHIPPED,
+    cache_root: str | os.PathLike[str] | None = None,
+) -> World:  # fmt: skip
+    """Make `cfg`'s world the one shipped in `dest` (default: the package's world; the tests
+    ship the small one), replacing the old one whole: a copy of its build in `cache_root` if
+    one is there (builds are deterministic on one machine, and `--measure` may have added its
+    facts), else a fresh build."""
     say = log or (lambda _: None)
     dest.parent.mkdir(parents=True, exist_ok=True)
     staging = dest.parent / f".{dest.name}-{recipe_hash(cfg)}"
     shutil.rmtree(staging, ignore_errors=True)
-    _build_atomic(cfg, staging, say)
+    cached = Path(cache_root) / f"tinyworld-{recipe_hash(cfg)}" if cache_root else None
+    if cached is not None and cached.is_dir():
+        World.open(cached)  # complete, or an error
+        say(f"copying {cached}")
+        shutil.copytree(cached, staging)
+    else:
+        _build_atomic(cfg, staging, say)
     old = dest.parent / f".{dest.name}-old"
     shutil.rmtree(old, ignore_errors=True)
     if dest.exists():

@@ -8,6 +8,7 @@ the session, which builds them):
   evaluate   avg@n / pass@n per evaluation set
   offline    the rewrite, train, evaluate and main jobs;  online  the online jobs
   select_lr  one lr selection for every method;  study  seeds, statistics, results.md
+  world_facts  the tiny world's base, teacher and oracle facts (scripts/build_world.py --measure)
 
 `generate` is here, not in `groups`: it is a step of the rewrite and evaluate jobs (its only
 readers), written against the `Rollout` protocol, with no Ray of its own.
