@@ -277,14 +277,14 @@ def trained_lrs(
         return {m: (lr, "train.lr_grid") for m in cfg.methods for lr in cfg.train.lr_grid}
     if job not in LR_OF_JOBS:
         return {}
+
+    def key(method: str) -> str:
+        return "train.method_lr" if method in cfg.train.method_lr else "learner.lr"
+
     named = {"main": cfg.methods, "compare_online": (cfg.online.method,)}.get(job, ())
-    lrs = {
-        m: (cfg.lr_of(m), "train.method_lr" if m in cfg.train.method_lr else "learner.lr")
-        for m in dict.fromkeys([*named, *methods])
-    }
+    lrs = {m: (cfg.lr_of(m), key(m)) for m in dict.fromkeys([*named, *methods])}
     if job in ("online", "compare_online"):
-        key = "train.method_lr" if cfg.online.method in cfg.train.method_lr else "learner.lr"
-        lrs[f"online {cfg.online.method}"] = (cfg.online_lr(), key)
+        lrs[f"online {cfg.online.method}"] = (cfg.online_lr(), key(cfg.online.method))
     return lrs
 
 

@@ -30,32 +30,37 @@ ORACLE_GRID = (3e-4, 1e-3, 3e-3)
 MAX_GRID = 6  # lrs tried at most: the grid grows by 3x past an edge winner
 
 
-def resolve(run: Run, rollout: Rollout, problems: Sequence[Problem]) -> dict[str, Any]:
-    """The rollout group's policy through the self stage (`rewrite.samples`) and, where every
-    self sample is wrong, the guided stage (`rewrite.guided_samples`): `stage_shares`."""
+def resolve(
+    run: Run, rollout: Rollout, problems: Sequence[Problem], guided: bool = True
+) -> list[Resolved]:
+    """Each problem through the rollout group's policy: the self stage (`rewrite.samples`) and,
+    with `guided`, where every self sample is wrong, the guided stage (`rewrite.guided_samples`)."""
     cfg, tok = run.cfg.rewrite, run.tokenizer
     answers = [p.reference_answer for p in problems]
     plain = [encode(tok, run.template.format(p.question)) for p in problems]
     first = generate_and_grade(rollout, plain, answers, cfg.sampling(cfg.samples), run.grader())
-    missed = [i for i, g in enumerate(first) if not any(g.correct)]
+    missed = [i for i, g in enumerate(first) if guided and not any(g.correct)]
     guided_ids = [guided_prompt_ids(problems[i], tok, run.template, cfg) for i in missed]
     second = generate_and_grade(
         rollout, guided_ids, [answers[i] for i in missed], cfg.sampling(cfg.guided_samples),
         run.grader(),
-    )  # fmt: skip
-    guided = {
+    ) if missed else []  # fmt: skip
+    verdicts = {
         i: tuple(
             (ok, ok and is_faithful(problems[i].expert_solution or "", s.text))
             for s, ok in zip(g.samples, g.correct, strict=True)
         )
         for i, g in zip(missed, second, strict=True)
     }
-    return stage_shares(
-        [
-            Resolved(str(p.level), tuple(g.correct), guided.get(i, ()))
-            for i, (p, g) in enumerate(zip(problems, first, strict=True))
-        ]
-    )
+    return [
+        Resolved(str(p.level), tuple(g.correct), verdicts.get(i, ()))
+        for i, (p, g) in enumerate(zip(problems, first, strict=True))
+    ]
+
+
+def self_solved(resolved: Sequence[Resolved]) -> float | None:
+    """The share of problems with a correct self sample."""
+    return stage_shares(resolved)["all"]["self_solved"]
 
 
 def _levels(results: dict[str, dict[str, float]]) -> dict[str, float]:
@@ -67,8 +72,9 @@ def _levels(results: dict[str, dict[str, float]]) -> dict[str, float]:
     return out
 
 
-def oracle(run: Run, rollout: Rollout) -> dict[str, Any]:
-    """The oracle at each lr of the grid (see the module doc), the best by test avg@n."""
+def oracle(run: Run, rollout: Rollout, base: Sequence[Resolved]) -> dict[str, Any]:
+    """The oracle at each lr of the grid (see the module doc), the best by test avg@n; `base`:
+    the base model's `resolve` of the train split, whose held-out part is its self-solve rate."""
     cfg = run.cfg
     held = min(cfg.train.validation_problems, len(run.train_problems) // 5)  # small worlds
     trained, heldout = run.train_problems[:-held], run.train_problems[-held:]
@@ -86,7 +92,7 @@ def oracle(run: Run, rollout: Rollout) -> dict[str, Any]:
             train_job(oracle_run, records, sft, name, rollout, lr)
             runs[f"{lr:g}"] = {
                 "test": _levels(evaluate_job(run, rollout, name)),
-                "heldout": resolve(run, rollout, heldout)["all"]["self_solved"],
+                "heldout": self_solved(resolve(run, rollout, heldout, guided=False)),
             }
         best = max(grid, key=lambda x: runs[f"{x:g}"]["test"]["all"])
         if len(grid) >= MAX_GRID or best not in (grid[0], grid[-1]):
@@ -101,7 +107,7 @@ def oracle(run: Run, rollout: Rollout) -> dict[str, Any]:
         "best_lr": f"{best:g}",
         "best_at_edge": best in (grid[0], grid[-1]),
         "runs": runs,
-        "heldout_base": resolve(run, rollout, heldout)["all"]["self_solved"],
+        "heldout_base": self_solved(base[-held:]),
     }
 
 
@@ -112,19 +118,20 @@ def world_facts_job(run: Run, rollout: Rollout) -> dict[str, Any]:
     out = run.out / "world_facts.json"
     if out.is_file():
         return json.loads(out.read_text())
+    base = resolve(run, rollout, run.train_problems)
     facts: dict[str, Any] = {
         "base": {
-            "train": resolve(run, rollout, run.train_problems),
+            "train": stage_shares(base),
             "test": _levels(evaluate_job(run, rollout, "base")),
         }
     }
     if run.world.teacher_dir.is_dir():  # worlds before tinyworld-3 have no teacher
         rollout.load_folder(run.world.teacher_dir, 0)
         facts["teacher"] = {
-            "train": resolve(run, rollout, run.train_problems),
+            "train": stage_shares(resolve(run, rollout, run.train_problems)),
             "test": _levels(evaluate_job(run, rollout, "teacher")),
         }
         rollout.load_folder(run.model_path, 0)
-    facts["oracle"] = oracle(run, rollout)
+    facts["oracle"] = oracle(run, rollout, base)
     write_text(out, json.dumps(facts, indent=1) + "\n")
     return facts
