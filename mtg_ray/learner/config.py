@@ -162,7 +162,7 @@ class TrainConfig:
 
     dataset: str = "rewritten"
     objective: str = "dft"
-    epochs: int = 1
+    epochs: int = 2
     max_steps: int = 0
     eval_every: int = 0
     save_every: int = 16

@@ -22,7 +22,10 @@ from mtg_ray.data import Problem
 from mtg_ray.grading import grade_many
 from mtg_ray.rewriting.diagnostics import mean_token_logprob
 from mtg_ray.rewriting.prompts import PromptTemplate
+from mtg_ray.tinyworld.faithful import is_faithful
 from mtg_ray.tinyworld.sampling import response_logprobs, sample
+from mtg_ray.tinyworld.styles import own_solution
+from mtg_ray.tinyworld.task import Item
 
 
 def _rate(verdicts: Sequence[bool]) -> float | None:
@@ -39,6 +42,22 @@ def _by_level(verdicts: Sequence[bool], levels: Sequence[int]) -> dict[str, floa
     for v, level in zip(verdicts, levels, strict=True):
         groups[level].append(v)
     return {str(level): _rate(groups[level]) for level in sorted(groups)}
+
+
+def tokens_per_solution(
+    tokenizer: PreTrainedTokenizerBase, rows: Sequence[dict[str, Any]], items: Sequence[Item]
+) -> dict[str, float]:
+    """Mean tokens of the split's expert solutions and of the same problems' own-style ones."""
+
+    def mean(texts: list[str]) -> float:
+        ids = tokenizer(texts, add_special_tokens=False)["input_ids"]
+        return round(sum(map(len, ids)) / len(ids), 1)
+
+    return {
+        "expert": mean([r["solution"] for r in rows]),
+        "own": mean([own_solution(i) for i in items]),
+        "question": mean([r["problem"] for r in rows]),
+    }
 
 
 def measure(
@@ -83,6 +102,10 @@ def measure(
         return round(mean_token_logprob(response_logprobs(model, tokenizer, prompts, responses)), 4)
 
     kept = [(p, g) for p, g, ok in zip(wrong, guided, guided_ok, strict=True) if ok]
+    faithful = [
+        ok and is_faithful(p.expert_solution or "", g)
+        for p, g, ok in zip(wrong, guided, guided_ok, strict=True)
+    ]
     return {
         "train_sample": len(picked),
         "train_accuracy_t1": _rate(plain_ok),
@@ -92,6 +115,7 @@ def measure(
         "guided_on_wrong": len(wrong),
         "guided_success_rate": _rate(guided_ok),
         "guided_success_by_level": _by_level(guided_ok, [levels[p.problem_id] for p in wrong]),
+        "guided_faithful_by_level": _by_level(faithful, [levels[p.problem_id] for p in wrong]),
         "plain_resample_success_rate": _rate(again_ok),
         "logprob_per_token_expert": logprob(picked, [p.expert_solution or "" for p in picked]),
         "logprob_per_token_self": logprob(picked, plain),

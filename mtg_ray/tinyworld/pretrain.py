@@ -12,9 +12,12 @@ train or test expression. It has three kinds of example, all scored on the respo
 - guided: the guided prompt with an expert-style reference -> the correct own-style solution, so
   the model learns to read a reference and retell it in its own style (the paper's stage 2).
 
-The corpus covers the pretraining levels only (the world's `pretrain_levels`: level 4 is never
-in it), so the train split's level-4 problems carry skill the base model lacks.
-Training is short (a few hundred AdamW steps, warmup then cosine) and, with the data, weights
+Drill and plain examples cover the pretraining levels only (the world's `pretrain_levels`:
+level 4 is never among them), so the base model never writes a level-4 solution unaided and
+the train split's level-4 problems carry skill it lacks; guided examples follow their own mix
+(`guided_levels`: level 4 among them), so it can retell a level-4 reference in its own
+style, as a model that reads a solution it could not have found.
+Training is a few thousand AdamW steps (warmup then cosine) and, with the data, weights
 and thread count fixed, bit-for-bit deterministic on one machine.
 """
 
@@ -32,6 +35,7 @@ from mtg_ray.tinyworld.styles import expert_solution, own_solution
 from mtg_ray.tinyworld.task import Expr, sample_items
 
 KINDS = ("drill", "plain", "guided")
+POOL = 16  # batches drawn from one length-sorted pool
 
 
 @dataclass(frozen=True)
@@ -67,8 +71,10 @@ def build_corpus(
     level_weights: dict[int, float],
     exclude: set[Expr],
     template: PromptTemplate,
+    guided_level_weights: dict[int, float] | None = None,
 ) -> list[Example]:
-    """`counts[kind]` examples of each kind, none on an excluded expression."""
+    """`counts[kind]` examples of each kind, none on an excluded expression; guided examples
+    on `guided_level_weights` (default: `level_weights`)."""
     corpus = []
     for item in sample_items(rng, counts.get("drill", 0), {0: 1.0}, exclude, unique=False):
         corpus.append(Example(template.format(item.question), own_solution(item), "drill"))
@@ -78,7 +84,8 @@ def build_corpus(
         else:
             response = own_solution(item, rng if rng.random() < slip_rate else None)
         corpus.append(Example(template.format(item.question), response, "plain"))
-    for item in sample_items(rng, counts.get("guided", 0), level_weights, exclude, unique=False):
+    guided_levels = guided_level_weights or level_weights
+    for item in sample_items(rng, counts.get("guided", 0), guided_levels, exclude, unique=False):
         prompt = template.format_guided(item.question, expert_solution(item, rng))
         corpus.append(Example(prompt, own_solution(item), "guided"))
     return corpus
@@ -91,7 +98,8 @@ def make_batches(
     drill_first: float = 0.75,
 ) -> list[list[Example]]:
     """Batches of one kind each (kinds differ a lot in length, so mixing them would mostly add
-    padding); drill batches hold twice `batch_size` (they are short).
+    padding), each cut from a length-sorted pool of POOL batches of shuffled examples (less
+    padding still); drill batches hold twice `batch_size` (they are short).
 
     A curriculum: `drill_first` of the drill batches come first (arithmetic facts before
     composing them), the rest are shuffled in with the plain and guided batches.
@@ -101,7 +109,14 @@ def make_batches(
         kind = [e for e in corpus if e.kind == name]
         rng.shuffle(kind)
         size = 2 * batch_size if name == "drill" else batch_size
-        by_kind[name] = [kind[i : i + size] for i in range(0, len(kind), size)]
+        by_kind[name] = []
+        for start in range(0, len(kind), size * POOL):  # little padding: similar lengths
+            pool = sorted(
+                kind[start : start + size * POOL], key=lambda e: len(e.prompt + e.response)
+            )
+            batches = [pool[i : i + size] for i in range(0, len(pool), size)]
+            rng.shuffle(batches)
+            by_kind[name] += batches
     n_first = round(len(by_kind["drill"]) * drill_first)
     rest = by_kind["drill"][n_first:] + by_kind["plain"] + by_kind["guided"]
     rng.shuffle(rest)

@@ -25,7 +25,10 @@ from mtg_ray.data import Problem
 from mtg_ray.rewriting.prompts import PromptTemplate, get_template
 from mtg_ray.tinyworld.world import TEMPLATE, WorldConfig, build_into, read_split, recipe_hash
 
-REQUIRED = ("model/model.safetensors", "train.jsonl", "test.jsonl", "facts.json", "recipe.json")
+REQUIRED = (
+    "model/model.safetensors", "teacher/model.safetensors", "train.jsonl", "test.jsonl",
+    "facts.json", "recipe.json",
+)  # fmt: skip
 # The default world, built once and committed (a few MB): the demo never pretrains.
 SHIPPED = Path(__file__).resolve().parent / "shipped"
 

@@ -37,12 +37,15 @@ class Level:
 
 # Level 0 (one operation) is pretraining-only drill: the splits start at level 1. Level 4 (four
 # operations) is never pretrained: the skill the expert demonstrations carry and the base lacks.
+# Every level draws its numbers from the drill's facts (operands up to 20-30, times tables up to
+# 9x9, values up to 100-150): what grows with the level is the chain, and level 4 is level 3
+# with one operation more.
 LEVELS: dict[int, Level] = {
-    0: Level(n_ops=1, max_operand=40, max_factor=12, max_small=9, max_value=120, paren_prob=0.0),
+    0: Level(n_ops=1, max_operand=20, max_factor=9, max_small=9, max_value=100, paren_prob=0.0),
     1: Level(n_ops=2, max_operand=20, max_factor=9, max_small=9, max_value=100, paren_prob=0.0),
-    2: Level(n_ops=3, max_operand=30, max_factor=12, max_small=9, max_value=150, paren_prob=0.2),
-    3: Level(n_ops=3, max_operand=50, max_factor=12, max_small=9, max_value=250, paren_prob=0.4),
-    4: Level(n_ops=4, max_operand=60, max_factor=12, max_small=9, max_value=300, paren_prob=0.5),
+    2: Level(n_ops=3, max_operand=20, max_factor=9, max_small=9, max_value=100, paren_prob=0.3),
+    3: Level(n_ops=3, max_operand=30, max_factor=9, max_small=9, max_value=150, paren_prob=0.5),
+    4: Level(n_ops=4, max_operand=30, max_factor=9, max_small=9, max_value=150, paren_prob=0.5),
 }
 
 

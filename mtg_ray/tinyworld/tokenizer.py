@@ -1,39 +1,51 @@
-"""The world's tokenizer: `mtg_ray.models.build_tokenizer()`'s characters and ids, saved so that
-`AutoTokenizer` (and so vLLM) loads it unchanged from a Qwen2 model folder.
+"""The world's tokenizer: a byte-level BPE over the world's own words, digits and symbols.
 
-Why not save `build_tokenizer()` as is: for a folder whose config says `qwen2`, transformers 5
-always builds a `Qwen2Tokenizer` (qwen2 is in its MODELS_WITH_INCORRECT_HUB_TOKENIZER_CLASS),
-which keeps the vocabulary but imposes Qwen2's byte-level pipeline. A space then becomes "Ġ" and
-a newline "Ċ", neither in the char vocabulary, so both silently vanish. Here the vocabulary
-spells those two characters the byte-level way, and the pipeline is byte-level too, so the
-tokenizer in memory, the saved one and Qwen2Tokenizer's rebuild all give the same ids, and those
-ids equal `build_tokenizer()`'s for every text over its characters.
+Trained on text the world's generator writes (plain and guided prompts, own and expert
+solutions of problems drawn from a seed, none of the splits), it makes every word of the world
+one token, a number its digits, and a symbol its own token, so the expert's prose costs about
+half the tokens it would as characters. It pre-tokenizes exactly as Qwen2 does (its split
+pattern, then GPT-2's byte-level alphabet): for a folder whose config says `qwen2`,
+transformers 5 always builds a `Qwen2Tokenizer` (qwen2 is in its
+MODELS_WITH_INCORRECT_HUB_TOKENIZER_CLASS) from the saved vocabulary and merges with that
+pipeline, so the tokenizer in memory, the saved one and what transformers and vLLM load give the
+same ids, and every text decodes back to itself (tests check both).
 """
 
-from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers
+from collections.abc import Iterable
+
+from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
-from mtg_ray.models import build_tokenizer
+SPECIAL_TOKENS = ("<pad>", "<unk>", "<bos>", "<eos>")
+# Qwen2's pre-tokenization pattern (its tokenizer.json): words with one leading non-letter,
+# single digits, runs of symbols with an optional leading space, newlines, spaces.
+QWEN2_SPLIT = (
+    r"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}| ?[^\s\p{L}\p{N}]+[\r\n]*"
+    r"|\s*[\r\n]+|\s+(?!\S)|\s+"
+)
 
-# GPT-2 byte-level spelling of the characters outside printable, non-space ASCII.
-BYTE_LEVEL = {" ": "\u0120", "\n": "\u010a"}
 
-
-def world_tokenizer() -> PreTrainedTokenizerFast:
-    """One token per character, ids as in `build_tokenizer()`, byte-level on disk."""
-    base = build_tokenizer()
-    vocab = {BYTE_LEVEL.get(tok, tok): i for tok, i in base.get_vocab().items()}
-    for tok in vocab:
-        if len(tok) == 1 and not 33 <= ord(tok) <= 126 and tok not in BYTE_LEVEL.values():
-            raise ValueError(f"character {tok!r} has no byte-level spelling here")
-    tok = Tokenizer(models.BPE(vocab=vocab, merges=[], unk_token=None, fuse_unk=False))
-    tok.normalizer = normalizers.NFC()
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False)
+def world_tokenizer(texts: Iterable[str], vocab_size: int) -> PreTrainedTokenizerFast:
+    """A BPE of at most `vocab_size` tokens trained on `texts` (deterministic for the same
+    texts): all 256 byte symbols, so any text encodes, plus merges of the world's pieces seen at
+    least twice, plus the special tokens."""
+    tok = Tokenizer(models.BPE(unk_token=None, fuse_unk=False))
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(QWEN2_SPLIT), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
     tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        min_frequency=2,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(texts, trainer)
+    pad, unk, bos, eos = SPECIAL_TOKENS
     return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        pad_token=base.pad_token,
-        unk_token=base.unk_token,
-        bos_token=base.bos_token,
-        eos_token=base.eos_token,
+        tokenizer_object=tok, pad_token=pad, unk_token=unk, bos_token=bos, eos_token=eos
     )

@@ -136,3 +136,40 @@ def test_gloo_backend_pushes_keeps_its_group_and_restores_a_restarted_engine(
     finally:
         group.shutdown()
     assert not Path(group.tmp.path).exists()  # and go with the group
+
+
+def test_world_text_round_trips_through_vllms_detokenizer(
+    small_engine: RolloutGroup, small_world
+) -> None:
+    """Every kind of record the tiny world holds reads back as the text that was written: a
+    sampled response's text (vLLM's detokenizer, what the grader and the step check read) is
+    the decoding of the token ids a record trains on, and encodes back to them; an expert
+    record's ids decode to its solution."""
+    from transformers import AutoTokenizer
+
+    from mtg_ray.grading import extract_answer
+    from mtg_ray.tinyworld.faithful import check_record
+
+    tok = AutoTokenizer.from_pretrained(small_world.model_dir)
+    template = small_world.template
+    problems = small_world.train_problems()[:24]
+    prompts = [template.format(p.question) for p in problems]
+    prompts += [template.format_guided(p.question, p.expert_solution or "") for p in problems]
+    ids = [tok.encode(p, add_special_tokens=False) for p in prompts]
+    samples = small_engine.generate(ids, SamplingConfig(n=2, temperature=1.0, max_tokens=96))
+    checked = 0
+    for problem, per_prompt in zip(problems * 2, samples, strict=True):
+        for s in per_prompt:
+            body = [t for t in s.token_ids if t != tok.eos_token_id]
+            assert s.text == tok.decode(body), (s.text, tok.decode(body))
+            assert tok.encode(s.text, add_special_tokens=False) == body
+            assert extract_answer(s.text) == extract_answer(tok.decode(body))
+            verdict = check_record(problem.expert_solution or "", s.text)
+            again = check_record(problem.expert_solution or "", tok.decode(body))
+            assert verdict == again
+            checked += 1
+    assert checked == 2 * len(prompts)
+    for p in problems:  # an expert record: solution + eos, as the raw SFT data holds it
+        expert = tok.encode(p.expert_solution or "", add_special_tokens=False)
+        expert += [tok.eos_token_id]
+        assert tok.decode(expert, skip_special_tokens=True) == p.expert_solution
