@@ -17,7 +17,7 @@ LOSS_REDUCTIONS = ("token_mean", "sequence_mean", "micro_batch_mean")
 # The study's lr selection on the shipped tiny world (docs/lr_selection.json, written by
 # `scripts/run.py study`); a test keeps the two equal.
 TINY_METHOD_LR: dict[str, float] = {
-    "sft": 1e-5, "dft": 1e-5, "dr_sft": 1e-5, "dr_dft": 1e-4, "dr_is": 1e-5,
+    "sft": 1e-6, "dft": 1e-5, "dr_sft": 1e-6, "dr_dft": 3e-4, "dr_is": 3e-4,
 }  # fmt: skip
 
 
@@ -166,7 +166,7 @@ class TrainConfig:
     max_steps: int = 0
     eval_every: int = 0
     save_every: int = 16
-    lr_grid: tuple[float, ...] = (1e-5, 3e-5, 1e-4, 3e-4)
+    lr_grid: tuple[float, ...] = (1e-6, 3e-6, 1e-5, 3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
     validation_problems: int = 300
     validation_n: int = 4
     method_lr: dict[str, float] = field(default_factory=lambda: dict(TINY_METHOD_LR))
