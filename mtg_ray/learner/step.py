@@ -9,6 +9,7 @@ optimizer batch needs its constant before any backward, from one pre-pass withou
 from dataclasses import dataclass
 
 import torch
+import torch.distributed as dist
 from torch import Tensor, nn
 
 from mtg_ray.learner.batch import Batch
@@ -41,7 +42,12 @@ def live_logprobs(model: nn.Module, batch: Batch, chunk_tokens: int = 0) -> Tens
     """(B, L-1) log-prob of each next token under `model` (an HF causal LM, or a DeepSpeed
     engine around one), 0 outside responses. A packed batch runs as one row without padding.
     chunk_tokens > 0: through the decoder's hidden states and the head `chunk_tokens` positions
-    at a time (`head_logprobs`), so the (B, L, V) logits never exist; 0: from the full logits."""
+    at a time (`head_logprobs`; every rank runs as many chunks as the rank with the most, as
+    each is a gather under ZeRO-3), so the (B, L, V) logits never exist; 0: from the full logits.
+
+    Both run the model's own forward (through the engine: DeepSpeed's per-forward bookkeeping
+    must see each forward, or ZeRO-3 drops gradients). The chunked path asks it for no logits
+    (`logits_to_keep` empty) and takes the decoder's output as it passes."""
     if batch.packed_input_ids is None:
         inputs = dict(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
         labels = batch.labels
@@ -53,11 +59,34 @@ def live_logprobs(model: nn.Module, batch: Batch, chunk_tokens: int = 0) -> Tens
         logprobs = token_logprobs(logits[:, :-1], labels)
     else:
         lm = getattr(model, "module", model)
-        hidden = lm.get_decoder()(**inputs, use_cache=False).last_hidden_state
-        logprobs = head_logprobs(hidden[:, :-1], lm.get_output_embeddings(), labels, chunk_tokens)
+        hidden = decoder_output(model, lm.get_decoder(), inputs)[:, :-1]
+        chunks = ranks_max(-(-hidden.shape[0] * hidden.shape[1] // chunk_tokens), hidden.device)
+        logprobs = head_logprobs(hidden, lm.get_output_embeddings(), labels, chunk_tokens, chunks)
     if batch.packed_index is None:
         return logprobs
     return torch.where(batch.mask, logprobs[0][batch.packed_index], 0.0)
+
+
+def decoder_output(model: nn.Module, decoder: nn.Module, inputs: dict[str, Tensor]) -> Tensor:
+    """The final hidden states (B, L, H) of `decoder` (the model's decoder) in one forward of
+    `model` that computes no logits."""
+    seen: list[Tensor] = []
+    handle = decoder.register_forward_hook(lambda _m, _a, out: seen.append(out.last_hidden_state))
+    try:
+        none = torch.empty(0, dtype=torch.long, device=inputs["input_ids"].device)
+        model(**inputs, use_cache=False, logits_to_keep=none)
+    finally:
+        handle.remove()
+    return seen[0]
+
+
+def ranks_max(value: int, device: torch.device) -> int:
+    """The largest `value` over the process group's ranks (`value` itself without one)."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return value
+    t = torch.tensor([value], device=device)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return int(t.item())
 
 
 def forward_objective(

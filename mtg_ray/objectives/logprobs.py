@@ -25,29 +25,34 @@ def token_logprobs(logits: Tensor, labels: Tensor, chunk_size: int = 8) -> Tenso
     return torch.where(valid, logp, torch.zeros_like(logp))
 
 
-def _chunk_logprobs(hidden: Tensor, weight: Tensor, labels: Tensor) -> Tensor:
-    logits = (hidden @ weight.t()).to(torch.promote_types(hidden.dtype, torch.float32))
+def _chunk_logprobs(head: torch.nn.Module, hidden: Tensor, labels: Tensor) -> Tensor:
+    logits = head(hidden).to(torch.promote_types(hidden.dtype, torch.float32))
     picked = logits.gather(-1, labels.unsqueeze(-1)).squeeze(-1)
     return picked - torch.logsumexp(logits, dim=-1)
 
 
-def head_logprobs(hidden: Tensor, head: torch.nn.Module, labels: Tensor, chunk: int) -> Tensor:
+def head_logprobs(
+    hidden: Tensor, head: torch.nn.Module, labels: Tensor, chunk: int, min_chunks: int = 0
+) -> Tensor:
     """token_logprobs(head(hidden), labels) without the whole (B,T,V) logits: `chunk` positions
     at a time, and under autograd each chunk's logits are recomputed in backward (activation
     checkpointing) rather than kept, so at most one chunk's float32 logits exist at once.
 
-    For a bias-free linear `head` (the language-model head): hidden (B,T,H), labels (B,T)."""
+    `head` (the language-model head; hidden (B,T,H), labels (B,T)) runs as a module on every
+    chunk, in the recomputation too, never as a bare matmul with its weight: under DeepSpeed
+    ZeRO-3 a weight is gathered only while its module runs (the engine's module hooks), and is
+    an empty partition otherwise. Each run is then a collective, so every rank must run it
+    equally often: `min_chunks` pads the chunks with empty ones up to the ranks' largest count."""
     from torch.utils.checkpoint import checkpoint
 
-    if getattr(head, "bias", None) is not None:
-        raise ValueError("head_logprobs takes a bias-free linear head")
     b, t, h = hidden.shape
     flat, flat_labels = hidden.reshape(b * t, h), labels.reshape(b * t)
     valid = flat_labels != IGNORE_INDEX
     safe = torch.where(valid, flat_labels, torch.zeros_like(flat_labels))
     out = []
-    for start in range(0, b * t, chunk):
-        args = (flat[start : start + chunk], head.weight, safe[start : start + chunk])
+    for i in range(max(-(-b * t // chunk), min_chunks)):
+        start = i * chunk
+        args = (head, flat[start : start + chunk], safe[start : start + chunk])
         if torch.is_grad_enabled():
             out.append(checkpoint(_chunk_logprobs, *args, use_reentrant=False))
         else:

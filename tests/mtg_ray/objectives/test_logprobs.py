@@ -56,3 +56,40 @@ def test_head_logprobs_equal_full_logits_in_value_and_gradient() -> None:
         torch.testing.assert_close(grads[1], g_head)
     with torch.no_grad():
         torch.testing.assert_close(head_logprobs(hidden, head, labels, 4), full.detach())
+
+
+class PartitionedHeadStandIn(torch.nn.Linear):
+    """A stand-in for a head under DeepSpeed ZeRO-3 (no DeepSpeed here): its weight holds the
+    values only while the module runs, and is an empty partition otherwise, as the engine's
+    module hooks gather (a collective: counted) and release it."""
+
+    def __init__(self, in_features: int, out_features: int) -> None:
+        super().__init__(in_features, out_features, bias=True)
+        self.full = self.weight.data.clone()
+        self.weight.data = torch.empty(0)
+        self.calls = 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        self.weight.data = self.full
+        try:
+            return super().forward(x)
+        finally:
+            self.weight.data = torch.empty(0)
+
+
+def test_head_logprobs_run_the_head_as_a_module_as_often_as_asked() -> None:
+    """The head's weight is read only inside the head's own forward (a partitioned weight is
+    gathered only then), once per chunk; `min_chunks` adds empty runs (so that every rank
+    gathers equally often) without changing the result; a head with a bias is applied whole."""
+    torch.manual_seed(0)
+    hidden = torch.randn(2, 5, 8)
+    head = PartitionedHeadStandIn(8, 13)
+    labels = torch.randint(0, 13, (2, 5))
+    want = torch.log_softmax(hidden @ head.full.t() + head.bias.detach(), -1)
+    want = want.gather(-1, labels[..., None])[..., 0]
+    with torch.no_grad():
+        torch.testing.assert_close(head_logprobs(hidden, head, labels, 4), want)
+        assert head.calls == 3  # 10 positions, 4 at a time
+        torch.testing.assert_close(head_logprobs(hidden, head, labels, 4, min_chunks=5), want)
+        assert head.calls == 3 + 5
