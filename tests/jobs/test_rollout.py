@@ -73,6 +73,19 @@ def test_weight_push_matches_hf_and_bumps_version(group: RolloutGroup, tiny_mode
     assert {s.policy_version for ss in samples for s in ss} == {1}
 
 
+def test_a_pair_too_long_to_score_is_left_unscored_not_fatal(group: RolloutGroup) -> None:
+    """vLLM refuses a prompt of `max_model_len` (256) tokens or more and fails the whole call:
+    such a pair comes back None, the others scored as alone."""
+    short = ([7, 8, 9, 10], [11, 12, 13])
+    limit = group.cfg.max_model_len
+    edge = ([7] * 200, [11] * (limit - 201))  # limit - 1 tokens: the longest that fits
+    too_long = ([7] * 200, [11] * (limit - 200))
+    got = group.score(*map(list, zip(short, too_long, edge, strict=True)))
+    assert got[1] is None
+    assert got[0] == group.score([short[0]], [short[1]])[0]
+    assert got[2] is not None and len(got[2]) == limit - 201
+
+
 def test_killing_an_engine_mid_batch_still_completes(group: RolloutGroup, tiny_models) -> None:
     sampling = SamplingConfig(n=4, temperature=1.0, max_tokens=128, seed=3)
     result: dict[str, object] = {}

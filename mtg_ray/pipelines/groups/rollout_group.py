@@ -97,11 +97,20 @@ class RolloutGroup:
         parts = split_by_weight([c.n for c in configs], len(self.engines))
         return self._map("generate", parts, prompts, configs)
 
-    def score(self, prompts: list[list[int]], responses: list[list[int]]) -> list[list[float]]:
-        """Per-token log-probs of each response under the engines' current weights."""
+    def score(
+        self, prompts: list[list[int]], responses: list[list[int]]
+    ) -> list[list[float] | None]:
+        """Per-token log-probs of each response under the engines' current weights; None for a
+        pair of `rollout.max_model_len` tokens or more, never sent: vLLM refuses such a prompt
+        and would fail the whole call (callers skip and count it: `too_long_to_score`)."""
         pairs = list(zip(prompts, responses, strict=True))
-        parts = split_by_weight([len(p) + len(r) for p, r in pairs], len(self.engines))
-        return self._map("score", parts, pairs)
+        fits = [i for i, (p, r) in enumerate(pairs) if len(p) + len(r) < self.cfg.max_model_len]
+        sent = [pairs[i] for i in fits]
+        parts = split_by_weight([len(p) + len(r) for p, r in sent], len(self.engines))
+        out: list[list[float] | None] = [None] * len(pairs)
+        for i, scores in zip(fits, self._map("score", parts, sent), strict=True):
+            out[i] = scores
+        return out
 
     def _map(self, method: str, parts: list[range], *columns: list[Any]) -> list[Any]:
         """Engine i answers `method(*[column[j] for j in parts[i]])`; answers back in order."""

@@ -193,8 +193,9 @@ class RoundBatches(OnlineBatches):
         return first == steps_done != version
 
 
-# Prompts and responses -> the rollout group's per-token log-probs of each response.
-Scorer = Callable[[list[list[int]], list[list[int]]], list[list[float]]]
+# Prompts and responses -> the rollout group's per-token log-probs of each response (None: a
+# pair too long for the group to score).
+Scorer = Callable[[list[list[int]], list[list[int]]], list[list[float] | None]]
 
 
 class RefreshBatches(OnlineBatches):
@@ -245,10 +246,12 @@ class RefreshBatches(OnlineBatches):
             [r.prompt_token_ids for r in batch], [r.response_token_ids for r in batch]
         )
         counts: Counter[str] = Counter(scored=len(batch))
+        counts["too_long_to_score"] = sum(lp is None for lp in live)  # never refreshed
         stale = [
             j for j, (r, lp) in enumerate(zip(batch, live, strict=True))
-            if drifted(mean_logprob(lp), self._base_of(base, r.problem_id) if r.source == "expert"
-                       else mean_logprob(r.behaviour_logprobs or []), self.cfg.refresh_band)
+            if lp is not None
+            and drifted(mean_logprob(lp), self._base_of(base, r.problem_id) if r.source == "expert"
+                        else mean_logprob(r.behaviour_logprobs or []), self.cfg.refresh_band)
         ]  # fmt: skip
         if stale:
             new, rewrite_counts = self.rewrite([self.problems[idx[j]] for j in stale])
@@ -278,7 +281,11 @@ class RefreshBatches(OnlineBatches):
         scores = self.score(
             [r.prompt_token_ids for r in experts], [r.response_token_ids for r in experts]
         )
-        base = {r.problem_id: mean_logprob(lp) for r, lp in zip(experts, scores, strict=True)}
+        base = {  # a record too long to score has no base score, and is never scored live
+            r.problem_id: mean_logprob(lp)
+            for r, lp in zip(experts, scores, strict=True)
+            if lp is not None
+        }
         write_text(path, json.dumps(base))
         return base
 

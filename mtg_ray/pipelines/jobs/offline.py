@@ -36,11 +36,12 @@ def rewrite_job(run: Run, rollout: Rollout) -> tuple[list[Record], dict[str, flo
     summary_path = out / "summary.json"
     if summary_path.is_file():
         return records, json.loads(summary_path.read_text())
-    expert = run.expert
-    score = lambda recs: rollout.score(  # noqa: E731
-        [r.prompt_token_ids for r in recs], [r.response_token_ids for r in recs]
+    scored_records, records_scores = scored(rollout, records)
+    scored_expert, expert_scores = scored(rollout, run.expert)
+    summary = summarize(scored_records, records_scores, scored_expert, expert_scores)
+    summary["too_long_to_score"] = float(
+        len(records) - len(scored_records) + len(run.expert) - len(scored_expert)
     )
-    summary = summarize(records, score(records), expert, score(expert))
     summary.update(rewrite_counts(out))
     if (faithful := run.faithful()) is not None:
         levels = {p.problem_id: p.level for p in run.train_problems}
@@ -61,6 +62,16 @@ def dataset(run: Run, name: str) -> list[Record]:
     if not files or not files[0].exists():
         raise FileNotFoundError(f"no training records at {path}: run the rewrite job first")
     return [r for f in files for r in read_records(f)]
+
+
+def scored(rollout: Rollout, records: list[Record]) -> tuple[list[Record], list[list[float]]]:
+    """The records the rollout group could score (a pair too long for it is left out of the
+    summary's diagnostics, and counted there), and their per-token log-probs."""
+    scores = rollout.score(
+        [r.prompt_token_ids for r in records], [r.response_token_ids for r in records]
+    )
+    kept = [(r, s) for r, s in zip(records, scores, strict=True) if s is not None]
+    return [r for r, _ in kept], [s for _, s in kept]
 
 
 def evaluate_job(run: Run, rollout: Rollout, name: str) -> dict[str, dict[str, float]]:

@@ -58,7 +58,8 @@ def score_standins(
 ) -> list[Record]:  # fmt: skip
     """`records` with each expert record's `standin_logprobs`: its response scored by the
     rollout group's policy on the guided prompt (the sampling policy shown the reference, the
-    stand-in for the expert's unknown behaviour), in one call."""
+    stand-in for the expert's unknown behaviour), in one call; None for a pair too long to
+    score (counted in `counts`)."""
     by_id = {p.problem_id: p for p in problems}
     todo = [i for i, r in enumerate(records) if r.source == "expert"]
     if not todo:
@@ -68,6 +69,7 @@ def score_standins(
     scores = rollout.score(prompts, [list(records[i].response_token_ids) for i in todo])
     if counts is not None:
         counts["scored"] += len(todo)
+        counts["too_long_to_score"] += sum(s is None for s in scores)
     out = list(records)
     for i, score in zip(todo, scores, strict=True):
         out[i] = replace(out[i], standin_logprobs=score)
@@ -103,6 +105,7 @@ def gate_leaks(
         [list(guided[i].samples[j].token_ids) for i, j in todo],
     )
     counts["scored"] += len(todo)
+    counts["too_long_to_score"] += sum(s is None for s in scores)  # left ungated
     plain: dict[int, list[list[float] | None]] = {i: [None] * len(g.samples) for i, g in
                                                   guided.items()}  # fmt: skip
     for (i, j), score in zip(todo, scores, strict=True):

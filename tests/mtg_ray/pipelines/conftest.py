@@ -105,8 +105,15 @@ class StandInRollout:
             out.append(samples)
         return out
 
-    def score(self, prompts: list[list[int]], responses: list[list[int]]) -> list[list[float]]:
-        return [[-0.5] * len(r) for r in responses]
+    max_model_len = 1 << 20  # a pair this long or longer is not scored, as RolloutGroup's
+
+    def score(
+        self, prompts: list[list[int]], responses: list[list[int]]
+    ) -> list[list[float] | None]:
+        return [
+            [-0.5] * len(r) if len(p) + len(r) < self.max_model_len else None
+            for p, r in zip(prompts, responses, strict=True)
+        ]
 
     def update_weights(self, named, version: int) -> None:
         self.weights = float(dict(named)["w"][0])

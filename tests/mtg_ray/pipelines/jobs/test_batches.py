@@ -200,6 +200,16 @@ def test_expert_rows_get_the_guided_prompts_scores_as_their_stand_in(standins) -
             assert after.standin_logprobs == [-0.5] * len(before.response_token_ids)
         else:
             assert after == before
+    # expert pairs too long for the rollout group: no stand-in (they train as expert rows
+    # without one), counted, never a failed call
+    rollout, counts = standins.Rollout(), Counter()
+    rollout.max_model_len = 1
+    scored = score_standins(
+        records, problems, rollout, standins.tokenizer, PLAIN, REWRITE, counts
+    )  # fmt: skip
+    experts = [r for r in scored if r.source == "expert"]
+    assert experts and all(r.standin_logprobs is None for r in experts)
+    assert counts["too_long_to_score"] == counts["scored"] == len(experts)
 
 
 def test_a_resumed_refresh_trains_what_an_uninterrupted_one_does(standins, tmp_path: Path) -> None:

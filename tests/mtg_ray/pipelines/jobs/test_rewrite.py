@@ -154,6 +154,16 @@ def test_the_leak_gate_and_the_masked_reference_take_the_answer_away(standins) -
     assert kept["gate_loose"][1]["dropped_leaked_guided"] == 0
     assert kept["masked"][0]["p1"] == "expert"  # the answer was never shown
     assert kept["masked"][1]["dropped_leaked_guided"] == 0  # no gate asked for
+    # samples too long for the rollout group to score on the plain prompt pass ungated, counted
+    rollout, drops = standins.Rollout(), Counter()
+    rollout.max_model_len = 1
+    cfg = dataclasses.replace(CFG, leak_threshold=-0.2)
+    records = rewrite_problems(
+        problems, rollout, standins.tokenizer, PLAIN, cfg, standins.grader, drops
+    )  # fmt: skip
+    assert {r.problem_id: r.source for r in records} == kept["today"][0]
+    assert drops["dropped_leaked_guided"] == 0
+    assert drops["too_long_to_score"] == drops["scored"] > 0
 
 
 def test_verify_steps_also_asks_the_step_check_and_needs_one(standins) -> None:
