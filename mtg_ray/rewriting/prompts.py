@@ -7,6 +7,7 @@ mentioning it.
 """
 
 from dataclasses import dataclass
+from typing import Any
 
 # Qwen2.5-Math evaluation toolkit, prompt type "qwen-boxed" (the paper's evaluation prompt).
 QWEN_BOXED_SYSTEM = "Please reason step by step, and put your final answer within \\boxed{}."
@@ -22,11 +23,14 @@ GUIDED_INSTRUCTION = (
 
 @dataclass(frozen=True)
 class PromptTemplate:
-    """A chat-like template: `plain` takes {question}; `guided` takes {question} and {reference}."""
+    """A chat-like template: `plain` takes {question}; `guided` takes {question} and {reference}.
+    `stop`: the token that ends the model's turn in this format (a chat format's end of turn;
+    None: the tokenizer's EOS); see `end_token_id`."""
 
     name: str
     plain: str
     guided: str
+    stop: str | None = None
 
     def format(self, question: str) -> str:
         return self.plain.format(question=question)
@@ -57,6 +61,7 @@ TEMPLATES: dict[str, PromptTemplate] = {
             + "\n\n### Problem\n{question}\n\n### Reference solution\n{reference}\n\n"
             "### Your solution",
         ),
+        stop="<|im_end|>",
     ),
     # For base models without chat tokens (the tiny world): plain text markers.
     "plain": PromptTemplate(
@@ -65,6 +70,21 @@ TEMPLATES: dict[str, PromptTemplate] = {
         guided="Problem: {question}\nReference: {reference}\nSolution:",
     ),
 }
+
+
+def end_token_id(template: PromptTemplate, tokenizer: Any) -> int:
+    """The token a response in `template`'s format ends with: its `stop` token, else the
+    tokenizer's EOS. Expert rows end with it and every sample stops on it (beside the
+    checkpoint's own EOS ids), so all sources end a turn alike."""
+    if template.stop is None:
+        return tokenizer.eos_token_id
+    ids = tokenizer.encode(template.stop, add_special_tokens=False)
+    if len(ids) != 1:
+        raise ValueError(
+            f"prompt template {template.name!r} ends a turn with {template.stop!r}, which this "
+            f"tokenizer does not hold as one token (it encodes to {ids})"
+        )
+    return ids[0]
 
 
 def get_template(name: str) -> PromptTemplate:

@@ -10,12 +10,14 @@ from mtg_ray.rollout.tied import refresh_tied_heads, watch_tied_heads
 from mtg_ray.rollout.types import Sample
 
 
-def _vllm_params(sampling: SamplingConfig) -> Any:
-    """vLLM's request parameters for `sampling`, with the behaviour log-prob of each token."""
+def _vllm_params(sampling: SamplingConfig, stop_token_ids: Sequence[int] = ()) -> Any:
+    """vLLM's request parameters for `sampling`, with the behaviour log-prob of each token,
+    stopping also on `stop_token_ids` (unless it ignores EOS: a benchmark's fixed length)."""
     from vllm import SamplingParams
 
     return SamplingParams(
         n=sampling.n,
+        stop_token_ids=None if sampling.ignore_eos else list(stop_token_ids) or None,
         temperature=sampling.temperature,
         top_p=sampling.top_p,
         max_tokens=sampling.max_tokens,
@@ -58,9 +60,14 @@ def check_vllm_version(installed: str, required: str = VLLM_REQUIRED) -> None:
 
 class RolloutEngine:
     """Engine `index` of a rollout group serving the HF model at `model`. Every sample carries
-    the policy version of the weights that made it (the version the last update was given)."""
+    the policy version of the weights that made it (the version the last update was given).
+    Every request stops on the checkpoint's EOS ids (its `generation_config`, as vLLM reads
+    it: an Instruct model lists its end-of-turn token there) and on `stop_token_ids` (the
+    prompt format's end of turn, `end_token_id`)."""
 
-    def __init__(self, cfg: RolloutConfig, index: int, model: str) -> None:
+    def __init__(
+        self, cfg: RolloutConfig, index: int, model: str, stop_token_ids: Sequence[int] = ()
+    ) -> None:
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # engine in this process
         import vllm
         from vllm import LLM
@@ -76,6 +83,7 @@ class RolloutEngine:
             seed=cfg.seed + index,
             logprobs_mode="processed_logprobs",
             weight_transfer_config={"backend": cfg.weight_backend},
+            generation_config="auto",  # the checkpoint's: its EOS ids stop every request
         )
         if cfg.max_num_seqs:
             kwargs["max_num_seqs"] = cfg.max_num_seqs
@@ -92,6 +100,7 @@ class RolloutEngine:
         self.llm = LLM(**kwargs)
         self.llm.collective_rpc(watch_tied_heads)
         self.version = 0
+        self.stop_token_ids = tuple(stop_token_ids)
 
     def ready(self) -> int:
         """The policy version of the weights this engine holds."""
@@ -102,7 +111,7 @@ class RolloutEngine:
     ) -> list[list[Sample]]:
         """Samples per prompt, with one sampling config for all prompts or one per prompt."""
         configs = per_prompt(sampling, len(prompts))
-        params = {c: _vllm_params(c) for c in set(configs)}
+        params = {c: _vllm_params(c, self.stop_token_ids) for c in set(configs)}
         outputs = self.llm.generate(
             [{"prompt_token_ids": p} for p in prompts],
             [params[c] for c in configs],

@@ -1,5 +1,6 @@
 """The rollout group with real vLLM engines in real Ray actors, on CPU."""
 
+import dataclasses
 import threading
 import time
 from pathlib import Path
@@ -9,6 +10,7 @@ import ray
 import torch
 from transformers import AutoModelForCausalLM
 
+from mtg_ray.models.tiny import build_tiny_model, build_tokenizer
 from mtg_ray.pipelines.groups.rollout_group import RolloutGroup
 from mtg_ray.rollout import RolloutConfig, SamplingConfig
 
@@ -84,6 +86,49 @@ def test_a_pair_too_long_to_score_is_left_unscored_not_fatal(group: RolloutGroup
     assert got[1] is None
     assert got[0] == group.score([short[0]], [short[1]])[0]
     assert got[2] is not None and len(got[2]) == limit - 201
+
+
+def always_emits(path: Path, token: int, eos_ids: list[int]) -> Path:
+    """A tiny model whose greedy answer is always `token` (one dimension of the residual stream
+    held constant and read by that token's row of the head alone), and whose
+    `generation_config` lists `eos_ids`."""
+    folder = build_tiny_model(path)
+    model = AutoModelForCausalLM.from_pretrained(folder, dtype=torch.float32)
+    with torch.no_grad():
+        model.model.embed_tokens.weight[:, 0] = 10.0
+        for layer in model.model.layers:
+            layer.self_attn.o_proj.weight[0] = 0.0
+            layer.mlp.down_proj.weight[0] = 0.0
+        model.model.norm.weight.zero_()
+        model.model.norm.weight[0] = 1.0
+        model.lm_head.weight.zero_()
+        model.lm_head.weight[token, 0] = 1.0
+    model.generation_config.eos_token_id = eos_ids
+    model.save_pretrained(folder)
+    return folder
+
+
+def test_requests_stop_on_the_checkpoints_eos_ids_and_the_formats_end_of_turn(
+    ray_session, tmp_path: Path
+) -> None:
+    """A checkpoint whose generation_config lists two EOS ids (as an Instruct model lists its
+    end of turn beside its EOS) stops on each; the group's stop ids (the prompt format's end of
+    turn, `end_token_id`) stop it too; a fixed-length request (ignore_eos) stops on none."""
+    tok = build_tokenizer()
+    a, b, c = tok.convert_tokens_to_ids(["x", "y", "z"])
+    models = {t: always_emits(tmp_path / f"emits-{t}", t, [a, b]) for t in (a, b, c)}
+    group = RolloutGroup(RolloutConfig(num_engines=1, max_model_len=64), str(models[a]), [c])
+    greedy = SamplingConfig(n=1, temperature=0.0, max_tokens=8)
+    try:
+        for version, token in enumerate((a, b, c)):
+            if version:
+                group.load_folder(models[token], version=version)
+            sample = group.generate([[5, 6, 7]], greedy)[0][0]
+            assert sample.token_ids == (token,) and sample.finish_reason == "stop", sample
+        fixed = dataclasses.replace(greedy, ignore_eos=True)
+        assert group.generate([[5, 6, 7]], fixed)[0][0].token_ids == (c,) * 8
+    finally:
+        group.shutdown()
 
 
 def test_killing_an_engine_mid_batch_still_completes(group: RolloutGroup, tiny_models) -> None:

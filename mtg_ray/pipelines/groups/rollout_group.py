@@ -41,10 +41,11 @@ log = logging.getLogger(__name__)
 
 class RolloutGroup:
     """N engines serving the HF model at `model`; requests are split evenly and merged back in
-    order. `version` is the policy version of the weights last pushed (0: `model` itself)."""
+    order. `version` is the policy version of the weights last pushed (0: `model` itself).
+    `stop_token_ids`: every sample also stops on these (the prompt format's end of turn)."""
 
-    def __init__(self, cfg: RolloutConfig, model: str) -> None:
-        self.cfg, self.model = cfg, model
+    def __init__(self, cfg: RolloutConfig, model: str, stop_token_ids: Sequence[int] = ()) -> None:
+        self.cfg, self.model, self.stop_token_ids = cfg, model, tuple(stop_token_ids)
         self.placement = engine_placement(
             cfg.num_engines, cfg.gpus_per_engine, cfg.device == "cuda", cfg.cpus_per_engine,
             cfg.node_resource,
@@ -84,7 +85,7 @@ class RolloutGroup:
             ),
             runtime_env={"env_vars": env},
         )
-        return actor.remote(cfg, index, self.model)
+        return actor.remote(cfg, index, self.model, self.stop_token_ids)
 
     # ---- requests -------------------------------------------------------------------------
 

@@ -23,7 +23,7 @@ from mtg_ray.grading import Grader
 from mtg_ray.pipelines.groups.protocols import Rollout
 from mtg_ray.pipelines.jobs.generate import generate_and_grade
 from mtg_ray.rewriting import RewriteConfig, expert_record, needs_guided, rewrite
-from mtg_ray.rewriting.prompts import PromptTemplate
+from mtg_ray.rewriting.prompts import PromptTemplate, end_token_id
 from mtg_ray.rewriting.stages import leak_gate, screen
 from mtg_ray.rollout import Graded
 
@@ -35,11 +35,12 @@ def encode(tokenizer: Any, text: str) -> list[int]:
 def expert_records(
     problems: Sequence[Problem], tokenizer: Any, template: PromptTemplate
 ) -> list[Record]:
-    """The raw SFT data: each problem's expert solution (+ eos) on its plain prompt."""
-    out = []
+    """The raw SFT data: each problem's expert solution on its plain prompt, ended as the
+    template ends a turn (`end_token_id`: the token samples stop on)."""
+    out, end = [], end_token_id(template, tokenizer)
     for p in problems:
         prompt = template.format(p.question)
-        expert_ids = encode(tokenizer, p.expert_solution or "") + [tokenizer.eos_token_id]
+        expert_ids = encode(tokenizer, p.expert_solution or "") + [end]
         out.append(expert_record(p, prompt, encode(tokenizer, prompt), expert_ids))
     return out
 

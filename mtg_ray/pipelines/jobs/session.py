@@ -24,7 +24,7 @@ from mtg_ray.pipelines.groups.learner_group import LearnerGroup
 from mtg_ray.pipelines.groups.rollout_group import RolloutGroup
 from mtg_ray.pipelines.jobs.evaluate import load_eval_sets
 from mtg_ray.pipelines.jobs.rewrite import expert_records
-from mtg_ray.rewriting.prompts import PromptTemplate, get_template
+from mtg_ray.rewriting.prompts import PromptTemplate, end_token_id, get_template
 from mtg_ray.tinyworld import World, build_world, recipe_hash
 from mtg_ray.tinyworld.faithful import is_faithful
 
@@ -178,7 +178,9 @@ def groups(run: Run) -> Iterator[RolloutGroup]:
     """The run's groups for the block: yields the rollout group, on the base policy; the
     learner group is started by the block's first training and kept across the others
     (`Run.learner_group`). Both are shut down on exit."""
-    group = RolloutGroup(run.cfg.rollout, run.model_path)
+    group = RolloutGroup(
+        run.cfg.rollout, run.model_path, [end_token_id(run.template, run.tokenizer)]
+    )
     try:
         yield group
     finally:

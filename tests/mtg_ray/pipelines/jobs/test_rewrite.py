@@ -9,6 +9,7 @@ import pytest
 
 from mtg_ray.data import Problem
 from mtg_ray.evaluate import EvalConfig
+from mtg_ray.models.tiny import build_tokenizer
 from mtg_ray.pipelines.jobs.evaluate import evaluate
 from mtg_ray.pipelines.jobs.generate import generate_and_grade
 from mtg_ray.pipelines.jobs.rewrite import (
@@ -186,6 +187,11 @@ def test_expert_records_are_the_raw_demonstrations(standins) -> None:
     records = expert_records(standins.problems(3), standins.tokenizer, PLAIN)
     assert [r.source for r in records] == ["expert"] * 3
     assert records[0].response_token_ids[-1] == standins.tokenizer.eos_token_id
+    # in a chat format, a demonstration ends its turn as a sample stops: on the end of turn
+    chat = build_tokenizer()
+    chat.add_special_tokens({"additional_special_tokens": ["<|im_end|>"]})
+    records = expert_records(standins.problems(3), chat, get_template("qwen-boxed"))
+    assert {r.response_token_ids[-1] for r in records} == {chat.convert_tokens_to_ids("<|im_end|>")}
 
 
 def test_sharded_rewrite_resumes_and_refuses_other_settings(standins, tmp_path: Path) -> None:
