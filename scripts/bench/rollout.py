@@ -14,11 +14,15 @@ tiny`; overrides such as `rollout.max_num_seqs=512` change them):
       left-padded) on the same model with the same number of threads. Generated tokens/s (up to
       and including EOS) of each; problems/s of the rollout group.
   (b) seconds to push all weights to every engine vs seconds to memcpy the same bytes once, with
-      the configured backend (shm by default).
-Last line: `rollout_vs_hf=<x> sync_vs_memcpy=<y>`.
+      the configured backend (shm by default): the tiny world's model (1.7 MB: a push of calls,
+      its fixed cost) and a wider model of the same architecture (`--sync-mb`, at least 256 MB
+      of float32 weights: a push of bytes). From the two: the fixed cost, and the GB/s of the
+      large push beside memcpy's.
+Last line: `rollout_vs_hf=<x> sync_vs_memcpy=<y>`, y of the large push.
 """
 
 import argparse
+import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,7 +33,9 @@ from transformers import AutoModelForCausalLM
 
 from mtg_ray.config import compose
 from mtg_ray.grading import grade_many
+from mtg_ray.models.tiny import TinyModelConfig, build_tiny_model
 from mtg_ray.pipelines.groups.protocols import Rollout
+from mtg_ray.pipelines.groups.rollout_group import RolloutGroup
 from mtg_ray.pipelines.jobs.rewrite import rewrite_problems
 from mtg_ray.pipelines.jobs.session import groups, start
 from mtg_ray.rollout import Sample, SamplingConfig
@@ -100,12 +106,41 @@ def memcpy_seconds(nbytes: int, repeats: int = 5) -> float:
     return best
 
 
+def wide_model(folder: Path, megabytes: int) -> Path:
+    """A tiny Qwen2 as wide as needed for at least `megabytes` MB of float32 weights."""
+    layers, hidden = 4, 256
+    while True:
+        cfg = TinyModelConfig(
+            hidden_size=hidden, intermediate_size=3 * hidden, num_hidden_layers=layers,
+            num_attention_heads=hidden // 64, num_key_value_heads=max(1, hidden // 256),
+        )  # fmt: skip
+        per_layer = 2 * hidden * hidden + 2 * hidden * (hidden // 4) + 3 * hidden * 3 * hidden
+        if 4 * layers * per_layer >= megabytes * 1e6:
+            return build_tiny_model(folder, cfg)
+        hidden += 128
+
+
+def push_seconds(group: RolloutGroup, state: dict, pushes: int = 3) -> tuple[float, int]:
+    """(best seconds of `pushes` pushes of `state` to every engine, buckets of one), after one
+    that sets up the transport."""
+    group.update_weights(state.items(), version=1)
+    syncs = [group.update_weights(state.items(), version=2 + i) for i in range(pushes)]
+    return min(s.seconds for s in syncs), syncs[0].buckets
+
+
+def nbytes(state: dict) -> int:
+    return sum(t.numel() * t.element_size() for t in state.values())
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--problems", type=int, default=256, help="train problems to rewrite")
     parser.add_argument("--hf-batch", type=int, default=64, help="prompts per HF generate call")
     parser.add_argument(
         "--no-hf", action="store_true", help="time the rollout group only (tuning runs)"
+    )
+    parser.add_argument(
+        "--sync-mb", type=int, default=256, help="MB of weights of the large push (>= 256)"
     )
     parser.add_argument("overrides", nargs="*", help="config overrides (key=value)")
     args = parser.parse_args()
@@ -121,9 +156,15 @@ def main() -> None:
             chunk = problems[lo : lo + size]
             rewrite_problems(chunk, recording, run.tokenizer, run.template, cfg.rewrite, grade_many)
         state = AutoModelForCausalLM.from_pretrained(run.model_path).state_dict()
-        group.update_weights(state.items(), version=1)  # sets up the transport
-        syncs = [group.update_weights(state.items(), version=2 + i) for i in range(3)]
-    sync = min(s.seconds for s in syncs)
+        sync, buckets = push_seconds(group, state)
+    with tempfile.TemporaryDirectory() as tmp:  # the large push, on a group of its own
+        wide = wide_model(Path(tmp) / "wide", args.sync_mb)
+        big = AutoModelForCausalLM.from_pretrained(wide).state_dict()
+        wide_group = RolloutGroup(cfg.rollout, str(wide))
+        try:
+            big_sync, big_buckets = push_seconds(wide_group, big)
+        finally:
+            wide_group.shutdown()
 
     ours = recording.tokens / recording.seconds
     r = cfg.rollout
@@ -143,14 +184,24 @@ def main() -> None:
     eos = run.tokenizer.eos_token_id
     hf_s, hf_tokens = hf_replay(Path(run.model_path), recording.calls, eos, args.hf_batch)
     hf = hf_tokens / hf_s
-    nbytes = sum(t.numel() * t.element_size() for t in state.values())
-    copy = memcpy_seconds(nbytes)
+    small_bytes, big_bytes = nbytes(state), nbytes(big)
+    copy, big_copy = memcpy_seconds(small_bytes), memcpy_seconds(big_bytes)
+    # the fixed cost of a push: what the small one costs beyond moving its bytes at the large
+    # one's rate
+    rate = (big_bytes - small_bytes) / max(big_sync - sync, 1e-9)
+    fixed = max(sync - small_bytes / rate, 0.0)
     print(f"HF generate (same calls): {hf_s:.1f}s, {hf_tokens} tokens, {hf:.0f} tok/s")
     print(
-        f"weight sync: {r.weight_backend} {sync * 1e3:.1f} ms ({syncs[0].buckets} buckets)   "
-        f"memcpy: {copy * 1e3:.2f} ms"
+        f"weight sync ({r.weight_backend}, {r.num_engines} engines): {small_bytes / 1e6:.1f} MB "
+        f"in {sync * 1e3:.1f} ms ({buckets} buckets; memcpy {copy * 1e3:.2f} ms); "
+        f"{big_bytes / 1e6:.0f} MB in {big_sync * 1e3:.0f} ms ({big_buckets} buckets; memcpy "
+        f"{big_copy * 1e3:.1f} ms)"
     )
-    print(f"rollout_vs_hf={ours / hf:.2f} sync_vs_memcpy={sync / copy:.2f}")
+    print(
+        f"weight sync: fixed cost {fixed * 1e3:.1f} ms, {rate / 1e9:.2f} GB/s against memcpy's "
+        f"{big_bytes / big_copy / 1e9:.2f} GB/s"
+    )
+    print(f"rollout_vs_hf={ours / hf:.2f} sync_vs_memcpy={big_sync / big_copy:.2f}")
 
 
 if __name__ == "__main__":
