@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import ray
 import torch
+from ray.exceptions import RayActorError
 from transformers import AutoModelForCausalLM
 
 from mtg_ray.models.tiny import build_tiny_model, build_tokenizer
@@ -180,7 +181,17 @@ def test_gloo_backend_pushes_keeps_its_group_and_restores_a_restarted_engine(
             torch.tensor(group.score([prompt], [response])[0]), expected[model_b], atol=1e-4, rtol=0
         )
 
-        ray.kill(group.engines[0], no_restart=True)  # restarted from the object-store snapshot
+        dead = group.engines[0]
+        ray.kill(dead, no_restart=True)  # restarted from the object-store snapshot
+        # the kill is asynchronous: a request sent at once may still be answered by the engine
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                ray.get(dead.ready.remote(), timeout=60)
+            except RayActorError:
+                break
+            assert time.monotonic() < deadline, "the killed engine still answers"
+            time.sleep(0.1)
         torch.testing.assert_close(
             torch.tensor(group.score([prompt], [response])[0]), expected[model_b], atol=1e-4, rtol=0
         )
