@@ -14,7 +14,7 @@ tiny`; overrides such as `rollout.max_num_seqs=512` change them):
       left-padded) on the same model with the same number of threads. Generated tokens/s (up to
       and including EOS) of each; problems/s of the rollout group.
   (b) seconds to push all weights to every engine vs seconds to memcpy the same bytes once, with
-      the configured backend (shm by default): the tiny world's model (1.7 MB: a push of calls,
+      the configured backend (shm by default): the tiny world's model (3.7 MB: a push of calls,
       its fixed cost) and a wider model of the same architecture (`--sync-mb`, at least 256 MB
       of float32 weights: a push of bytes). From the two: the fixed cost, and the GB/s of the
       large push beside memcpy's.
@@ -157,14 +157,6 @@ def main() -> None:
             rewrite_problems(chunk, recording, run.tokenizer, run.template, cfg.rewrite, grade_many)
         state = AutoModelForCausalLM.from_pretrained(run.model_path).state_dict()
         sync, buckets = push_seconds(group, state)
-    with tempfile.TemporaryDirectory() as tmp:  # the large push, on a group of its own
-        wide = wide_model(Path(tmp) / "wide", args.sync_mb)
-        big = AutoModelForCausalLM.from_pretrained(wide).state_dict()
-        wide_group = RolloutGroup(cfg.rollout, str(wide))
-        try:
-            big_sync, big_buckets = push_seconds(wide_group, big)
-        finally:
-            wide_group.shutdown()
 
     ours = recording.tokens / recording.seconds
     r = cfg.rollout
@@ -180,6 +172,14 @@ def main() -> None:
     )
     if args.no_hf:
         return
+    with tempfile.TemporaryDirectory() as tmp:  # the large push, on a group of its own
+        wide = wide_model(Path(tmp) / "wide", args.sync_mb)
+        big = AutoModelForCausalLM.from_pretrained(wide).state_dict()
+        wide_group = RolloutGroup(cfg.rollout, str(wide))
+        try:
+            big_sync, big_buckets = push_seconds(wide_group, big)
+        finally:
+            wide_group.shutdown()
     torch.set_num_threads(r.num_engines * r.cpus_per_engine)
     eos = run.tokenizer.eos_token_id
     hf_s, hf_tokens = hf_replay(Path(run.model_path), recording.calls, eos, args.hf_batch)
