@@ -297,10 +297,9 @@ class LearnerRank:
         self.close_weight_sync()
         self.chunk_bytes, self.sync_timeout_s = chunk_bytes, timeout_s
         if self.rank == 0:
-            if self.cfg.backend == "nccl":
-                torch.cuda.set_device(self.engine.device)
+            device = self.engine.device if self.cfg.backend == "nccl" else None
             self.broadcaster = open_broadcaster(
-                backend, host, port, world_size, chunk_bytes, timeout_s
+                backend, host, port, world_size, chunk_bytes, timeout_s, device
             )
 
     def broadcast_weights(self) -> int:
@@ -308,14 +307,16 @@ class LearnerRank:
         Returns the bytes sent (0 on other ranks)."""
         # a packed chunk may span buckets, and ZeRO-3 frees a bucket when the next gathers:
         # the sender keeps copies; the other ranks only take part in the gathers
-        keep = self.cfg.effective_zero_stage == 3 and self.rank == 0
-        pairs = sent_pairs(self._buckets(self.chunk_bytes), keep)
+        zero3 = self.cfg.effective_zero_stage == 3
+        pairs = sent_pairs(self._buckets(self.chunk_bytes), keep=zero3 and self.rank == 0)
         if self.rank != 0:
             for _ in pairs:
                 pass
             return 0
         if self.broadcaster is None:
             raise RuntimeError("broadcast_weights before open_weight_sync")
+        if zero3:
+            pairs = self.broadcaster.gathers(pairs)
         try:
             meta = weight_meta(self.engine.module)
             return send_or_abort(self.broadcaster, pairs, meta, self.sync_timeout_s)

@@ -15,10 +15,9 @@ tests; its engine end is `mtg_ray.weight_sync.nccl_standin`.
 
 import queue
 import threading
-import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol, TypeVar
 
 import torch
 from torch import Tensor, nn
@@ -28,6 +27,7 @@ from mtg_ray.weight_sync.groups import broadcast, join_group
 
 DIRECT_BACKENDS = ("nccl", "nccl_standin_gloo")
 NUM_BUFFERS = 2  # vLLM's double buffering: the next chunk packs while one is on the wire
+Pair = TypeVar("Pair", bound=tuple)  # (name, tensor, ...)
 
 
 def rank_offsets(gpus_per_engine: Sequence[int]) -> tuple[list[int], int]:
@@ -78,26 +78,60 @@ def chunk_bounds(sizes: Sequence[int], chunk_bytes: int) -> list[tuple[int, int]
     return bounds
 
 
-def checked(pairs: Iterable[tuple[str, Tensor]], meta: BucketMeta) -> Iterator[tuple[str, Tensor]]:
-    """`pairs` as sent, each checked against `meta` (the receivers decode by it)."""
+def checked(pairs: Iterable[Pair], meta: BucketMeta) -> Iterator[Pair]:
+    """`pairs` (each (name, tensor, ...)) as sent, each checked against `meta` (the receivers
+    decode by it)."""
     count = 0
-    for i, (name, t) in enumerate(pairs):
+    for i, pair in enumerate(pairs):
+        name, t = pair[0], pair[1]
         if i >= len(meta.names) or (name, dtype_name(t.dtype), list(t.shape)) != (
             meta.names[i], meta.dtype_names[i], meta.shapes[i]
         ):  # fmt: skip
             raise RuntimeError(f"weight sync: tensor {i} ({name}) does not match the metadata")
         count += 1
-        yield name, t
+        yield pair
     if count != len(meta.names):
         raise RuntimeError(f"weight sync sent {count} tensors, metadata lists {len(meta.names)}")
+
+
+class Handoff(NamedTuple):
+    """One tensor passed from the thread that produced it (the gathers) to the sending thread;
+    `ready` (CUDA: an event recorded on the producer's stream after the tensor was written;
+    None on CPU) is what the sending side waits for before it reads."""
+
+    name: str
+    tensor: Tensor
+    ready: Any = None
 
 
 class Broadcaster(Protocol):
     """The trainer end of a direct sync (rank 0 of the transfer group)."""
 
-    def send(self, pairs: Iterable[tuple[str, Tensor]], meta: BucketMeta) -> int: ...
+    def handoff(self, pair: tuple[str, Tensor]) -> Handoff:
+        """What the producing thread passes the sending thread for `pair`."""
+        ...
+
+    def gathers(self, pairs: Iterable[tuple[str, Tensor]]) -> Iterable[tuple[str, Tensor]]:
+        """`pairs` as ZeRO-3's gathers produce them while a send is in flight: on a GPU each
+        waits for the send's kernel (DeepSpeed synchronises the whole device), which the CPU
+        stand-in copies; NCCL's is `pairs` itself."""
+        ...
+
+    def send(self, items: Iterable[Handoff], meta: BucketMeta) -> int: ...
 
     def close(self) -> None: ...
+
+
+def on_this_stream(item: Handoff) -> Tensor:
+    """`item`'s tensor, safe to read on the current CUDA stream (vLLM's packer runs our
+    `post_iter_func` on its own streams): the stream waits for the producer's event, and the
+    tensor's memory is not reused by its producer's stream until this stream's work on it is
+    done (`record_stream`)."""
+    if item.ready is not None:
+        stream = torch.cuda.current_stream()
+        stream.wait_event(item.ready)
+        item.tensor.record_stream(stream)
+    return item.tensor
 
 
 @contextmanager
@@ -113,58 +147,91 @@ def kept_cuda_stream() -> Iterator[None]:
 
 
 class NcclBroadcaster:
-    """Rank 0 of vLLM's NCCL transfer group, on this process's current CUDA device; sends with
-    vLLM's packed producer (double-buffered on CUDA streams). Blocks in the constructor until
-    every engine worker has joined."""
+    """Rank 0 of vLLM's NCCL transfer group, on CUDA device `device`; sends with vLLM's packed
+    producer (double-buffered on CUDA streams). Blocks in the constructor until every engine
+    worker has joined (NCCL's rendezvous has no deadline: see `open_within`)."""
 
-    def __init__(self, host: str, port: int, world_size: int, chunk_bytes: int) -> None:
+    def __init__(
+        self, host: str, port: int, world_size: int, chunk_bytes: int, device: Any
+    ) -> None:
         from vllm.distributed.weight_transfer.nccl_common import trainer_init
 
         self.chunk_bytes = chunk_bytes
+        torch.cuda.set_device(device)  # per thread: this may run on an opener thread
         with kept_cuda_stream():
             self.group: Any = trainer_init(
                 dict(master_address=host, master_port=port, world_size=world_size), rank=0
             )
 
-    def send(self, pairs: Iterable[tuple[str, Tensor]], meta: BucketMeta) -> int:
+    def handoff(self, pair: tuple[str, Tensor]) -> Handoff:
+        ready = torch.cuda.Event()
+        ready.record()  # on the producer's current stream, after the gather's clone
+        return Handoff(pair[0], pair[1], ready)
+
+    def gathers(self, pairs: Iterable[tuple[str, Tensor]]) -> Iterable[tuple[str, Tensor]]:
+        return pairs  # the device-wide synchronise is DeepSpeed's own, inside each gather
+
+    def send(self, items: Iterable[Handoff], meta: BucketMeta) -> int:
         from vllm.distributed.weight_transfer.packed_tensor import packed_nccl_broadcast_producer
 
+        torch.cuda.set_device(self.group.device)  # the sending thread's device
         packed_nccl_broadcast_producer(
-            iterator=checked(pairs, meta), group=self.group, src=0,
-            post_iter_func=lambda item: item[1], buffer_size_bytes=self.chunk_bytes,
+            iterator=checked(items, meta), group=self.group, src=0,
+            post_iter_func=on_this_stream, buffer_size_bytes=self.chunk_bytes,
             num_buffers=NUM_BUFFERS,
         )  # fmt: skip
         return sum(meta.sizes())
 
     def close(self) -> None:
-        if self.group is not None:
-            self.group.destroy()
-            self.group = None
+        group, self.group = self.group, None
+        if group is not None:
+            group.destroy()  # ncclCommAbort: a blocked broadcast ends
+
+
+NEVER_S = 24 * 3600.0  # NCCL waits this long for a peer: in effect, for ever
 
 
 class GlooStandInBroadcaster:
     """Stand-in for `NcclBroadcaster` on CPU (tests): the same group layout, chunks and
-    metadata, with a gloo group in place of the NCCL communicator, and NCCL's failure
-    semantics: a broadcast whose receivers are gone (gloo notices, NCCL would not) blocks until
-    the communicator is aborted (`close`), then raises."""
+    metadata, with a gloo group in place of the NCCL communicator, and NCCL's semantics on a
+    GPU where gloo's differ: opening waits for every peer with no deadline; a broadcast whose
+    receivers are gone (gloo notices, NCCL would not) blocks until the communicator is aborted
+    (`close`), then raises; and a ZeRO-3 gather (`gathers`) waits while a broadcast is in
+    flight, as DeepSpeed's device-wide synchronise waits for NCCL's kernel."""
 
-    def __init__(
-        self, host: str, port: int, world_size: int, chunk_bytes: int, timeout_s: float
-    ) -> None:
+    def __init__(self, host: str, port: int, world_size: int, chunk_bytes: int) -> None:
         self.chunk_bytes = chunk_bytes
-        self.group: Any = join_group(host, port, 0, world_size, timeout_s)
+        self.group: Any = join_group(host, port, 0, world_size, NEVER_S)
         self.aborted = threading.Event()
+        self.idle = threading.Event()  # no broadcast on the wire
+        self.idle.set()
 
-    def send(self, pairs: Iterable[tuple[str, Tensor]], meta: BucketMeta) -> int:
+    def handoff(self, pair: tuple[str, Tensor]) -> Handoff:
+        return Handoff(*pair)
+
+    def gathers(self, pairs: Iterable[tuple[str, Tensor]]) -> Iterator[tuple[str, Tensor]]:
+        it = iter(pairs)
+        while True:
+            self.idle.wait()  # the device-wide synchronise before each gather returns
+            try:
+                pair = next(it)
+            except StopIteration:
+                return
+            yield pair
+
+    def send(self, items: Iterable[Handoff], meta: BucketMeta) -> int:
         sizes = meta.sizes()
-        stream = checked(pairs, meta)
+        stream = checked(items, meta)
         for start, stop in chunk_bounds(sizes, self.chunk_bytes):
-            parts = [next(stream)[1].contiguous().view(-1) for _ in range(start, stop)]
+            parts = [next(stream).tensor.contiguous().view(-1) for _ in range(start, stop)]
+            self.idle.clear()
             try:
                 broadcast(self.group, torch.cat([p.view(torch.uint8) for p in parts]))
             except Exception as err:  # as NCCL: no error, a send that never returns
                 self.aborted.wait()
                 raise RuntimeError("the transfer group was aborted mid-send") from err
+            finally:
+                self.idle.set()
         for _ in stream:  # raises if more tensors came than the metadata lists
             pass
         return sum(sizes)
@@ -174,47 +241,91 @@ class GlooStandInBroadcaster:
         self.group = None
 
 
+def open_within(opener: Callable[[], Broadcaster], timeout_s: float) -> Broadcaster:
+    """`opener()` (which blocks until every engine worker has joined), on a thread of its own,
+    so that a worker that never joins cannot hang the caller: NCCL's rendezvous has no
+    deadline. Past `timeout_s` this raises; a broadcaster that opens later is closed at once."""
+    lock = threading.Lock()
+    box: dict[str, Any] = {}
+    done = threading.Event()
+
+    def run() -> None:
+        try:
+            opened = opener()
+        except BaseException as err:  # reported to the caller below
+            box["error"] = err
+            done.set()
+            return
+        with lock:
+            late = box.setdefault("abandoned", False)
+            box["broadcaster"] = opened
+        if late:
+            opened.close()
+        done.set()
+
+    threading.Thread(target=run, name="weight-sync-open", daemon=True).start()
+    if not done.wait(timeout_s):
+        with lock:
+            if "broadcaster" not in box:
+                box["abandoned"] = True
+                raise RuntimeError(
+                    f"learner rank 0 could not open the weight-transfer group within "
+                    f"rollout.sync_timeout_s={timeout_s}: an engine worker never joined"
+                )
+    if "error" in box:
+        raise box["error"]
+    return box["broadcaster"]
+
+
 def send_or_abort(
     broadcaster: Broadcaster, pairs: Iterable[tuple[str, Tensor]], meta: BucketMeta,
     timeout_s: float,
 ) -> int:  # fmt: skip
-    """`broadcaster.send(pairs, meta)` on a thread of its own, fed from this one, so that a
-    send that never returns (NCCL has no timeout: a receiver that failed leaves the sender
-    blocked) cannot hang the caller: this thread always iterates `pairs` to the end (under
-    ZeRO-3 each item is a gather the other learner ranks take part in), and once the send has
-    failed or `timeout_s` has passed it aborts the communicator (`close`) and raises. Returns
-    the bytes sent."""
+    """`broadcaster.send` of `pairs` on a thread of its own, fed from this one, so that a send
+    that never returns (NCCL has no timeout: a receiver that failed leaves the sender blocked)
+    cannot hang the caller. A watchdog thread aborts the communicator (`close`) once the send
+    has failed or `timeout_s` has passed: the feeding loop cannot keep that deadline itself, as
+    under ZeRO-3 each item is a gather whose device-wide synchronise waits for the stuck send,
+    which only the abort ends. This thread always iterates `pairs` to the end (the other
+    learner ranks take part in each gather); items still queued at the abort are never sent.
+    Raises after an abort; returns the bytes sent."""
     feed: queue.Queue = queue.Queue(maxsize=NUM_BUFFERS)
-    stop = threading.Event()
+    stop = threading.Event()  # set by the abort
+    finished = threading.Event()  # the send returned or raised
     outcome: dict[str, Any] = {}
 
-    def fed() -> Iterator[tuple[str, Tensor]]:
-        while True:
+    def fed() -> Iterator[Handoff]:
+        while not stop.is_set():
             try:
                 item = feed.get(timeout=0.1)
             except queue.Empty:
-                if stop.is_set():
-                    raise RuntimeError("the send was abandoned") from None
                 continue
+            if stop.is_set():
+                break  # queued before the abort: never sent
             if item is _END:
                 return
             yield item
+        raise RuntimeError("the send was abandoned")
 
     def run() -> None:
         try:
             outcome["bytes"] = broadcaster.send(fed(), meta)
         except BaseException as err:  # reported to the caller below
             outcome["error"] = err
+        finally:
+            finished.set()
 
-    sender = threading.Thread(target=run, name="weight-send", daemon=True)
-    sender.start()
-    deadline = time.monotonic() + timeout_s
+    def watch() -> None:
+        if not finished.wait(timeout_s) or "error" in outcome:
+            stop.set()
+            broadcaster.close()  # NCCL: ncclCommAbort, which ends a blocked send
+
+    threading.Thread(target=run, name="weight-send", daemon=True).start()
+    watchdog = threading.Thread(target=watch, name="weight-send-deadline", daemon=True)
+    watchdog.start()
 
     def offer(item: Any) -> None:
-        while not stop.is_set():
-            if "error" in outcome or time.monotonic() > deadline:
-                stop.set()
-                return
+        while not stop.is_set() and not finished.is_set():
             try:
                 feed.put(item, timeout=0.1)
                 return
@@ -222,13 +333,11 @@ def send_or_abort(
                 continue
 
     for pair in pairs:  # every gather happens, whatever became of the send
-        offer(pair)
+        offer(broadcaster.handoff(pair))
     offer(_END)
-    sender.join(timeout=max(0.0, deadline - time.monotonic()))
-    if sender.is_alive() or "error" in outcome:
-        stop.set()
-        broadcaster.close()  # NCCL: ncclCommAbort, which ends a blocked send
-        sender.join(timeout=5.0)
+    watchdog.join()  # returns by the deadline at the latest
+    finished.wait(timeout=5.0)  # an aborted send ends at once
+    if stop.is_set() or "error" in outcome or not finished.is_set():
         cause = outcome.get("error")
         what = f"failed ({type(cause).__name__}: {cause})" if cause else "did not finish"
         raise RuntimeError(
@@ -242,10 +351,17 @@ _END = object()  # the end of what send_or_abort feeds the sender
 
 
 def open_broadcaster(
-    backend: str, host: str, port: int, world_size: int, chunk_bytes: int, timeout_s: float
-) -> Broadcaster:
+    backend: str, host: str, port: int, world_size: int, chunk_bytes: int, timeout_s: float,
+    device: Any = None,
+) -> Broadcaster:  # fmt: skip
+    """The trainer end of `backend`'s transfer group (`device`: the CUDA device, for `nccl`),
+    open within `timeout_s` or an error."""
     if backend == "nccl":
-        return NcclBroadcaster(host, port, world_size, chunk_bytes)
-    if backend == "nccl_standin_gloo":
-        return GlooStandInBroadcaster(host, port, world_size, chunk_bytes, timeout_s)
-    raise ValueError(f"no direct weight-sync backend {backend!r}; one of {DIRECT_BACKENDS}")
+        opener: Callable[[], Broadcaster] = lambda: NcclBroadcaster(  # noqa: E731
+            host, port, world_size, chunk_bytes, device
+        )
+    elif backend == "nccl_standin_gloo":
+        opener = lambda: GlooStandInBroadcaster(host, port, world_size, chunk_bytes)  # noqa: E731
+    else:
+        raise ValueError(f"no direct weight-sync backend {backend!r}; one of {DIRECT_BACKENDS}")
+    return open_within(opener, timeout_s)

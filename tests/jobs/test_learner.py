@@ -280,6 +280,21 @@ def test_direct_sync_moves_the_learners_weights_and_recovers_from_a_failed_send(
         rollout.shutdown()
 
 
+def test_a_transfer_group_that_never_opens_fails_within_the_deadline(
+    make_group, tiny_models, records
+) -> None:
+    """NCCL's rendezvous waits for ever for a worker that never joins (the stand-in too): rank
+    0 opens on a thread of its own and gives up after the timeout, then trains and answers."""
+    learner = make_group(tiny_models[0], zero_stage=3)
+    host, port = learner.sync_address("127.0.0.1")
+    start = time.monotonic()
+    with pytest.raises(ray.exceptions.RayTaskError, match="never joined"):
+        ray.get(learner.open_weight_sync("nccl_standin_gloo", host, port, 2, 1 << 20, 2.0))
+    assert time.monotonic() - start < 20  # a bound on a hang, not a speed
+    learner.train_step(records, Objective("sft"))
+    learner.close_weight_sync(timeout_s=20)
+
+
 def test_tied_embeddings_sync_whole_without_a_failed_load(make_group, records, tmp_path) -> None:
     """A tied shape (lm_head is embed_tokens, as in Qwen2.5-Math-1.5B) through the direct sync
     under ZeRO-3 and through `load_folder`: the engine scores as the learner does after each

@@ -5,12 +5,14 @@ hosts its store on its node's address alone and says at which port), splits each
 the ranks and reduces their reports into one `StepResult`.
 """
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import ray
+from ray.exceptions import GetTimeoutError
 from ray.util.placement_group import placement_group, remove_placement_group
 from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from torch import Tensor
@@ -30,6 +32,9 @@ from mtg_ray.objectives import Objective
 from mtg_ray.pipelines.groups.cluster import wait_placed
 
 LATEST = "latest"
+SHUTDOWN_TIMEOUT_S = 60.0
+
+log = logging.getLogger(__name__)
 
 
 class LearnerGroup:
@@ -193,11 +198,14 @@ class LearnerGroup:
         """Leave the transfer group (raises GetTimeoutError if a rank is still stuck in it)."""
         ray.get([w.close_weight_sync.remote() for w in self.workers], timeout=timeout_s)
 
-    def shutdown(self) -> None:
+    def shutdown(self, timeout_s: float = SHUTDOWN_TIMEOUT_S) -> None:
         """Leave the process group and end the ranks; ranks already dead (a lost node) are
-        only cleaned up after."""
+        only cleaned up after, and ranks that have not left within `timeout_s` (stuck in a
+        collective) are killed all the same."""
         try:
-            ray.get([w.shutdown.remote() for w in self.workers])
+            ray.get([w.shutdown.remote() for w in self.workers], timeout=timeout_s)
+        except GetTimeoutError:
+            log.warning("learner ranks still busy %.0f s after shutdown; killing them", timeout_s)
         finally:
             for w in self.workers:
                 ray.kill(w, no_restart=True)

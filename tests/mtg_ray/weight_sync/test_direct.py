@@ -1,6 +1,8 @@
 """The direct sync's pure parts: group layout, metadata, and the packed wire format's cuts,
 checked against vLLM's own dataclasses and packing code (both import on CPU)."""
 
+import threading
+import time
 from dataclasses import asdict
 
 import pytest
@@ -13,10 +15,13 @@ from vllm.distributed.weight_transfer.packed_tensor import pack_tensors
 from mtg_ray.models import build_tiny_model
 from mtg_ray.weight_sync import BucketMeta
 from mtg_ray.weight_sync.direct import (
+    Handoff,
     checked,
     chunk_bounds,
     engine_init_info,
+    open_within,
     rank_offsets,
+    send_or_abort,
     weight_meta,
 )
 from mtg_ray.weight_sync.groups import worker_rank
@@ -183,20 +188,36 @@ def test_only_the_sending_rank_copies_gathered_weights() -> None:
 
 
 class StuckBroadcaster:
-    """NCCL's semantics: after `ok` items, the send blocks until the communicator is aborted."""
+    """NCCL's semantics: after `ok` items, the send blocks until the communicator is aborted
+    (or fails at once: `fail`); `after_abort`: the send then goes on taking items, as vLLM's
+    producer does on an aborted communicator (its broadcasts return at once). `idle` is
+    cleared while a send is blocked: what a device-wide synchronise waits for."""
 
-    def __init__(self, ok: int, fail: bool = False) -> None:
-        self.ok, self.fail = ok, fail
-        self.aborted = __import__("threading").Event()
+    def __init__(self, ok: int, fail: bool = False, after_abort: bool = False) -> None:
+        self.ok, self.fail, self.after_abort = ok, fail, after_abort
+        self.aborted = threading.Event()
+        self.idle = threading.Event()
+        self.idle.set()
         self.sent: list[str] = []
+        self.sent_after_abort: list[str] = []
 
-    def send(self, pairs, meta) -> int:
-        for name, _ in pairs:
+    def handoff(self, pair):
+        return Handoff(*pair)
+
+    def send(self, items, meta) -> int:
+        for name, _, _ in items:
+            if self.aborted.is_set():
+                self.sent_after_abort.append(name)
+                continue
             if len(self.sent) == self.ok:
                 if self.fail:
                     raise RuntimeError("a receiver failed")
+                self.idle.clear()
                 self.aborted.wait()
-                raise RuntimeError("aborted")
+                self.idle.set()
+                if not self.after_abort:
+                    raise RuntimeError("aborted")
+                continue
             self.sent.append(name)
         return 7
 
@@ -204,23 +225,91 @@ class StuckBroadcaster:
         self.aborted.set()
 
 
-def gathers(n: int, seen: list[str]):
+def gathers(n: int, seen: list[str], device_idle: threading.Event | None = None):
+    """`n` ZeRO-3 gathers (every rank must reach each one); with `device_idle`, each first
+    waits for it, as DeepSpeed's device-wide synchronise waits for a send's kernel."""
     for i in range(n):
-        seen.append(f"t{i}")  # a ZeRO-3 gather: every rank must reach each one
+        if device_idle is not None:
+            device_idle.wait()
+        seen.append(f"t{i}")
         yield f"t{i}", torch.ones(1)
+
+
+META10 = BucketMeta([f"t{i}" for i in range(10)], ["float32"] * 10, [[1]] * 10)
 
 
 @pytest.mark.parametrize("fail", [False, True])
 def test_a_send_that_never_returns_is_aborted_and_the_gathers_finish(fail: bool) -> None:
-    from mtg_ray.weight_sync.direct import send_or_abort
-
-    meta = BucketMeta([f"t{i}" for i in range(10)], ["float32"] * 10, [[1]] * 10)
     seen: list[str] = []
     stuck = StuckBroadcaster(ok=2, fail=fail)
     with pytest.raises(RuntimeError, match="communicator was aborted"):
-        send_or_abort(stuck, gathers(10, seen), meta, timeout_s=1.0)
+        send_or_abort(stuck, gathers(10, seen), META10, timeout_s=1.0)
     assert stuck.aborted.is_set() and stuck.sent == ["t0", "t1"]
     assert len(seen) == 10  # the caller went through every gather all the same
     fine = StuckBroadcaster(ok=100)
-    assert send_or_abort(fine, gathers(10, []), meta, timeout_s=5.0) == 7
+    assert send_or_abort(fine, gathers(10, []), META10, timeout_s=5.0) == 7
     assert len(fine.sent) == 10 and not fine.aborted.is_set()
+
+
+def within(seconds: float, call) -> tuple[bool, BaseException | None]:
+    """Run `call` on a thread: (whether it returned within `seconds`, what it raised)."""
+    raised: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            call()
+        except BaseException as err:
+            raised.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    return not thread.is_alive(), (raised or [None])[0]
+
+
+def test_the_deadline_holds_while_a_gather_waits_for_the_stuck_send() -> None:
+    """GPU semantics: the feeding loop is blocked inside a gather (its device-wide synchronise
+    waits for the send's kernel), so only an abort from elsewhere can end the wait."""
+    seen: list[str] = []
+    stuck = StuckBroadcaster(ok=2)
+    start = time.monotonic()
+    returned, err = within(
+        10.0, lambda: send_or_abort(stuck, gathers(10, seen, stuck.idle), META10, timeout_s=1.0)
+    )
+    assert returned, "the gathers waited for a send nobody aborted"
+    assert isinstance(err, RuntimeError) and "communicator was aborted" in str(err)
+    assert time.monotonic() - start < 5.0 and len(seen) == 10
+
+
+def test_items_queued_at_the_abort_are_never_sent() -> None:
+    stuck = StuckBroadcaster(ok=2, after_abort=True)
+    with pytest.raises(RuntimeError, match="communicator was aborted"):
+        send_or_abort(stuck, gathers(10, []), META10, timeout_s=1.0)
+    assert stuck.sent == ["t0", "t1"] and stuck.sent_after_abort == []
+
+
+class Closable:
+    def __init__(self) -> None:
+        self.closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def test_a_group_that_never_opens_fails_within_the_deadline_and_a_late_one_is_closed() -> None:
+    never = threading.Event()
+    returned, err = within(5.0, lambda: open_within(lambda: never.wait() or Closable(), 0.5))
+    assert returned and isinstance(err, RuntimeError) and "never joined" in str(err)
+    late = Closable()
+    slow = threading.Event()
+    with pytest.raises(RuntimeError, match="sync_timeout_s=0.2"):
+        open_within(lambda: slow.wait() and late, 0.2)
+    slow.set()
+    deadline = time.monotonic() + 5
+    while not late.closed and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert late.closed  # opened after the caller gave up: closed, not left open
+    quick = Closable()
+    assert open_within(lambda: quick, 1.0) is quick and not quick.closed
+    with pytest.raises(ValueError, match="bad address"):
+        open_within(lambda: (_ for _ in ()).throw(ValueError("bad address")), 1.0)
