@@ -38,6 +38,9 @@ class RolloutConfig:
     driver; nccl: learner rank 0): 127.0.0.1 on one machine, "auto" for the sender's Ray node
     address on a cluster.
     shm_dir: tmpfs folder for the shm backend's bucket files (one copy of the weights).
+    start_memory_timeout_s: how long a GPU engine waits at start for `gpu_memory_utilization`
+    of its GPU to be free (a killed engine's memory is released some time after it is told
+    to die), and how long a restart waits for the killed engine to be gone.
     placement_strategy: Ray placement-group strategy of the engines' bundles (PACK: as few
     nodes as fit; SPREAD: over as many as possible). node_resource: a custom Ray resource each
     engine bundle asks one unit of, so engines go only to nodes started with it (`ray start
@@ -64,6 +67,7 @@ class RolloutConfig:
     sync_host: str = "127.0.0.1"
     sync_timeout_s: float = 600.0
     shm_dir: str = "/dev/shm"
+    start_memory_timeout_s: float = 120.0
     placement_strategy: str = "PACK"
     node_resource: str = ""
 
@@ -86,6 +90,7 @@ class RolloutConfig:
         one_of("rollout.device", self.device, DEVICES)
         one_of("rollout.weight_backend", self.weight_backend, WEIGHT_BACKENDS)
         positive("rollout.sync_timeout_s", self.sync_timeout_s)
+        positive("rollout.start_memory_timeout_s", self.start_memory_timeout_s)
         positive("rollout.bucket_bytes", self.bucket_bytes)
 
     @property

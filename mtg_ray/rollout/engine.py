@@ -5,7 +5,10 @@ import os
 from collections.abc import Sequence
 from typing import Any
 
+import torch
+
 from mtg_ray.rollout.config import RolloutConfig, SamplingConfig, per_prompt
+from mtg_ray.rollout.gpu_memory import wait_for_free_memory
 from mtg_ray.rollout.tied import refresh_tied_heads, watch_tied_heads
 from mtg_ray.rollout.types import Sample
 
@@ -92,6 +95,11 @@ class RolloutEngine:
         if current_platform.is_cpu():
             kwargs["kv_cache_memory_bytes"] = cfg.kv_cache_bytes
         else:
+            if cfg.gpus_per_engine == 1:  # this process holds the GPU (vLLM's workers: theirs)
+                wait_for_free_memory(
+                    cfg.gpu_memory_utilization, cfg.start_memory_timeout_s,
+                    torch.cuda.mem_get_info,
+                )  # fmt: skip
             kwargs["gpu_memory_utilization"] = cfg.gpu_memory_utilization
             kwargs["tensor_parallel_size"] = cfg.tensor_parallel_size
             kwargs["pipeline_parallel_size"] = cfg.pipeline_parallel_size

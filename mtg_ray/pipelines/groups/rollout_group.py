@@ -8,12 +8,13 @@ version it carries.
 """
 
 import logging
+import time
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
 import ray
-from ray.exceptions import RayActorError
+from ray.exceptions import GetTimeoutError, RayActorError
 from ray.util.placement_group import (
     placement_group,
     placement_group_table,
@@ -142,8 +143,21 @@ class RolloutGroup:
         self.in_flight = 0
         return merge_in_order(parts, results, len(columns[0]))
 
+    def _killed(self, engine: Any) -> None:
+        """Kill `engine` and wait (`rollout.start_memory_timeout_s` at most) until Ray reports
+        it dead: `ray.kill` only asks, and a successor started at once may find its GPU still
+        held."""
+        ray.kill(engine, no_restart=True)
+        deadline = time.monotonic() + self.cfg.start_memory_timeout_s
+        while time.monotonic() < deadline:
+            try:
+                ray.get(engine.ready.remote(), timeout=max(0.0, deadline - time.monotonic()))
+            except (RayActorError, GetTimeoutError):
+                return
+            time.sleep(0.05)  # it still answered: the kill has not landed yet
+
     def _restart(self, index: int) -> None:
-        ray.kill(self.engines[index], no_restart=True)
+        self._killed(self.engines[index])
         self.engines[index] = self._start(index)
         ray.get(self.engines[index].ready.remote())
         self.restarts += 1
@@ -151,8 +165,10 @@ class RolloutGroup:
 
     def restart_all(self) -> None:
         """Every engine started over from `model` (version 0)."""
-        for i in range(len(self.engines)):
-            ray.kill(self.engines[i], no_restart=True)
+        for engine in self.engines:
+            ray.kill(engine, no_restart=True)
+        for i, engine in enumerate(self.engines):
+            self._killed(engine)
             self.engines[i] = self._start(i)
         ray.get([e.ready.remote() for e in self.engines])
         self.restarts += len(self.engines)

@@ -276,14 +276,23 @@ class DirectPush:
             sent = self._wait(receives + learner.broadcast_weights())
             self._wait([e.finish_weight_update.remote(version) for e in engines])
         except Exception as err:
-            self._tear_down(group, learner)
             cause = getattr(err, "cause", None) or err  # a remote error: what was raised there
             first = (str(cause).strip().splitlines() or [""])[-1]
-            raise RuntimeError(
+            failed = (
                 f"weight sync of policy version {version} over {self.cfg.weight_backend} "
-                f"failed ({type(cause).__name__}: {first}); learner rank 0 aborted its end of "
-                f"the transfer group (its send runs on a thread it can abandon) and the "
-                f"engines restarted from {group.model}"
+                f"failed ({type(cause).__name__}: {first})"
+            )
+            log.error("%s; restarting the engines", failed)  # first, whatever the restart does
+            try:
+                self._tear_down(group, learner)
+            except Exception as restart_err:  # e.g. a GPU still held by a killed engine
+                raise RuntimeError(
+                    f"{failed}; then restarting the engines failed too "
+                    f"({type(restart_err).__name__}: {restart_err})"
+                ) from err
+            raise RuntimeError(
+                f"{failed}; learner rank 0 aborted its end of the transfer group (its send "
+                f"runs on a thread it can abandon) and the engines restarted from {group.model}"
             ) from err
         nbytes = sum(sent[len(receives) :])
         chunks = len(chunk_bounds(BucketMeta(**meta).sizes(), self.cfg.bucket_bytes))

@@ -116,3 +116,34 @@ def test_direct_backends_refuse_weights_held_here() -> None:
     with pytest.raises(ValueError, match="sync_from.*load_folder"):
         group.update_weights([("w", torch.ones(1))], 1)
     assert group.version == 0
+
+
+class FailingLearnerStandIn:
+    """A learner (stand-in, no Ray) that fails the sync before anything is sent."""
+
+    def weight_meta(self) -> dict[str, Any]:
+        raise ConnectionError("rank 0's rendezvous refused")
+
+    def close_weight_sync(self, timeout_s: float | None = None) -> None: ...
+
+
+class EnginesStandIn:
+    """Engines (stand-in) whose restart after the failed sync fails as well."""
+
+    cfg, model, engines, version = RolloutConfig(), "base", [], 3
+
+    def restart_all(self) -> None:
+        raise RuntimeError("GPU has 2.0 GiB free of 80.0 GiB")
+
+
+def test_a_failed_restart_after_a_failed_sync_keeps_the_sync_error_first(caplog) -> None:
+    """The sync's error leads the raised message, and is logged before the restart is tried,
+    so an engine that then fails its start-up check cannot hide why the sync failed."""
+    push = DirectPush(RolloutConfig(weight_backend="nccl_standin_gloo"))
+    push.open = True  # the group is up: the sync's first call is the failing one
+    with caplog.at_level("ERROR"), pytest.raises(RuntimeError) as raised:
+        push.sync_from(EnginesStandIn(), FailingLearnerStandIn(), 4)
+    message = str(raised.value)
+    assert message.index("rendezvous refused") < message.index("restarting the engines failed")
+    assert "GPU has 2.0 GiB free" in message
+    assert "rendezvous refused" in caplog.records[0].getMessage()
