@@ -123,8 +123,10 @@ def group_changes(old: LearnerConfig, new: LearnerConfig) -> list[str]:
     return [k for k in GROUP_FIELDS if getattr(old, k) != getattr(new, k)]
 
 
-def deepspeed_config(cfg: LearnerConfig) -> dict:
-    """The DeepSpeed JSON config for `cfg` (optimizer and scheduler are passed as objects)."""
+def deepspeed_config(cfg: LearnerConfig, load_universal: bool = False) -> dict:
+    """The DeepSpeed JSON config for `cfg` (optimizer and scheduler are passed as objects);
+    `load_universal`: its checkpoint loads read DeepSpeed's universal format
+    (`mtg_ray.learner.reshard`)."""
     ds: dict = {
         "train_batch_size": cfg.train_batch_size,
         "train_micro_batch_size_per_gpu": cfg.micro_batch_size,
@@ -141,6 +143,8 @@ def deepspeed_config(cfg: LearnerConfig) -> dict:
         )
     if cfg.torch_dtype == "bfloat16":
         ds["bf16"] = {"enabled": True}
+    if load_universal:
+        ds["checkpoint"] = {"load_universal": True}
     return ds
 
 

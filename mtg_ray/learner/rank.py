@@ -7,7 +7,7 @@ A plain class (no Ray): `actors.learner` hosts it in a Ray actor, the learner gr
 
 import os
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,16 @@ from mtg_ray.learner.batch import collate, micro_batches
 from mtg_ray.learner.config import LearnerConfig, deepspeed_config, group_changes
 from mtg_ray.learner.export import gathered_buckets, save_hf_folder, sent_pairs
 from mtg_ray.learner.ops import use_environment_build_dir
-from mtg_ray.learner.rng import rng_state, seed_everything, set_rng_state
+from mtg_ray.learner.reshard import (
+    NATIVE,
+    UNIVERSAL,
+    Layout,
+    convert,
+    converted_tag,
+    resume_route,
+    saved_layout,
+)
+from mtg_ray.learner.rng import resume_seed, rng_state, seed_everything, set_rng_state
 from mtg_ray.learner.schedule import lr_multiplier
 from mtg_ray.learner.step import forward_objective, live_logprobs, normalizer_sums
 from mtg_ray.objectives import Objective
@@ -50,6 +59,7 @@ class LearnerRank:
         self.sync_timeout_s = 600.0  # open_weight_sync sets rollout.sync_timeout_s
         self.forwarded = False  # a forward has run (ZeRO-3 storage is initialised)
         self.store: TCPStore | None = None  # rank 0: the process group's store (open_store)
+        self.loads_universal = False  # the engine's checkpoint loads read the universal format
 
     def open_store(self, host: str) -> int:
         """Rank 0: host the process group's store, listening on `host` alone (its node's
@@ -97,8 +107,9 @@ class LearnerRank:
         self.cfg, self.model_path, self.total_steps = cfg, model, total_steps
         self._start_engine()
 
-    def _start_engine(self) -> None:
-        """Seed, load the model, and wrap it, an AdamW and the lr schedule in DeepSpeed."""
+    def _start_engine(self, load_universal: bool = False) -> None:
+        """Seed, load the model, and wrap it, an AdamW and the lr schedule in DeepSpeed (whose
+        checkpoint loads read the universal format if `load_universal`)."""
         import deepspeed
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -125,8 +136,10 @@ class LearnerRank:
             lambda s: lr_multiplier(s, self.total_steps, cfg.warmup_ratio, cfg.min_lr_ratio),
         )
         self.engine, _, _, _ = deepspeed.initialize(
-            model=model, optimizer=optimizer, lr_scheduler=scheduler, config=deepspeed_config(cfg)
-        )
+            model=model, optimizer=optimizer, lr_scheduler=scheduler,
+            config=deepspeed_config(cfg, load_universal),
+        )  # fmt: skip
+        self.loads_universal = load_universal
 
     # ---- training -------------------------------------------------------------------------
 
@@ -236,12 +249,52 @@ class LearnerRank:
         torch.distributed.barrier()
         return tag
 
+    @property
+    def layout(self) -> Layout:
+        """How this group splits its state, which a checkpoint must fit to load as saved."""
+        return Layout(self.cfg.num_workers, self.cfg.effective_zero_stage)
+
     def load_checkpoint(self, ckpt_dir: str, tag: str) -> dict[str, Any]:
-        _, client_state = self.engine.load_checkpoint(ckpt_dir, tag=tag)
-        set_rng_state(
-            torch.load(Path(ckpt_dir) / tag / f"rng_rank{self.rank}.pt", weights_only=False)
-        )
+        """Restore what `save_checkpoint` saved into a rank that has not trained, also on
+        another rank count or from one rank to ZeRO ranks and back (`mtg_ray.learner.reshard`):
+        rank 0 converts the checkpoint once, beside its tag folder, while the others wait, and
+        every rank loads the conversion (a rank loading the universal format restarts its
+        engine with DeepSpeed's `checkpoint.load_universal`). Weights, Adam's moments and step,
+        the lr schedule and the step counters cross; the group splits each batch by its own
+        rank count. RNG: rank r of a checkpoint saved on W ranks gets its own saved state if
+        r < W, else is seeded with `resume_seed(learner.seed, step, r)`."""
+        saved = saved_layout(Path(ckpt_dir) / tag)
+        route = resume_route(saved, self.layout)
+        if route != NATIVE:
+            engine = self.engine
+            args = (ckpt_dir, tag, saved, route, engine.module, engine.optimizer)
+            self._rank_0_first(convert, *args, self.cfg.num_workers)
+        if (route == UNIVERSAL) != self.loads_universal:
+            self.engine = None  # a fresh engine, as the load needs; the old state goes
+            self._start_engine(load_universal=route == UNIVERSAL)
+        _, client_state = self.engine.load_checkpoint(ckpt_dir, tag=converted_tag(tag, route))
+        if self.rank < saved.world_size:
+            rng = torch.load(Path(ckpt_dir) / tag / f"rng_rank{self.rank}.pt", weights_only=False)
+            set_rng_state(rng)
+        else:
+            seed_everything(resume_seed(self.cfg.seed, int(self.engine.global_steps), self.rank))
         return (client_state or {}).get(CLIENT_KEY, {})
+
+    def _rank_0_first(self, work: Callable[..., object], *args: Any) -> None:
+        """Rank 0 runs `work(*args)` while the other ranks wait; if it fails, every rank
+        raises."""
+        error: BaseException | None = None
+        if self.rank == 0:
+            try:
+                work(*args)
+            except Exception as exc:  # re-raised below, after the others have heard of it
+                error = exc
+        outcome = [None if error is None else f"{type(error).__name__}: {error}"]
+        torch.distributed.broadcast_object_list(outcome, src=0)
+        if error is not None:
+            raise error
+        if outcome[0] is not None:
+            raise RuntimeError(f"rank 0 could not convert the checkpoint: {outcome[0]}")
 
     # ---- weights out ----------------------------------------------------------------------
 

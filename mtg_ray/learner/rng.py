@@ -14,6 +14,12 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def resume_seed(seed: int, step: int, rank: int) -> int:
+    """The seed of a rank resuming a checkpoint that holds no RNG state for it (saved on fewer
+    ranks): a function of (learner.seed, step, rank) alone, different for each rank."""
+    return int(np.random.SeedSequence([seed, step, rank]).generate_state(1)[0])
+
+
 def rng_state() -> dict[str, Any]:
     state = {
         "python": random.getstate(),

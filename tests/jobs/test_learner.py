@@ -208,6 +208,46 @@ def test_resume_equals_uninterrupted(make_group, tiny_models, records, tmp_path)
         assert b["train/lr"] == pytest.approx(a["train/lr"], rel=1e-9)
 
 
+def test_a_zero3_checkpoint_resumes_on_another_rank_count(
+    make_group, tiny_models, records, tmp_path
+) -> None:
+    """Two ZeRO-3 ranks save at step 2; one rank (train_batch_size kept: 4 accumulation steps
+    instead of 2) resumes, trains step 3 and saves; two ZeRO-3 ranks resume that and train
+    step 4 (`mtg_ray.learner.reshard`). Each resumed step's loss, grad norm and lr, and the
+    weights after it, are those of the run that went on without stopping (float32 on CPU):
+    weights, Adam's moments and step and the lr schedule all crossed."""
+
+    def next_step(group: LearnerGroup) -> tuple[dict[str, float], dict[str, torch.Tensor]]:
+        return group.train_step(records, IS_DFT).scalars, dict(group.named_weights())
+
+    two = make_group(tiny_models[0], zero_stage=3)
+    for _ in range(2):
+        two.train_step(records, IS_DFT)
+    two.save_checkpoint(tmp_path / "two", {"cursor": 16})
+    want = [next_step(two)]
+    one = make_group(tiny_models[0], zero_stage=3, num_workers=1)
+    assert one.load_checkpoint(tmp_path / "two") == {"cursor": 16} and one.step == 2
+    got = [next_step(one)]
+    one.save_checkpoint(tmp_path / "one", {"cursor": 24})
+    want.append(next_step(one))
+    two = make_group(tiny_models[0], zero_stage=3)  # the same ranks as new (restarted)
+    assert two.load_checkpoint(tmp_path / "one") == {"cursor": 24} and two.step == 3
+    got.append(next_step(two))
+    for (a, weights_a), (b, weights_b) in zip(want, got, strict=True):
+        for key in ("train/loss", "train/grad_norm", "train/lr"):
+            assert b[key] == pytest.approx(a[key], rel=1e-4), key
+        assert weights_a.keys() == weights_b.keys()
+        assert max((weights_a[k] - weights_b[k]).abs().max().item() for k in weights_a) < 1e-5
+    assert a["train/lr"] != want[0][0]["train/lr"]  # the schedule moved between the steps
+    # each conversion is made once, beside its tag folder
+    assert sorted(p.name for p in (tmp_path / "two").glob("global_step*")) == [
+        "global_step2", "global_step2.replicated", "global_step2.universal",
+    ]  # fmt: skip
+    assert sorted(p.name for p in (tmp_path / "one").glob("global_step*")) == [
+        "global_step3", "global_step3.universal",
+    ]  # fmt: skip
+
+
 def test_every_objective_trains_without_nan(make_group, tiny_models, records) -> None:
     group = make_group(tiny_models[1], num_workers=1, micro_batch_size=4)
     for name in OBJECTIVE_NAMES:
