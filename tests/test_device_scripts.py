@@ -29,6 +29,7 @@ def run(script: str, *args: str) -> str:
         ("scripts/device/learner_cuda_check.py", r"GPU LEARNER CHECK OK"),
         ("scripts/device/checkpointing_check.py", r"CHECKPOINTING CHECK OK \(CPU mode"),
         ("scripts/device/ipc_check.py", r"IPC CHECK OK \(CPU mode\)"),
+        ("scripts/device/sync_gpu_checks.py", r"SYNC GPU CHECKS OK \(CPU mode\)"),
         ("scripts/device/rollout_gpu_check.py", r"SKIPPED rollout_gpu_check: .*nothing was"),
         ("scripts/bench/learner_gpu.py", r"learner_gpu: mfu=nan overhead=\d+\.\d+ peak_gib=nan"),
     ],

@@ -174,9 +174,12 @@ class NcclBroadcaster:
     def send(self, items: Iterable[Handoff], meta: BucketMeta) -> int:
         from vllm.distributed.weight_transfer.packed_tensor import packed_nccl_broadcast_producer
 
-        torch.cuda.set_device(self.group.device)  # the sending thread's device
+        group = self.group
+        if group is None:
+            raise RuntimeError("the transfer group was aborted before the send")
+        torch.cuda.set_device(group.device)  # the sending thread's device
         packed_nccl_broadcast_producer(
-            iterator=checked(items, meta), group=self.group, src=0,
+            iterator=checked(items, meta), group=group, src=0,
             post_iter_func=on_this_stream, buffer_size_bytes=self.chunk_bytes,
             num_buffers=NUM_BUFFERS,
         )  # fmt: skip
@@ -335,7 +338,7 @@ def send_or_abort(
     for pair in pairs:  # every gather happens, whatever became of the send
         offer(broadcaster.handoff(pair))
     offer(_END)
-    watchdog.join()  # returns by the deadline at the latest
+    watchdog.join()  # by the deadline, plus the abort (vLLM waits up to 5 s for it)
     finished.wait(timeout=5.0)  # an aborted send ends at once
     if stop.is_set() or "error" in outcome or not finished.is_set():
         cause = outcome.get("error")
