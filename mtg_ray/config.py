@@ -24,6 +24,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from mtg_ray.checks import ConfigError, at_least, one_of, require
 from mtg_ray.evaluate.config import EvalConfig
+from mtg_ray.gpu_plan import GPU_MODES, gpu_plan
 from mtg_ray.learner import LearnerConfig, TrainConfig
 from mtg_ray.objectives import METHODS, ObjectiveConfig
 from mtg_ray.online.config import NEAR_ZERO_LR, OnlineConfig
@@ -77,15 +78,22 @@ class ResourcesConfig:
     private_network: a local run started by scripts/run.py or scripts/demo.py re-executes
     itself in a private network namespace whose only interface is loopback (`mtg_ray.netns`),
     so nothing it starts can be reached from another machine; ignored when joining a cluster.
+    gpu_mode: separate (engines and learner ranks on GPUs of their own) | colocate (they share
+    GPUs; the engines sleep while the learner trains): `mtg_ray.gpu_plan`. autoscaler: the
+    cluster may still add nodes, so a job that does not fit its GPUs now waits for them
+    instead of failing at start.
     """
 
     address: str = ""
     num_cpus: int = 8
     host: str = "127.0.0.1"
     private_network: bool = True
+    gpu_mode: str = "separate"
+    autoscaler: bool = False
 
     def __post_init__(self) -> None:
         at_least("resources.num_cpus", self.num_cpus, 0)
+        one_of("resources.gpu_mode", self.gpu_mode, GPU_MODES)
 
 
 @dataclass(frozen=True)
@@ -132,6 +140,23 @@ class JobConfig:
         return json.loads(json.dumps(flat))
 
     def __post_init__(self) -> None:
+        try:
+            gpu_plan(self.rollout, self.learner, self.resources.gpu_mode)
+        except ValueError as err:
+            raise ConfigError(str(err)) from None
+        require(
+            not (self.resources.gpu_mode == "colocate" and self.online.overlap),
+            "online.overlap", self.online.overlap,
+            "must be false with resources.gpu_mode=colocate: the engines sleep while the "
+            "learner trains, so no batch can be sampled meanwhile",
+        )  # fmt: skip
+        for key, value in [("learner.node_resource", self.learner.node_resource),
+                           ("rollout.node_resource", self.rollout.node_resource)]:  # fmt: skip
+            require(
+                not (self.resources.gpu_mode == "colocate" and value), key, value,
+                "must be empty with resources.gpu_mode=colocate (both groups share one "
+                "placement group of GPU bundles)",
+            )  # fmt: skip
         unknown = [m for m in self.methods if m not in METHODS]
         require(
             bool(self.methods) and not unknown and len(set(self.methods)) == len(self.methods),

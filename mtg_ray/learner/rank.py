@@ -47,12 +47,17 @@ CLIENT_KEY = "mtg_ray"  # our entry among the extras DeepSpeed returns as client
 
 class LearnerRank:
     """Rank `rank` of `cfg.num_workers`, training the HF model at `model` over `total_steps`
-    optimizer steps (the length of the lr schedule)."""
+    optimizer steps (the length of the lr schedule). `shares_gpu`: a rollout engine uses this
+    rank's GPU between steps (`resources.gpu_mode=colocate`), so each step ends by giving
+    PyTorch's cached GPU memory back."""
 
-    def __init__(self, cfg: LearnerConfig, rank: int, model: str, total_steps: int) -> None:
+    def __init__(
+        self, cfg: LearnerConfig, rank: int, model: str, total_steps: int, shares_gpu: bool = False
+    ) -> None:
         if total_steps < 1:
             raise ValueError(f"a learner needs at least one optimizer step, got {total_steps}")
         self.cfg, self.rank, self.model_path, self.total_steps = cfg, rank, model, total_steps
+        self.shares_gpu = shares_gpu
         self.engine: Any = None
         self.broadcaster: Broadcaster | None = None
         self.chunk_bytes = 0
@@ -208,6 +213,8 @@ class LearnerRank:
             step=int(engine.global_steps),
             normalizer=normalizer,
         )
+        if self.shares_gpu:
+            torch.cuda.empty_cache()
         return report
 
     def _normalizer(self, batches: list, objective: Objective) -> float:

@@ -69,8 +69,9 @@ class RolloutEngine:
     prompt format's end of turn, `end_token_id`)."""
 
     def __init__(
-        self, cfg: RolloutConfig, index: int, model: str, stop_token_ids: Sequence[int] = ()
-    ) -> None:
+        self, cfg: RolloutConfig, index: int, model: str, stop_token_ids: Sequence[int] = (),
+        sleep_mode: bool = False,
+    ) -> None:  # fmt: skip
         os.environ["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"  # engine in this process
         import vllm
         from vllm import LLM
@@ -88,6 +89,8 @@ class RolloutEngine:
             weight_transfer_config={"backend": cfg.weight_backend},
             generation_config="auto",  # the checkpoint's: its EOS ids stop every request
         )
+        if sleep_mode:  # colocated with a learner rank: `sleep` while it trains
+            kwargs["enable_sleep_mode"] = True
         if cfg.max_num_seqs:
             kwargs["max_num_seqs"] = cfg.max_num_seqs
         if cfg.max_num_batched_tokens:
@@ -109,6 +112,14 @@ class RolloutEngine:
         self.llm.collective_rpc(watch_tied_heads)
         self.version = 0
         self.stop_token_ids = tuple(stop_token_ids)
+
+    def sleep(self) -> None:
+        """Give the GPU to the colocated learner: KV cache dropped, weights to host memory
+        (vLLM's sleep level 1). No request may run until `wake_up`."""
+        self.llm.sleep(level=1)
+
+    def wake_up(self) -> None:
+        self.llm.wake_up()
 
     def ready(self) -> int:
         """The policy version of the weights this engine holds."""

@@ -1,13 +1,15 @@
 """Starting Ray on this machine (the one place that decides how a local Ray is brought up),
-and waiting for the cluster to place a group."""
+waiting for the cluster to place a group, and the GPUs colocated groups share."""
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 import ray
 from ray.exceptions import GetTimeoutError
-from ray.util.placement_group import PlacementGroup
+from ray.util.placement_group import PlacementGroup, placement_group, remove_placement_group
 
+from mtg_ray.gpu_plan import GPU_SHARE, GpuPlan
 from mtg_ray.tempdirs import OwnedTempDir
 
 log = logging.getLogger(__name__)
@@ -54,3 +56,28 @@ def init_local_ray(num_cpus: int | None, host: str = "127.0.0.1", **kwargs: Any)
         log_to_driver=False,
         **kwargs,
     )
+
+
+def node_gpus() -> list[int]:
+    """The GPUs of each alive node of the cluster Ray is connected to."""
+    return [int(n["Resources"].get("GPU", 0)) for n in ray.nodes() if n["Alive"]]
+
+
+@dataclass
+class SharedGpus:
+    """The placement group colocated engines and learner ranks share
+    (`resources.gpu_mode=colocate`): bundle i is one GPU, and every actor placed there asks
+    `share` of it, so learner rank i and the engine (worker) on bundle i use the same GPU."""
+
+    pg: PlacementGroup
+    share: float = GPU_SHARE
+
+    @classmethod
+    def place(cls, plan: GpuPlan) -> "SharedGpus":
+        bundle = {"GPU": 1, "CPU": plan.bundle_cpus}
+        pg = placement_group([bundle] * plan.shared_bundles, strategy="PACK")
+        wait_placed(pg, "shared GPUs")
+        return cls(pg)
+
+    def remove(self) -> None:
+        remove_placement_group(self.pg)

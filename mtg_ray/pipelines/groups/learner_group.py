@@ -29,7 +29,7 @@ from mtg_ray.learner import (
     shard,
 )
 from mtg_ray.objectives import Objective
-from mtg_ray.pipelines.groups.cluster import wait_placed
+from mtg_ray.pipelines.groups.cluster import SharedGpus, wait_placed
 
 LATEST = "latest"
 SHUTDOWN_TIMEOUT_S = 60.0
@@ -40,15 +40,20 @@ log = logging.getLogger(__name__)
 class LearnerGroup:
     """W ranks training the HF model at `model` for `total_steps` optimizer steps."""
 
-    def __init__(self, cfg: LearnerConfig, model: str, total_steps: int) -> None:
-        self.cfg = cfg
-        bundle: dict[str, float] = {"CPU": cfg.cpus_per_worker}
-        if cfg.gpus_per_worker:
-            bundle["GPU"] = cfg.gpus_per_worker
-        if cfg.node_resource:
-            bundle[cfg.node_resource] = 1
-        self.pg = placement_group([bundle] * cfg.num_workers, strategy="PACK")
-        wait_placed(self.pg, "learner ranks")
+    def __init__(
+        self, cfg: LearnerConfig, model: str, total_steps: int, shared: SharedGpus | None = None
+    ) -> None:
+        self.cfg, self.shared = cfg, shared
+        if shared is None:
+            bundle: dict[str, float] = {"CPU": cfg.cpus_per_worker}
+            if cfg.gpus_per_worker:
+                bundle["GPU"] = cfg.gpus_per_worker
+            if cfg.node_resource:
+                bundle[cfg.node_resource] = 1
+            self.pg = placement_group([bundle] * cfg.num_workers, strategy="PACK")
+            wait_placed(self.pg, "learner ranks")
+        else:  # colocated: rank i shares bundle i's GPU with the engine placed there
+            self.pg = shared.pg
         env = {"OMP_NUM_THREADS": str(cfg.cpus_per_worker)}
         if cfg.backend == "gloo":
             env["DS_ACCELERATOR"] = "cpu"
@@ -56,13 +61,13 @@ class LearnerGroup:
             ray.remote(LearnerActor)
             .options(
                 num_cpus=cfg.cpus_per_worker,
-                num_gpus=cfg.gpus_per_worker,
+                num_gpus=cfg.gpus_per_worker * (1.0 if shared is None else shared.share),
                 scheduling_strategy=PlacementGroupSchedulingStrategy(
                     self.pg, placement_group_bundle_index=rank
                 ),
                 runtime_env={"env_vars": env},
             )
-            .remote(cfg, rank, model, total_steps)
+            .remote(cfg, rank, model, total_steps, shares_gpu=shared is not None)
             for rank in range(cfg.num_workers)
         ]
         addr, port = ray.get(self.workers[0].master_address.remote())
@@ -143,7 +148,8 @@ class LearnerGroup:
         return tags[0]
 
     def load_checkpoint(self, ckpt_dir: str | Path) -> dict[str, Any] | None:
-        """Resume from `ckpt_dir/latest`; None (and nothing changes) when there is none."""
+        """Resume from `ckpt_dir/latest`, also one saved by another rank count
+        (`LearnerRank.load_checkpoint`); None (and nothing changes) when there is none."""
         latest = Path(ckpt_dir) / LATEST
         if not latest.is_file():
             return None
@@ -209,4 +215,5 @@ class LearnerGroup:
         finally:
             for w in self.workers:
                 ray.kill(w, no_restart=True)
-            remove_placement_group(self.pg)
+            if self.shared is None:  # a shared group is its owner's to remove
+                remove_placement_group(self.pg)

@@ -35,6 +35,10 @@ class Rollout(Protocol):
 
     def load_folder(self, folder: str | Path, version: int) -> None: ...
 
+    def release(self) -> None:
+        """Give the GPUs it shares with the learner back until its next call (or nothing)."""
+        ...
+
 
 class Learner(Protocol):
     """Trains the policy one optimizer step at a time; checkpoints and exports it."""

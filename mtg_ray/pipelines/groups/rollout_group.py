@@ -24,7 +24,7 @@ from ray.util.scheduling_strategies import PlacementGroupSchedulingStrategy
 from torch import Tensor
 
 from actors.rollout import RolloutActor
-from mtg_ray.pipelines.groups.cluster import wait_placed
+from mtg_ray.pipelines.groups.cluster import SharedGpus, wait_placed
 from mtg_ray.pipelines.groups.weight_push import (
     SHM_AWAY,
     SyncStats,
@@ -45,14 +45,22 @@ class RolloutGroup:
     order. `version` is the policy version of the weights last pushed (0: `model` itself).
     `stop_token_ids`: every sample also stops on these (the prompt format's end of turn)."""
 
-    def __init__(self, cfg: RolloutConfig, model: str, stop_token_ids: Sequence[int] = ()) -> None:
+    def __init__(
+        self, cfg: RolloutConfig, model: str, stop_token_ids: Sequence[int] = (),
+        shared: SharedGpus | None = None,
+    ) -> None:  # fmt: skip
         self.cfg, self.model, self.stop_token_ids = cfg, model, tuple(stop_token_ids)
+        self.shared = shared  # colocated with the learner: engine GPUs are its bundles too
         self.placement = engine_placement(
             cfg.num_engines, cfg.gpus_per_engine, cfg.device == "cuda", cfg.cpus_per_engine,
             cfg.node_resource,
         )  # fmt: skip
-        self.pg = placement_group(self.placement.bundles, strategy=cfg.placement_strategy)
-        wait_placed(self.pg, "rollout engines")
+        if shared is None:
+            self.pg = placement_group(self.placement.bundles, strategy=cfg.placement_strategy)
+            wait_placed(self.pg, "rollout engines")
+        else:
+            self.pg = shared.pg
+        self.asleep: set[int] = set()  # engines sleeping while the colocated learner trains
         if cfg.weight_backend == "shm":
             placed = placement_group_table(self.pg)["bundles_to_node_id"].values()
             away = set(placed) - {ray.get_runtime_context().get_node_id()}
@@ -76,9 +84,12 @@ class RolloutGroup:
             "OMP_NUM_THREADS": threads, "VLLM_CPU_OMP_THREADS_BIND": "nobind",
             "TMPDIR": self.tmp.path, **self.placement.env(index),
         }  # fmt: skip
+        share = 1.0 if self.shared is None else self.shared.share
+        if self.shared is not None:  # vLLM's Ray workers (TP x PP > 1) ask a share too
+            env["VLLM_RAY_PER_WORKER_GPUS"] = str(share)
         actor = ray.remote(RolloutActor).options(
             num_cpus=cfg.cpus_per_engine,
-            num_gpus=self.placement.actor_gpus,
+            num_gpus=self.placement.actor_gpus * share,
             scheduling_strategy=PlacementGroupSchedulingStrategy(
                 self.pg,
                 placement_group_bundle_index=self.placement.actor_bundle[index],
@@ -86,7 +97,9 @@ class RolloutGroup:
             ),
             runtime_env={"env_vars": env},
         )
-        return actor.remote(cfg, index, self.model, self.stop_token_ids)
+        return actor.remote(
+            cfg, index, self.model, self.stop_token_ids, sleep_mode=self.shared is not None
+        )
 
     # ---- requests -------------------------------------------------------------------------
 
@@ -116,6 +129,7 @@ class RolloutGroup:
 
     def _map(self, method: str, parts: list[range], *columns: list[Any]) -> list[Any]:
         """Engine i answers `method(*[column[j] for j in parts[i]])`; answers back in order."""
+        self.wake()
         results: list[Any] = [None] * len(parts)
         attempts = [0] * len(parts)
 
@@ -156,8 +170,24 @@ class RolloutGroup:
                 return
             time.sleep(0.05)  # it still answered: the kill has not landed yet
 
+    def release(self) -> None:
+        """Colocated with the learner: put every engine to sleep (vLLM's sleep mode, level 1:
+        KV cache dropped, weights moved to host memory), so the learner has the GPUs while it
+        trains. Any request or weight sync wakes them (`wake`). Separate GPUs: nothing."""
+        if self.shared is not None:
+            awake = [i for i in range(len(self.engines)) if i not in self.asleep]
+            ray.get([self.engines[i].sleep.remote() for i in awake])
+            self.asleep.update(awake)
+
+    def wake(self) -> None:
+        """Wake the engines `release` put to sleep (a restarted engine starts awake)."""
+        if self.asleep:
+            ray.get([self.engines[i].wake_up.remote() for i in sorted(self.asleep)])
+            self.asleep.clear()
+
     def _restart(self, index: int) -> None:
         self._killed(self.engines[index])
+        self.asleep.discard(index)
         self.engines[index] = self._start(index)
         ray.get(self.engines[index].ready.remote())
         self.restarts += 1
@@ -170,6 +200,7 @@ class RolloutGroup:
         for i, engine in enumerate(self.engines):
             self._killed(engine)
             self.engines[i] = self._start(i)
+        self.asleep.clear()
         ray.get([e.ready.remote() for e in self.engines])
         self.restarts += len(self.engines)
         self.version = 0
@@ -190,6 +221,7 @@ class RolloutGroup:
         writes the bucket files; direct backends refuse (ValueError). Tensors are pulled one
         bucket at a time.
         """
+        self.wake()
         stats = self.push.push(self, named, version)
         self.version = version
         return stats
@@ -198,6 +230,7 @@ class RolloutGroup:
         """The learner's current weights into every engine as `version`: sent by learner rank
         0 straight to the engines (direct backends, `DirectPush.sync_from`), otherwise streamed
         through this process as `update_weights` does."""
+        self.wake()
         stats = self.push.sync_from(self, learner, version)
         self.version = version
         return stats
@@ -206,6 +239,7 @@ class RolloutGroup:
         """The weights of an HF folder (a finished run's export) into every engine as
         `version`. Direct backends: each engine reads the folder, which must be on storage
         every engine's node sees; otherwise this process reads it and pushes it."""
+        self.wake()
         self.push.load_folder(self, folder, version)
         self.version = version
 
@@ -215,6 +249,7 @@ class RolloutGroup:
     def shutdown(self) -> None:
         for e in self.engines:
             ray.kill(e, no_restart=True)
-        remove_placement_group(self.pg)
+        if self.shared is None:  # a shared group is its owner's to remove
+            remove_placement_group(self.pg)
         self.push.close()
         self.tmp.close()

@@ -173,6 +173,8 @@ class TrainLoop:
         """One step: batch, train, sync, save, evaluate, log. Returns its metrics and the
         evaluation it ran (empty if none)."""
         records, source_metrics = self.source.batch(step, state.policy_version)
+        if self.rollout is not None:  # colocated engines give the learner their GPUs
+            self.rollout.release()
         start = time.monotonic()
         result = learner.train_step(records, self.objective)
         train_s = time.monotonic() - start

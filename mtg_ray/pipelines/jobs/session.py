@@ -17,8 +17,9 @@ from transformers import AutoTokenizer
 from mtg_ray import netns
 from mtg_ray.config import JobConfig, check_paths
 from mtg_ray.data import Problem, Record, read_sft_parquet
+from mtg_ray.gpu_plan import check_fits, gpu_plan
 from mtg_ray.grading import Grader
-from mtg_ray.pipelines.groups.cluster import init_local_ray
+from mtg_ray.pipelines.groups.cluster import SharedGpus, init_local_ray, node_gpus
 from mtg_ray.pipelines.groups.grading import grade_parallel
 from mtg_ray.pipelines.groups.learner_group import LearnerGroup
 from mtg_ray.pipelines.groups.rollout_group import RolloutGroup
@@ -32,9 +33,11 @@ from mtg_ray.tinyworld.faithful import is_faithful
 @dataclass
 class KeptLearner:
     """The learner group a run keeps across its trainings (one object shared by the copies
-    `dataclasses.replace` makes of a Run, so they keep the same group)."""
+    `dataclasses.replace` makes of a Run, so they keep the same group), and the GPUs it
+    shares with the rollout group under `resources.gpu_mode=colocate` (placed by `groups`)."""
 
     group: LearnerGroup | None = None
+    shared: SharedGpus | None = None
 
     def close(self, lost_ok: bool = False) -> None:
         """Shut the group down (`lost_ok`: a rank already gone is no error)."""
@@ -126,7 +129,7 @@ class Run:
             except RayActorError:
                 pass  # a rank is gone (its node, its process): start a new group below
         self.learner.close(lost_ok=True)
-        self.learner.group = LearnerGroup(cfg, self.model_path, steps)
+        self.learner.group = LearnerGroup(cfg, self.model_path, steps, self.learner.shared)
         return self.learner.group
 
 
@@ -159,6 +162,9 @@ def start(cfg: JobConfig) -> Run:
             ray.init(address=res.address, log_to_driver=False)
         else:
             init_local_ray(res.num_cpus or None, res.host)
+    plan = gpu_plan(cfg.rollout, cfg.learner, res.gpu_mode)
+    if plan is not None and not res.autoscaler:
+        check_fits(plan, node_gpus())  # before any model loads: Ray would wait for ever
     world = None
     if uses_world(cfg):
         world = build_world(cfg.world, cfg.cache_dir or None, log=print)
@@ -178,13 +184,21 @@ def groups(run: Run) -> Iterator[RolloutGroup]:
     """The run's groups for the block: yields the rollout group, on the base policy; the
     learner group is started by the block's first training and kept across the others
     (`Run.learner_group`). Both are shut down on exit."""
-    group = RolloutGroup(
-        run.cfg.rollout, run.model_path, [end_token_id(run.template, run.tokenizer)]
-    )
+    cfg = run.cfg
+    plan = gpu_plan(cfg.rollout, cfg.learner, cfg.resources.gpu_mode)
+    shared = run.learner.shared = SharedGpus.place(plan) if plan and plan.shared_bundles else None
     try:
-        yield group
-    finally:
+        group = RolloutGroup(
+            cfg.rollout, run.model_path, [end_token_id(run.template, run.tokenizer)], shared
+        )
         try:
-            run.learner.close()
+            yield group
         finally:
-            group.shutdown()
+            try:
+                run.learner.close()
+            finally:
+                group.shutdown()
+    finally:
+        if shared is not None:
+            run.learner.shared = None
+            shared.remove()

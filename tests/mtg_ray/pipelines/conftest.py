@@ -88,10 +88,12 @@ class StandInRollout:
         self.weights = 0.0
         self.pushes: list[tuple[int, float]] = []  # (version, weights) of every update
         self.requests: list[tuple[int, int]] = []  # (prompts, version) of every generate
+        self.released = False  # its GPUs given to the learner (`release`), until its next call
 
     def generate(
         self, prompts: list[list[int]], sampling: SamplingConfig | Sequence[SamplingConfig]
     ) -> list[list[Sample]]:
+        self.released = False
         self.requests.append((len(prompts), self.version))
         out = []
         for ids, config in zip(prompts, per_prompt(sampling, len(prompts)), strict=True):
@@ -116,6 +118,7 @@ class StandInRollout:
         ]
 
     def update_weights(self, named, version: int) -> None:
+        self.released = False
         self.weights = float(dict(named)["w"][0])
         self.version = version
         self.pushes.append((version, self.weights))
@@ -125,6 +128,9 @@ class StandInRollout:
 
     def load_folder(self, folder, version: int) -> None:
         self.update_weights(load_file(Path(folder) / "model.safetensors").items(), version)
+
+    def release(self) -> None:
+        self.released = True
 
 
 def standin_grader(pairs: Sequence[tuple[str, str]]) -> list[bool]:

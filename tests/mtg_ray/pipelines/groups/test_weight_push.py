@@ -56,6 +56,7 @@ def group_with(push: WeightPush) -> RolloutGroup:
     """A rollout group without engines (nor Ray): only its weight calls are used."""
     group = object.__new__(RolloutGroup)
     group.cfg, group.version, group.push = RolloutConfig(), 0, push
+    group.shared, group.asleep = None, set()
     return group
 
 

@@ -95,6 +95,31 @@ def test_offline_evaluations_see_the_weights_of_their_step(standins, tmp_path: P
     assert again.pushes == [(6, 6.0)]
 
 
+def test_every_step_trains_while_the_rollout_group_has_released_its_gpus(
+    standins, tmp_path: Path
+) -> None:
+    """resources.gpu_mode=colocate: the engines sleep while the learner trains; the loop asks
+    before every step, and any sync or evaluation in between wakes them."""
+    rollout, learner = standins.Rollout(), standins.Learner()
+    train_step = learner.train_step
+    released_at_steps = []
+
+    def checked_train_step(records, objective):
+        released_at_steps.append(rollout.released)
+        return train_step(records, objective)
+
+    learner.train_step = checked_train_step
+    evals = []
+
+    def evaluate() -> dict[str, float]:
+        evals.append(rollout.released)
+        return {}
+
+    offline_loop(standins, tmp_path, learner, rollout, evaluate=evaluate, eval_every=2).run()
+    assert released_at_steps == [True] * 6
+    assert evals == [False] * 3  # the sync before each evaluation woke the engines
+
+
 def online_loop(
     standins, out: Path, learner, rollout, cfg: OnlineConfig, steps=6, faithful=None, **kw
 ):
