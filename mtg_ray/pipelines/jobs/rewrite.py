@@ -204,9 +204,9 @@ def rewrite_problems(
             gate_leaks(guided, prompt_ids, rollout, cfg.leak_threshold, problems, counts)
         guided = {i: verify(problems[i], g, "guided") for i, g in guided.items()}
     selection = cfg.selection()
-    records = []
+    records, end = [], end_token_id(template, tokenizer)
     for i, p in enumerate(problems):
-        expert_ids = encode(tokenizer, p.expert_solution or "") + [tokenizer.eos_token_id]
+        expert_ids = encode(tokenizer, p.expert_solution or "") + [end]  # as `expert_records`
         records += rewrite(
             p, prompts[i], prompt_ids[i], expert_ids, self_samples[i], guided.get(i), selection
         )

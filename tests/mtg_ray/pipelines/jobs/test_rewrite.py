@@ -192,6 +192,13 @@ def test_expert_records_are_the_raw_demonstrations(standins) -> None:
     chat.add_special_tokens({"additional_special_tokens": ["<|im_end|>"]})
     records = expert_records(standins.problems(3), chat, get_template("qwen-boxed"))
     assert {r.response_token_ids[-1] for r in records} == {chat.convert_tokens_to_ids("<|im_end|>")}
+    # and so do the rewrite's stage-3 fallback rows
+    cfg = dataclasses.replace(CFG, verify="steps")
+    fallback = rewrite_problems(
+        standins.problems(3), standins.Rollout(), chat, get_template("qwen-boxed"), cfg,
+        standins.grader, steps_check=lambda reference, response: False,
+    )  # fmt: skip
+    assert [r.response_token_ids for r in fallback] == [r.response_token_ids for r in records]
 
 
 def test_sharded_rewrite_resumes_and_refuses_other_settings(standins, tmp_path: Path) -> None:
