@@ -31,7 +31,7 @@ from mtg_ray.online.config import NEAR_ZERO_LR, OnlineConfig
 from mtg_ray.paths import REPO_ROOT
 from mtg_ray.rewriting import RewriteConfig
 from mtg_ray.rewriting.prompts import TEMPLATES
-from mtg_ray.rollout import RolloutConfig
+from mtg_ray.rollout import RolloutConfig, SamplingConfig
 from mtg_ray.tinyworld import WorldConfig
 
 CONFIG_DIR = REPO_ROOT / "configs"
@@ -51,6 +51,64 @@ class ModelConfig:
 
     def __post_init__(self) -> None:
         one_of("model.template", self.template, sorted(TEMPLATES))
+
+
+@dataclass(frozen=True)
+class TeacherModelConfig:
+    """path: HF folder of the teacher ("" = the tiny world's teacher, built with it).
+    template: the prompt format the teacher expects (mtg_ray.rewriting.prompts)."""
+
+    path: str = ""
+    template: str = "plain"
+
+    def __post_init__(self) -> None:
+        one_of("teacher.model.template", self.template, sorted(TEMPLATES))
+
+
+@dataclass(frozen=True)
+class TeacherConfig:
+    """The teacher that re-solves what the policy cannot (`rewrite.rewriter` teacher or
+    distill): an engine group of its own on Ray beside the rollout group, never weight-synced.
+    num_engines, device, tensor_parallel_size, cpus_per_engine, gpu_memory_utilization, dtype,
+    max_model_len: its engines, as the rollout group's keys of those names (each engine of
+    tensor_parallel_size GPUs, one bundle per GPU); its other engine settings are the rollout
+    group's. n, temperature, top_p, max_tokens: each teacher stage's samples per problem."""
+
+    model: TeacherModelConfig = field(default_factory=TeacherModelConfig)
+    num_engines: int = 1
+    device: str = "cpu"
+    tensor_parallel_size: int = 1
+    cpus_per_engine: int = 1
+    gpu_memory_utilization: float = 0.5
+    dtype: str = "float32"
+    max_model_len: int = 768
+    n: int = 4
+    temperature: float = 1.0
+    top_p: float = 1.0
+    max_tokens: int = 320
+
+    def __post_init__(self) -> None:
+        at_least("teacher.num_engines", self.num_engines, 1)
+        at_least("teacher.tensor_parallel_size", self.tensor_parallel_size, 1)
+        at_least("teacher.n", self.n, 1)
+        at_least("teacher.temperature", self.temperature, 0)
+        require(0 < self.top_p <= 1, "teacher.top_p", self.top_p, "must be in (0, 1]")
+        at_least("teacher.max_tokens", self.max_tokens, 1)
+
+    def engines(self, rollout: RolloutConfig) -> RolloutConfig:
+        """The teacher group's engine settings: `rollout`'s, with the teacher's own keys."""
+        return dataclasses.replace(
+            rollout, num_engines=self.num_engines, device=self.device,
+            tensor_parallel_size=self.tensor_parallel_size, pipeline_parallel_size=1,
+            cpus_per_engine=self.cpus_per_engine,
+            gpu_memory_utilization=self.gpu_memory_utilization, dtype=self.dtype,
+            max_model_len=self.max_model_len, node_resource="",
+        )  # fmt: skip
+
+    def sampling(self) -> SamplingConfig:
+        return SamplingConfig(
+            n=self.n, temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens
+        )
 
 
 @dataclass(frozen=True)
@@ -104,6 +162,7 @@ class JobConfig:
     data: DataConfig = field(default_factory=DataConfig)
     world: WorldConfig = field(default_factory=WorldConfig)
     rollout: RolloutConfig = field(default_factory=RolloutConfig)
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
     learner: LearnerConfig = field(default_factory=LearnerConfig)
     objective: ObjectiveConfig = field(default_factory=ObjectiveConfig)
     rewrite: RewriteConfig = field(default_factory=RewriteConfig)
@@ -118,6 +177,23 @@ class JobConfig:
     def lr_of(self, method: str) -> float:
         """The peak lr `method` trains at: `train.method_lr[method]`, else `learner.lr`."""
         return float(self.train.method_lr.get(method, self.learner.lr))
+
+    def rewrite_of(self, method: str) -> RewriteConfig:
+        """The rewrite `method`'s data comes from: `rewrite`, with the method's own rewriter if
+        it names one (`Method.rewriter`)."""
+        rewriter = METHODS[method].rewriter
+        if rewriter is None or rewriter == self.rewrite.rewriter:
+            return self.rewrite
+        after = self.rewrite.teacher_after_guided and rewriter == "teacher"
+        return dataclasses.replace(self.rewrite, rewriter=rewriter, teacher_after_guided=after)
+
+    def uses_teacher(self) -> bool:
+        """Whether a job of this config may start the teacher: a method (or the online one,
+        or the config's own rewrite) rewrites with it."""
+        names = (*self.methods, self.online.method)
+        return self.rewrite.uses_teacher or any(
+            self.rewrite_of(m).uses_teacher for m in names if METHODS[m].dataset == "rewritten"
+        )
 
     def online_lr(self) -> float:
         """The lr `online.method` trains at online: as offline, times NEAR_ZERO_LR for the
@@ -253,6 +329,11 @@ def _suggest(key: str) -> str:
     return f"did you mean {prefix}{close[0]}?" if close else f"known here: {names}"
 
 
+def uses_teacher(cfg: JobConfig, method: str) -> bool:
+    """Whether `method`'s data is rewritten with the teacher under `cfg`."""
+    return METHODS[method].dataset == "rewritten" and cfg.rewrite_of(method).uses_teacher
+
+
 def check_paths(cfg: JobConfig) -> JobConfig:
     """The file-system half of validation, run before any work: inputs that must exist do,
     and a relative `output_dir` stays inside the working directory (a path that climbs out with
@@ -274,6 +355,13 @@ def check_paths(cfg: JobConfig) -> JobConfig:
         exists("train.dataset", cfg.train.dataset)
     if cfg.model.path and not HUB_ID.fullmatch(cfg.model.path):
         exists("model.path", cfg.model.path)
+    teacher = cfg.teacher.model.path
+    if cfg.uses_teacher() and teacher and not HUB_ID.fullmatch(teacher):
+        exists("teacher.model.path", teacher)
+        require(
+            (Path(teacher) / "config.json").is_file(), "teacher.model.path", teacher,
+            "is not an HF model folder (no config.json)",
+        )  # fmt: skip
     for key in ("output_dir", "cache_dir"):
         value = getattr(cfg, key)
         require(

@@ -35,37 +35,47 @@ class GpuPlan:
     learner_gpus: int
     shared_bundles: int
     bundle_cpus: int
+    teacher_gpus: int = 0
 
     @property
     def gpus(self) -> int:
         """GPUs the job holds at once."""
         if self.mode == "colocate":
-            return self.shared_bundles
-        return self.engine_gpus + self.learner_gpus
+            return self.shared_bundles + self.teacher_gpus
+        return self.engine_gpus + self.learner_gpus + self.teacher_gpus
 
     def describe(self) -> str:
         """One line: what the plan needs, and why."""
+        teacher = (
+            f" + {self.teacher_gpus} for the teacher (teacher.num_engines x "
+            "tensor_parallel_size)" if self.teacher_gpus else ""
+        )  # fmt: skip
         if self.mode == "colocate":
             return (
-                f"{self.gpus} GPUs shared by {self.engine_gpus} engine GPU(s) and "
-                f"{self.learner_gpus} learner rank GPU(s) (resources.gpu_mode=colocate)"
+                f"{self.gpus} GPUs: {self.shared_bundles} shared by {self.engine_gpus} engine "
+                f"GPU(s) and {self.learner_gpus} learner rank GPU(s){teacher} "
+                "(resources.gpu_mode=colocate)"
             )
         return (
             f"{self.gpus} GPUs: {self.engine_gpus} for the engines (rollout.num_engines x "
             f"tensor_parallel_size x pipeline_parallel_size) + {self.learner_gpus} for the "
-            "learner (learner.num_workers x gpus_per_worker), resources.gpu_mode=separate"
+            f"learner (learner.num_workers x gpus_per_worker){teacher}, "
+            "resources.gpu_mode=separate"
         )
 
 
-def gpu_plan(rollout: RolloutConfig, learner: LearnerConfig, mode: str) -> GpuPlan | None:
+def gpu_plan(
+    rollout: RolloutConfig, learner: LearnerConfig, mode: str, teacher_gpus: int = 0
+) -> GpuPlan | None:
     """The GPUs a job of these settings holds; None when it uses none (CPU engines and
-    learner). `colocate` needs engines and learner both on GPUs, one GPU per rank."""
+    learner). `colocate` needs engines and learner both on GPUs, one GPU per rank.
+    `teacher_gpus`: the teacher's engines' (`teacher.*`), always GPUs of their own."""
     if mode not in GPU_MODES:
         raise ValueError(f"resources.gpu_mode={mode!r}: one of {list(GPU_MODES)}")
     on_gpu = rollout.device == "cuda"
     engine_gpus = rollout.num_engines * rollout.gpus_per_engine if on_gpu else 0
     learner_gpus = learner.num_workers * learner.gpus_per_worker
-    if not engine_gpus and not learner_gpus:
+    if not engine_gpus and not learner_gpus and not teacher_gpus:
         if mode == "colocate":
             raise ValueError(
                 "resources.gpu_mode=colocate shares GPUs between engines and learner, but "
@@ -80,8 +90,8 @@ def gpu_plan(rollout: RolloutConfig, learner: LearnerConfig, mode: str) -> GpuPl
             )
         bundles = max(engine_gpus, learner_gpus)
         return GpuPlan(mode, engine_gpus, learner_gpus, bundles,
-                       rollout.cpus_per_engine + learner.cpus_per_worker)  # fmt: skip
-    return GpuPlan(mode, engine_gpus, learner_gpus, 0, 0)
+                       rollout.cpus_per_engine + learner.cpus_per_worker, teacher_gpus)  # fmt: skip
+    return GpuPlan(mode, engine_gpus, learner_gpus, 0, 0, teacher_gpus)
 
 
 def check_fits(plan: GpuPlan, node_gpus: list[int]) -> None:

@@ -2,7 +2,9 @@
 
 `Record` and `RECORD_SCHEMA` mirror each other field for field (a test keeps them in sync); the
 column names are also the names used in configs and metrics. Expert records (stage-3 fallback)
-have no behaviour policy: null log-probs, policy_version -1 and null sampling params.
+have no behaviour policy: null log-probs, policy_version -1 and null sampling params. Teacher
+records were sampled by a teacher model (`rewrite.rewriter`): their behaviour log-probs are the
+teacher's, and `behaviour_prompt` is the prompt it saw.
 """
 
 import math
@@ -17,7 +19,7 @@ import pyarrow as pa
 
 from mtg_ray.data.errors import DataError
 
-SOURCES = ("self", "guided", "expert")
+SOURCES = ("self", "guided", "teacher", "expert")
 EXPERT_POLICY_VERSION = -1
 
 
@@ -55,6 +57,9 @@ class Record:
     # log b per response token under a stated stand-in for an expert record's unknown
     # behaviour (online.expert_rows=ratio: the sampling policy shown the reference); else None
     standin_logprobs: list[float] | None = None
+    # the prompt the behaviour policy sampled the response for, when it is not `prompt` (a
+    # teacher's, in its own format, with or without the reference); else None
+    behaviour_prompt: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("prompt_token_ids", "response_token_ids"):
@@ -89,11 +94,12 @@ RECORD_SCHEMA = pa.schema(
         pa.field("max_tokens", pa.int32(), nullable=True),
         pa.field("seed", pa.int64(), nullable=True),
         pa.field("standin_logprobs", pa.list_(pa.float32()), nullable=True),
+        pa.field("behaviour_prompt", pa.string(), nullable=True),
     ]
 )
 RECORD_FIELDS = tuple(f.name for f in fields(Record))
 # Columns added after files were first written: a file without one reads it as nulls.
-LATER_FIELDS = ("standin_logprobs",)
+LATER_FIELDS = ("standin_logprobs", "behaviour_prompt")
 # Present for sampled records, null for expert ones (seed may also be null for sampled ones).
 SAMPLING_FIELDS = ("temperature", "top_p", "max_tokens")
 _INT_RANGE = {pa.int32(): (-(2**31), 2**31 - 1), pa.int64(): (-(2**63), 2**63 - 1)}
@@ -158,6 +164,8 @@ def validate_record(rec: Record, path: str | os.PathLike[str], row: int) -> None
         if rec.source != "expert":
             raise bad("standin_logprobs", f"only an expert record has them, not {rec.source!r}")
         _check_logprobs(rec, "standin_logprobs", bad)
+    if rec.behaviour_prompt is not None and rec.source != "teacher":
+        raise bad("behaviour_prompt", f"only a teacher record has one, not {rec.source!r}")
     if rec.source == "expert":
         if rec.behaviour_logprobs is not None:
             raise bad("behaviour_logprobs", "must be null for an expert record (pi_beta unknown)")

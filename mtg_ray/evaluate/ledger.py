@@ -37,8 +37,14 @@ NOT_SETTINGS = (
     "rollout.weight_backend", "rollout.bucket_bytes",
     "rollout.sync_timeout_s", "rollout.shm_dir", "rollout.placement_strategy",
     "rollout.node_resource", "learner.node_resource", "resources.address", "resources.num_cpus",
-    "resources.host", "resources.private_network",
+    "resources.host", "resources.private_network", "resources.gpu_mode", "resources.autoscaler",
+    "rollout.start_memory_timeout_s",
 )  # fmt: skip
+# Keys added after runs were kept: at the value every earlier run had, a key is left out of a
+# run's settings, so those runs still match.
+LATER_DEFAULTS = {"rewrite.rewriter": "policy", "rewrite.teacher_after_guided": False}
+# The teacher's settings belong to a run's only when its data is rewritten with the teacher.
+TEACHER = ("teacher",)
 
 # What an lr trial is made with beyond its run's settings (its validation), and what in those
 # it replaces (a trial validates with `train.validation_n` samples, never greedily).
@@ -52,18 +58,29 @@ def _under(key: str, prefixes: tuple[str, ...]) -> bool:
     return any(key == k or key.startswith(k + ".") for k in prefixes)
 
 
-def run_settings(config: Mapping[str, Any], online: bool) -> dict[str, Any]:
+def run_settings(
+    config: Mapping[str, Any], online: bool, uses_teacher: bool = False
+) -> dict[str, Any]:
     """The settings a run is made with (`RunRecord.settings`), of its `config` (`JobConfig.flat`):
-    every key but NOT_SETTINGS, and `online.*` only for an online run."""
-    left_out = (*NOT_SETTINGS, *(() if online else ("online",)))
-    return {key: value for key, value in config.items() if not _under(key, left_out)}
+    every key but NOT_SETTINGS and those at their LATER_DEFAULTS, `online.*` only for an online
+    run, and `teacher.*` only for one whose data the teacher rewrites (`uses_teacher`)."""
+    left_out = (*NOT_SETTINGS, *(() if online else ("online",)), *(() if uses_teacher else TEACHER))
+    return {
+        key: value for key, value in config.items()
+        if not _under(key, left_out) and LATER_DEFAULTS.get(key, _ABSENT) != value
+    }  # fmt: skip
 
 
-def trial_settings(config: Mapping[str, Any], online: bool) -> dict[str, Any]:
+_ABSENT = object()
+
+
+def trial_settings(
+    config: Mapping[str, Any], online: bool, uses_teacher: bool = False
+) -> dict[str, Any]:
     """The settings an lr selection trial is made with (its lr aside), of its `config`
     (`JobConfig.flat`): its run's (`run_settings`) less what its validation replaces, plus the
     validation's size and n."""
-    settings = run_settings(config, online)
+    settings = run_settings(config, online, uses_teacher)
     for key in NOT_TRIAL_SETTINGS:
         settings.pop(key, None)
     return settings | {key: config[key] for key in TRIAL_SETTINGS}

@@ -7,6 +7,7 @@ from typing import Any
 from mtg_ray.data import SOURCES, atomic_path, write_text
 
 DEMO_SUMMARY = ("var_expert", "var_self", "var_guided", "expert_share")
+TEACHER_SUMMARY = ("var_teacher", "teacher_fraction")
 
 
 def headline_accuracy(
@@ -17,18 +18,26 @@ def headline_accuracy(
     return main_set, {m: next(iter(r[main_set].values())) for m, r in results.items()}
 
 
-def demo_line(accuracy: Mapping[str, float], summary: Mapping[str, float]) -> str:
+def demo_line(
+    accuracy: Mapping[str, float], summary: Mapping[str, float],
+    teacher: Mapping[str, float] | None = None,
+) -> str:  # fmt: skip
     """`demo: base=.. <method>=.. var_expert=.. var_self=.. var_guided=.. expert_share=..`, runs
-    in `accuracy`'s order; the rest from the rewrite summary."""
+    in `accuracy`'s order; the rest from the rewrite summary, and `var_teacher=..
+    teacher_fraction=..` from a teacher rewrite's when the run made one."""
     parts = " ".join(f"{m}={a:.4f}" for m, a in accuracy.items())
     gap = " ".join(f"{k}={summary[k]:.4f}" for k in DEMO_SUMMARY)
+    if teacher is not None:
+        gap += " " + " ".join(f"{k}={teacher[k]:.4f}" for k in TEACHER_SUMMARY)
     return f"demo: {parts} {gap}"
 
 
 def markdown_table(
-    results: Mapping[str, Mapping[str, Mapping[str, float]]], summary: Mapping[str, float]
-) -> str:
-    """results[method][benchmark][metric] -> one row per method, one column per metric."""
+    results: Mapping[str, Mapping[str, Mapping[str, float]]], summary: Mapping[str, float],
+    teacher: Mapping[str, float] | None = None,
+) -> str:  # fmt: skip
+    """results[method][benchmark][metric] -> one row per method, one column per metric; then
+    the rewrite summary's diagnostics, with a teacher rewrite's (`teacher`) beside them."""
     first = next(iter(results.values()))
     cols = [f"{bench} {metric}" for bench, ms in first.items() for metric in ms]
     lines = ["| method | " + " | ".join(cols) + " |", "|---" * (len(cols) + 1) + "|"]
@@ -42,17 +51,27 @@ def markdown_table(
         "|---|---|---|---|",
         f"| raw expert | {summary['logprob_expert']:.4f} | {summary['var_expert']:.4f} | - |",
     ]
-    for s in ("self", "guided"):
+    rows = [(s, summary) for s in ("self", "guided")]
+    rows += [("teacher", teacher)] if teacher is not None else []
+    for s, of in rows:
         lines.append(
-            f"| rewritten: {s} | {summary[f'logprob_{s}']:.4f} | {summary[f'var_{s}']:.4f} | "
-            f"{summary[f'ess_{s}']:.4f} |"
+            f"| rewritten: {s} | {of[f'logprob_{s}']:.4f} | {of[f'var_{s}']:.4f} | "
+            f"{of[f'ess_{s}']:.4f} |"
         )
     lines += [
         "",
         "Rewritten data by stage: "
-        + ", ".join(f"{s} {summary[f'{s}_fraction']:.1%}" for s in SOURCES)
+        + ", ".join(f"{s} {summary.get(f'{s}_fraction', 0.0):.1%}" for s in SOURCES)
         + f" (expert share {summary['expert_share']:.4f})",
     ]
+    if teacher is not None:
+        lines += [
+            "",
+            "Teacher rewrite by stage: "
+            + ", ".join(f"{s} {teacher[f'{s}_fraction']:.1%}" for s in SOURCES)
+            + f" (log-prob gap of its records under the base policy "
+            f"{teacher['log_ratio_teacher']:.4f})",
+        ]
     if "faithful_self" in summary:  # the tiny world checks the steps, not only the answer
         levels = sorted({k.rsplit("_", 1)[1] for k in summary if "faithful_self_level_" in k})
         lines += [
@@ -62,10 +81,9 @@ def markdown_table(
             + " |",
             "|---" * (len(levels) + 2) + "|",
         ]
-        for s in ("self", "guided"):
-            shares = [summary[f"faithful_{s}"]] + [
-                summary[f"faithful_{s}_level_{lv}"] for lv in levels
-            ]
+        for s, of in rows:
+            shares = [of[f"faithful_{s}"]] + [of.get(f"faithful_{s}_level_{lv}", float("nan"))
+                                              for lv in levels]  # fmt: skip
             lines.append(f"| {s} | " + " | ".join(f"{v:.4f}" for v in shares) + " |")
     return "\n".join(lines) + "\n"
 
@@ -148,8 +166,9 @@ def write_report(
     results: Mapping[str, Mapping[str, Mapping[str, float]]],
     accuracy: Mapping[str, float],
     summary: Mapping[str, float],
+    teacher: Mapping[str, float] | None = None,
 ) -> str:
-    table = markdown_table(results, summary)
+    table = markdown_table(results, summary, teacher)
     write_text(out_dir / "results.md", table)
     plot(accuracy, out_dir / "results.png", "tiny world: test accuracy")
     return table

@@ -5,6 +5,11 @@ DR+DFT, the same losses on the rewritten data. Our extensions train on the rewri
 a true importance ratio against the recorded behaviour log-probs: dr_is (expert rows weighted
 by `objective.expert_weight`) and dr_is_dft (expert rows always DFT-weighted). Offline: one
 rewriting round before training; online: every batch rewritten by the live policy.
+
+A method's `rewriter` says who rewrites its data (`rewrite.rewriter`; None: the config's):
+teacher_dr_dft and teacher_dr_is have the teacher re-solve what the policy misses (DR+IS's
+ratio then stands against the teacher's recorded log-probs); distill trains (SFT) on the
+teacher's own solutions, the baseline that tells rewriting with a teacher from distilling one.
 """
 
 from dataclasses import dataclass
@@ -14,10 +19,12 @@ DATASETS = ("expert", "rewritten")
 
 @dataclass(frozen=True)
 class Method:
-    """dataset: expert | rewritten. objective: a registered objective name."""
+    """dataset: expert | rewritten. objective: a registered objective name. rewriter: who
+    rewrites (policy | teacher | distill; None: `rewrite.rewriter`)."""
 
     dataset: str
     objective: str
+    rewriter: str | None = None
 
 
 METHODS: dict[str, Method] = {
@@ -27,6 +34,9 @@ METHODS: dict[str, Method] = {
     "dr_dft": Method("rewritten", "dft"),
     "dr_is": Method("rewritten", "is"),
     "dr_is_dft": Method("rewritten", "is_dft"),
+    "teacher_dr_dft": Method("rewritten", "dft", "teacher"),
+    "teacher_dr_is": Method("rewritten", "is", "teacher"),
+    "distill": Method("rewritten", "sft", "distill"),
 }
 # The paper's rows (its presets train these).
 PAPER_METHODS = ("sft", "dft", "dr_sft", "dr_dft")

@@ -26,5 +26,6 @@ def may_prefetch(next_step: int, rollout_version: int, cfg: OnlineConfig) -> boo
 
 
 def batch_lag(step: int, records: Sequence[Record]) -> list[int]:
-    """Policy lag of each sampled record trained at `step` (expert records have no policy)."""
-    return [step - r.policy_version for r in records if r.policy_version >= 0]
+    """Policy lag of each record the policy sampled, trained at `step` (expert records have no
+    policy; a teacher's records carry the teacher group's version, which never changes)."""
+    return [step - r.policy_version for r in records if r.source in ("self", "guided")]

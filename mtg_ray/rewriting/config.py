@@ -7,6 +7,7 @@ from mtg_ray.rewriting.stages import ScreenConfig, SelectionConfig, mask_answer
 from mtg_ray.rollout import SamplingConfig
 
 GUIDED_REFERENCES = ("full", "masked_answer")
+REWRITERS = ("policy", "teacher", "distill")
 VERIFY = ("answer", "steps")
 
 
@@ -25,7 +26,12 @@ class RewriteConfig:
     correct guided sample whose `leak_score` (mean per-token log pi(y|x) - log pi(y|x, ref),
     from one scoring pass on the plain prompt) is below it fails as leaked. verify: what makes
     a sample correct, its final `answer` (the paper; every real dataset) or also its `steps`
-    (the tiny world's step check: an oracle no real setting has, offered as an upper bound)."""
+    (the tiny world's step check: an oracle no real setting has, offered as an upper bound).
+    rewriter: who re-solves what the policy's self stage misses: `policy` (the paper: the
+    policy shown the reference), `teacher` (the teacher model shown the reference, in the
+    policy's place; with `teacher_after_guided`, after the policy's guided stage, for what it
+    still misses) or `distill` (the teacher in both stages: its own solutions, then its guided
+    ones; no policy sample). The expert demonstration stays the last fallback."""
 
     samples: int = 4
     guided_samples: int = 4
@@ -43,6 +49,8 @@ class RewriteConfig:
     guided_reference: str = "full"
     leak_threshold: float | None = None
     verify: str = "answer"
+    rewriter: str = "policy"
+    teacher_after_guided: bool = False
 
     def __post_init__(self) -> None:
         at_least("rewrite.samples", self.samples, 1)
@@ -62,6 +70,13 @@ class RewriteConfig:
             self.guided_reference, f"must be one of {GUIDED_REFERENCES}",
         )  # fmt: skip
         require(self.verify in VERIFY, "rewrite.verify", self.verify, f"must be one of {VERIFY}")
+        require(self.rewriter in REWRITERS, "rewrite.rewriter", self.rewriter,
+                f"must be one of {REWRITERS}")  # fmt: skip
+        require(
+            not self.teacher_after_guided or self.rewriter == "teacher",
+            "rewrite.teacher_after_guided", self.teacher_after_guided,
+            "needs rewrite.rewriter=teacher (the policy's guided stage, then the teacher's)",
+        )  # fmt: skip
         try:
             self.selection()  # validates keep and max_per_problem
         except ValueError as e:
@@ -86,3 +101,19 @@ class RewriteConfig:
         return SamplingConfig(
             n=n, temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens
         )
+
+    @property
+    def uses_teacher(self) -> bool:
+        return self.rewriter != "policy"
+
+    def stages(self) -> tuple[str, ...]:
+        """The sampling stages in order, before the expert fallback: `self` and `guided`
+        (the policy, plain and shown the reference), `teacher_self` and `teacher` (the
+        teacher, the same two ways)."""
+        if self.rewriter == "distill":
+            return ("teacher_self", "teacher")
+        if self.rewriter == "teacher":
+            return (
+                ("self", "guided", "teacher") if self.teacher_after_guided else ("self", "teacher")
+            )
+        return ("self", "guided")

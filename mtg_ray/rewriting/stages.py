@@ -145,6 +145,7 @@ def _sample_record(
     sample: Sample,
     sampling: SamplingConfig,
     source: str,
+    behaviour_prompt: str | None = None,
 ) -> Record:
     return Record(
         problem_id=problem.problem_id,
@@ -162,6 +163,7 @@ def _sample_record(
         top_p=sampling.top_p,
         max_tokens=sampling.max_tokens,
         seed=sampling.seed,
+        behaviour_prompt=behaviour_prompt,
     )
 
 
@@ -190,6 +192,59 @@ def expert_record(
     )
 
 
+# The record source each sampling stage's kept samples get (`RewriteConfig.stages`).
+STAGE_SOURCES = {
+    "self": "self", "guided": "guided", "teacher_self": "teacher", "teacher": "teacher",
+}  # fmt: skip
+
+
+@dataclass(frozen=True)
+class StageSamples:
+    """One sampling stage's graded samples for a problem (None: the stage did not run for it).
+    `behaviour_prompt`: the prompt its samples were drawn for, kept on their records when it
+    is not the plain prompt they train on (a teacher's, in its own format)."""
+
+    stage: str
+    graded: Graded | None
+    behaviour_prompt: str | None = None
+
+
+def rewrite_stages(
+    problem: Problem,
+    prompt: str,
+    prompt_ids: Sequence[int],
+    expert_ids: Sequence[int],
+    stages: Sequence[StageSamples],
+    cfg: SelectionConfig,
+) -> list[Record]:
+    """The records to train on for one problem: the first stage (in order) with a correct
+    sample keeps its choice (`choose_correct`), each record tagged with the stage's source
+    (`STAGE_SOURCES`); none: the expert demonstration.
+
+    `prompt`/`prompt_ids` are the plain prompt (no reference): every record pairs with it,
+    since a reference or another model's format is only a crutch at generation time.
+    """
+    for stage in stages:
+        if stage.graded is None:
+            continue
+        kept = choose_correct(stage.graded, cfg, problem.problem_id, stage.stage)
+        if kept:
+            source = STAGE_SOURCES[stage.stage]
+            return [
+                _sample_record(
+                    problem,
+                    prompt,
+                    prompt_ids,
+                    s,
+                    stage.graded.sampling,
+                    source,
+                    stage.behaviour_prompt,
+                )  # fmt: skip
+                for s in kept
+            ]
+    return [expert_record(problem, prompt, prompt_ids, expert_ids)]
+
+
 def rewrite(
     problem: Problem,
     prompt: str,
@@ -199,18 +254,7 @@ def rewrite(
     guided_samples: Graded | None,
     cfg: SelectionConfig,
 ) -> list[Record]:
-    """The records to train on for one problem, each tagged with the stage that produced it.
-
-    `prompt`/`prompt_ids` are the plain prompt (no reference): guided re-solutions are paired with
-    it too, since the reference is only a crutch at generation time. Guided samples are ignored
-    when a self sample is correct (stage 2 should not have run).
-    """
-    for stage, graded in (("self", self_samples), ("guided", guided_samples)):
-        if graded is None:
-            continue
-        kept = choose_correct(graded, cfg, problem.problem_id, stage)
-        if kept:
-            return [
-                _sample_record(problem, prompt, prompt_ids, s, graded.sampling, stage) for s in kept
-            ]
-    return [expert_record(problem, prompt, prompt_ids, expert_ids)]
+    """The paper's stages (`rewrite_stages` with the policy's self and guided samples). Guided
+    samples are ignored when a self sample is correct (stage 2 should not have run)."""
+    stages = [StageSamples("self", self_samples), StageSamples("guided", guided_samples)]
+    return rewrite_stages(problem, prompt, prompt_ids, expert_ids, stages, cfg)

@@ -22,16 +22,31 @@ from mtg_ray.pipelines.jobs.evaluate import evaluate
 from mtg_ray.pipelines.jobs.loop import TrainLoop
 from mtg_ray.pipelines.jobs.rewrite import rewrite_counts, run_rewrite
 from mtg_ray.pipelines.jobs.session import Run, groups
+from mtg_ray.rewriting import RewriteConfig
 from mtg_ray.rewriting.summary import faithful_shares, summarize
 
 
-def rewrite_job(run: Run, rollout: Rollout) -> tuple[list[Record], dict[str, float]]:
-    """Stages 1-3 with the rollout group's policy, then the summary against the raw expert
-    data (both scored by that policy)."""
-    cfg, out = run.cfg, run.out / "rewrite"
+def rewrite_name(cfg: RewriteConfig) -> str:
+    """The folder (and TensorBoard run) of a rewrite: `rewrite` for the policy's, else
+    `rewrite_<rewriter>[_after_guided]`."""
+    if cfg.rewriter == "policy":
+        return "rewrite"
+    return f"rewrite_{cfg.rewriter}" + ("_after_guided" if cfg.teacher_after_guided else "")
+
+
+def rewrite_job(
+    run: Run, rollout: Rollout, cfg: RewriteConfig | None = None
+) -> tuple[list[Record], dict[str, float]]:
+    """The rewriting stages of `cfg` (default `rewrite`) with the rollout group's policy (and
+    the teacher, if `cfg.rewriter` asks for it), then the summary against the raw expert data
+    (both scored by that policy)."""
+    cfg = run.cfg.rewrite if cfg is None else cfg
+    name = rewrite_name(cfg)
+    out = run.out / name
     records = run_rewrite(
-        run.train_problems, rollout, run.tokenizer, run.template, cfg.rewrite, out, run.grader(),
-        model=run.model_path, steps_check=run.steps_check(),
+        run.train_problems, rollout, run.tokenizer, run.template, cfg, out, run.grader(),
+        model=run.model_path, steps_check=run.steps_check(), teacher=run.teacher(cfg),
+        teacher_model=run.teacher_path if cfg.uses_teacher else "",
     )  # fmt: skip
     summary_path = out / "summary.json"
     if summary_path.is_file():
@@ -47,7 +62,7 @@ def rewrite_job(run: Run, rollout: Rollout) -> tuple[list[Record], dict[str, flo
         levels = {p.problem_id: p.level for p in run.train_problems}
         summary.update(faithful_shares(records, levels, faithful))
     write_text(summary_path, json.dumps(summary, indent=1))
-    monitor = Monitor(run.out / "tb" / "rewrite")
+    monitor = Monitor(run.out / "tb" / name)
     monitor.scalars(summary, 0, prefix="rewrite/")
     monitor.close()
     return records, summary
@@ -57,7 +72,7 @@ def dataset(run: Run, name: str) -> list[Record]:
     """Records by name: rewritten (this run's rewrite), expert, or a parquet file/folder."""
     if name == "expert":
         return run.expert
-    path = run.out / "rewrite" / "shards" if name == "rewritten" else Path(name)
+    path = run.out / rewrite_name(run.cfg.rewrite) / "shards" if name == "rewritten" else Path(name)
     files = sorted(path.glob("*.parquet")) if path.is_dir() else [path]
     if not files or not files[0].exists():
         raise FileNotFoundError(f"no training records at {path}: run the rewrite job first")
@@ -142,21 +157,34 @@ def main_job(
     (default: the run's own groups, for this job only); `finished(name)` once each run (the
     base model, each method) has evaluated. Returns the `demo:` line."""
     start_time = time.monotonic()
+    rewrites: dict[str, tuple[list[Record], dict[str, float]]] = {}
+
+    def data_of(method: str) -> list[Record]:
+        if METHODS[method].dataset == "expert":
+            return run.expert
+        cfg = run.cfg.rewrite_of(method)
+        if rewrite_name(cfg) not in rewrites:  # the base weights: before any training
+            rewrites[rewrite_name(cfg)] = rewrite_job(run, rollout, cfg)
+        return rewrites[rewrite_name(cfg)][0]
+
     with groups(run) if rollout is None else nullcontext(rollout) as rollout:
         results = {"base": evaluate_job(run, rollout, "base")}
         finished("base")
-        rewritten, summary = rewrite_job(run, rollout)
+        rewrites[rewrite_name(run.cfg.rewrite)] = rewrite_job(run, rollout)
+        for method in run.cfg.methods:  # every rewrite from the base policy, first
+            data_of(method)
         for method in run.cfg.methods:
             if not (run.out / method / "eval.json").is_file():
-                data = run.expert if METHODS[method].dataset == "expert" else rewritten
                 objective = method_objective(run, method)
-                train_job(run, data, objective, method, rollout, run.cfg.lr_of(method))
+                train_job(run, data_of(method), objective, method, rollout, run.cfg.lr_of(method))
             results[method] = evaluate_job(run, rollout, method)
             finished(method)
     _, accuracy = headline_accuracy(results)
-    table = write_report(run.out, results, accuracy, summary)
+    summary = rewrites[rewrite_name(run.cfg.rewrite)][1]
+    teacher = next((s for name, (_, s) in rewrites.items() if name != "rewrite"), None)
+    table = write_report(run.out, results, accuracy, summary, teacher)
     print(table)
     print(f"wall time: {time.monotonic() - start_time:.0f} s; outputs in {run.out}")
-    line = demo_line(accuracy, summary)
+    line = demo_line(accuracy, summary, teacher)
     write_text(run.out / "demo.txt", line + "\n")
     return line

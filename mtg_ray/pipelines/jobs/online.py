@@ -23,7 +23,13 @@ from mtg_ray.pipelines.groups.protocols import Rollout
 from mtg_ray.pipelines.jobs.batches import OnlineBatches, RefreshBatches, RoundBatches
 from mtg_ray.pipelines.jobs.evaluate import evaluate
 from mtg_ray.pipelines.jobs.loop import TrainLoop
-from mtg_ray.pipelines.jobs.offline import evaluate_job, method_objective, rewrite_job, train_job
+from mtg_ray.pipelines.jobs.offline import (
+    evaluate_job,
+    method_objective,
+    rewrite_job,
+    rewrite_name,
+    train_job,
+)
 from mtg_ray.pipelines.jobs.rewrite import rewrite_problems, score_standins
 from mtg_ray.pipelines.jobs.session import Run, groups
 
@@ -62,9 +68,10 @@ def online_objective(run: Run) -> Objective:
 def offline_round(run: Run, rollout: Rollout) -> list[Record]:
     """The offline round's records (the main job's rewrite, made now with the base weights if
     it is not on disk), for the anchor and refresh designs."""
-    if not (run.out / "rewrite" / "summary.json").is_file():
+    cfg = run.cfg.rewrite_of(run.cfg.online.method)
+    if not (run.out / rewrite_name(cfg) / "summary.json").is_file():
         rollout.load_folder(run.model_path, 0)
-    records, _ = rewrite_job(run, rollout)
+    records, _ = rewrite_job(run, rollout, cfg)
     return records
 
 
@@ -86,16 +93,18 @@ def online_job(
         len(problems), cfg.learner.train_batch_size, steps, cfg.learner.seed
     )
     grade = grader or run.grader()
+    rewrite_cfg = cfg.rewrite_of(cfg.online.method)
+    teacher = run.teacher(rewrite_cfg)  # what the live policy misses, rewritten by the teacher
 
     def rewrite(batch: list[Problem]) -> tuple[list[Record], dict[str, int]]:
         counts: Counter[str] = Counter()
         records = rewrite_problems(
-            batch, rollout, run.tokenizer, run.template, cfg.rewrite, grade, counts,
-            run.steps_check(),
+            batch, rollout, run.tokenizer, run.template, rewrite_cfg, grade, counts,
+            run.steps_check(), teacher,
         )  # fmt: skip
         if cfg.online.expert_rows == "ratio":
             records = score_standins(
-                records, batch, rollout, run.tokenizer, run.template, cfg.rewrite, counts
+                records, batch, rollout, run.tokenizer, run.template, rewrite_cfg, counts
             )
         return records, dict(counts)
 
@@ -155,7 +164,7 @@ def compare_job(run: Run, rollout: Rollout | None = None) -> str:
     method, name = cfg.online.method, online_name(cfg)
     with groups(run) if rollout is None else nullcontext(rollout) as rollout:
         results = {"base": evaluate_job(run, rollout, "base")}
-        rewritten, _ = rewrite_job(run, rollout)
+        rewritten, _ = rewrite_job(run, rollout, cfg.rewrite_of(method))
         if not (run.out / method / "eval.json").is_file():
             train_job(run, rewritten, method_objective(run, method), method, rollout)
         results[method] = evaluate_job(run, rollout, method)

@@ -11,8 +11,8 @@ import hashlib
 import json
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
-from dataclasses import asdict, replace
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,10 +22,10 @@ from mtg_ray.data import Problem, Record, read_records, write_records, write_tex
 from mtg_ray.grading import Grader
 from mtg_ray.pipelines.groups.protocols import Rollout
 from mtg_ray.pipelines.jobs.generate import generate_and_grade
-from mtg_ray.rewriting import RewriteConfig, expert_record, needs_guided, rewrite
+from mtg_ray.rewriting import RewriteConfig, expert_record
 from mtg_ray.rewriting.prompts import PromptTemplate, end_token_id
-from mtg_ray.rewriting.stages import leak_gate, screen
-from mtg_ray.rollout import Graded
+from mtg_ray.rewriting.stages import StageSamples, leak_gate, rewrite_stages, screen
+from mtg_ray.rollout import Graded, SamplingConfig
 
 
 def encode(tokenizer: Any, text: str) -> list[int]:
@@ -93,11 +93,12 @@ def count_generated(counts: Counter[str], stage: str, graded: Sequence[Graded]) 
 
 
 def gate_leaks(
-    guided: dict[int, Graded], prompt_ids: Sequence[list[int]], rollout: Rollout,
-    threshold: float, problems: Sequence[Problem], counts: Counter[str],
+    guided: dict[int, Graded], prompt_ids: Mapping[int, list[int]], rollout: Rollout,
+    threshold: float, problems: Sequence[Problem], counts: Counter[str], stage: str = "guided",
 ) -> None:  # fmt: skip
-    """`leak_gate` every problem's correct guided samples, scored on the plain prompt in one
-    call (in place), counting the rejections and the samples scored (`scored`)."""
+    """`leak_gate` every problem's correct samples of a stage shown the reference, scored on
+    the plain prompt (`prompt_ids[i]`, in the format of the model that drew them) by that
+    model (`rollout`) in one call (in place), counting the rejections and the samples scored."""
     todo = [(i, j) for i, g in guided.items() for j, ok in enumerate(g.correct) if ok]
     if not todo:
         return
@@ -113,7 +114,7 @@ def gate_leaks(
         plain[i][j] = score
     for i in {i for i, _ in todo}:
         guided[i], dropped = leak_gate(guided[i], plain[i], threshold)
-        count_drops(counts, dropped, "guided", problems[i].level)
+        count_drops(counts, dropped, stage, problems[i].level)
 
 
 def verified(
@@ -131,6 +132,18 @@ def verified(
     return Graded(graded.samples, kept, graded.sampling)
 
 
+@dataclass(frozen=True)
+class Teacher:
+    """The teacher as a rewrite uses it: its engine group (never weight-synced), the prompt
+    format it expects, its tokenizer (whose ids are the policy's: `check_teacher_tokenizer`)
+    and each teacher stage's sampling."""
+
+    rollout: Rollout
+    template: PromptTemplate
+    tokenizer: Any
+    sampling: SamplingConfig
+
+
 def rewrite_problems(
     problems: Sequence[Problem],
     rollout: Rollout,
@@ -140,87 +153,184 @@ def rewrite_problems(
     grader: Grader,
     counts: Counter[str] | None = None,
     steps_check: Callable[[str, str], bool] | None = None,
+    teacher: Teacher | None = None,
 ) -> list[Record]:
-    """Stage 1 for all problems, stage 2 for those without a usable correct sample, stage 3
-    last. A correct sample is usable unless a `screen` rule rejects it; `counts`, if given,
-    gets the rejections (`count_drops`), the samples drawn per stage (`count_generated`) and
-    those scored by the leak gate. With `rewrite.verify=steps`,
-    `steps_check(expert_solution, response)` (the tiny world's) must pass too.
+    """The sampling stages of `cfg.stages()` in order, each for the problems no earlier stage
+    gave a usable correct sample, then the expert fallback. Stage `self`: the policy on the
+    plain prompt, for every problem; `guided`: the policy shown the reference; `teacher_self`
+    and `teacher`: the teacher (`rewrite.rewriter`), the same two ways, in its own prompt
+    format. A correct sample is usable unless a `screen` rule rejects it (and, with
+    `rewrite.leak_threshold`, the leak gate: a sample shown the reference scored on the plain
+    prompt by the model that drew it); `counts`, if given, gets the rejections (`count_drops`),
+    the samples drawn per stage (`count_generated`) and those scored. With
+    `rewrite.verify=steps`, `steps_check(expert_solution, response)` (the tiny world's) must
+    pass too.
 
-    Two generate calls, the second for the problems stage 1 left; with `rewrite.one_call`, one
-    call samples both stages for every problem (a guided sample does not depend on the self
-    samples: the same distribution) and the guided samples are used only where stage 1 fails.
+    With `rewrite.one_call` (policy stages), one call samples self and guided for every
+    problem (a guided sample does not depend on the self samples: the same distribution) and
+    the guided samples are used only where stage 1 fails.
     """
     counts = Counter() if counts is None else counts
-    screening = cfg.screen()
     if cfg.verify == "steps" and steps_check is None:
         raise ValueError("rewrite.verify=steps needs the tiny world's step check (its data)")
+    if cfg.uses_teacher and teacher is None:
+        raise ValueError(f"rewrite.rewriter={cfg.rewriter} needs the teacher's engine group")
+    run = StageRun(problems, rollout, tokenizer, template, cfg, grader, counts, teacher)
     check = steps_check if cfg.verify == "steps" else None
-
-    def verify(p: Problem, graded: Graded, stage: str) -> Graded:
-        return graded if check is None else verified(p, graded, stage, check, counts)
-
-    prompts = [template.format(p.question) for p in problems]
-    prompt_ids = [encode(tokenizer, t) for t in prompts]
-    answers = [p.reference_answer for p in problems]
-    self_cfg, guided_cfg = cfg.sampling(cfg.samples), cfg.sampling(cfg.guided_samples)
-
-    def guided_prompt(i: int) -> list[int]:
-        return guided_prompt_ids(problems[i], tokenizer, template, cfg)
-
-    ahead: list[Graded] = []
-    if cfg.one_call and cfg.guided_samples > 0:
-        n = len(problems)
-        graded = generate_and_grade(
-            rollout, prompt_ids + [guided_prompt(i) for i in range(n)], answers * 2,
-            [self_cfg] * n + [guided_cfg] * n, grader,
-        )  # fmt: skip
-        first, ahead = graded[:n], graded[n:]
-        count_generated(counts, "guided", ahead)
-    else:
-        first = generate_and_grade(rollout, prompt_ids, answers, self_cfg, grader)
-    count_generated(counts, "self", first)
-    self_samples = []
-    for p, graded_self in zip(problems, first, strict=True):
-        kept, dropped = screen(graded_self, "self", "", screening)
-        count_drops(counts, dropped, "self", p.level)
-        self_samples.append(verify(p, kept, "self"))
-    guided_idx = [i for i, g in enumerate(self_samples) if needs_guided(g)]
-    guided: dict[int, Graded] = {}
-    if guided_idx and cfg.guided_samples > 0:
-        if ahead:
-            second = [ahead[i] for i in guided_idx]
+    stages = cfg.stages()
+    drawn: dict[str, list[Graded]] = {}
+    if cfg.one_call and stages[:2] == ("self", "guided") and cfg.guided_samples > 0:
+        drawn = run.sample_both()
+    results: dict[str, dict[int, Graded]] = {}
+    todo = list(range(len(problems)))
+    for stage in stages:
+        if not todo or (stage == "guided" and cfg.guided_samples == 0):
+            continue
+        if stage in drawn:
+            graded_all = drawn[stage]
+            samples = graded_all if stage == "self" else [graded_all[i] for i in todo]
         else:
-            second = generate_and_grade(
-                rollout, [guided_prompt(i) for i in guided_idx],
-                [answers[i] for i in guided_idx], guided_cfg, grader,
-            )  # fmt: skip
-            count_generated(counts, "guided", second)
-        for i, g in zip(guided_idx, second, strict=True):
-            reference = cfg.reference(problems[i].expert_solution or "")
-            guided[i], dropped = screen(g, "guided", reference, screening)
-            count_drops(counts, dropped, "guided", problems[i].level)
-        if cfg.leak_threshold is not None:
-            gate_leaks(guided, prompt_ids, rollout, cfg.leak_threshold, problems, counts)
-        guided = {i: verify(problems[i], g, "guided") for i, g in guided.items()}
+            samples = run.sample(stage, todo)
+        graded = {i: run.usable(stage, i, g) for i, g in zip(todo, samples, strict=True)}
+        if cfg.leak_threshold is not None and stage in ("guided", "teacher"):
+            run.gate_leaks(stage, graded)
+        if check is not None:
+            graded = {i: verified(problems[i], g, stage, check, counts) for i, g in graded.items()}
+        results[stage] = graded
+        todo = [i for i in todo if not graded[i].any_correct]
     selection = cfg.selection()
     records, end = [], end_token_id(template, tokenizer)
     for i, p in enumerate(problems):
         expert_ids = encode(tokenizer, p.expert_solution or "") + [end]  # as `expert_records`
-        records += rewrite(
-            p, prompts[i], prompt_ids[i], expert_ids, self_samples[i], guided.get(i), selection
-        )
+        records += rewrite_stages(
+            p, run.prompts[i], run.prompt_ids[i], expert_ids,
+            [StageSamples(stage, results.get(stage, {}).get(i), run.behaviour_prompt(stage, i))
+             for stage in stages],
+            selection,
+        )  # fmt: skip
     return records
 
 
-def _manifest(problems: Sequence[Problem], cfg: RewriteConfig, model: str) -> dict[str, Any]:
+@dataclass
+class StageRun:
+    """One `rewrite_problems` call's stages: each stage's prompts, who samples them (the
+    policy's rollout group or the teacher's), the screen and the leak gate."""
+
+    problems: Sequence[Problem]
+    rollout: Rollout
+    tokenizer: Any
+    template: PromptTemplate
+    cfg: RewriteConfig
+    grader: Grader
+    counts: Counter[str]
+    teacher: Teacher | None
+
+    def __post_init__(self) -> None:
+        self.prompts = [self.template.format(p.question) for p in self.problems]
+        self.prompt_ids = [encode(self.tokenizer, t) for t in self.prompts]
+        self.answers = [p.reference_answer for p in self.problems]
+
+    def _on_teacher(self, stage: str) -> bool:
+        return stage.startswith("teacher")
+
+    def text(self, stage: str, i: int) -> str:
+        """The prompt stage `stage` samples problem i from, in its sampler's format."""
+        p = self.problems[i]
+        fmt = self.teacher.template if self._on_teacher(stage) and self.teacher else self.template
+        if stage in ("self", "teacher_self"):
+            return fmt.format(p.question)
+        return fmt.format_guided(p.question, self.cfg.reference(p.expert_solution or ""))
+
+    def ids(self, stage: str, i: int) -> list[int]:
+        if stage == "self":
+            return self.prompt_ids[i]
+        on_teacher = self._on_teacher(stage) and self.teacher
+        return encode(self.teacher.tokenizer if on_teacher else self.tokenizer, self.text(stage, i))
+
+    def behaviour_prompt(self, stage: str, i: int) -> str | None:
+        """What a teacher stage's records keep as the prompt their sampler saw."""
+        return self.text(stage, i) if self._on_teacher(stage) else None
+
+    def sampler(self, stage: str) -> Rollout:
+        return self.teacher.rollout if self._on_teacher(stage) and self.teacher else self.rollout
+
+    def sample(self, stage: str, idx: list[int]) -> list[Graded]:
+        cfg = self.cfg
+        if self._on_teacher(stage) and self.teacher:
+            sampling = self.teacher.sampling
+        else:
+            sampling = cfg.sampling(cfg.samples if stage == "self" else cfg.guided_samples)
+        start = time.monotonic()
+        graded = generate_and_grade(
+            self.sampler(stage), [self.ids(stage, i) for i in idx],
+            [self.answers[i] for i in idx], sampling, self.grader,
+        )  # fmt: skip
+        count_generated(self.counts, stage, graded)
+        self.counts[f"seconds_{stage}"] += round(time.monotonic() - start, 3)
+        return graded
+
+    def sample_both(self) -> dict[str, list[Graded]]:
+        """`rewrite.one_call`: the policy's self and guided samples of every problem at once."""
+        cfg, n = self.cfg, len(self.problems)
+        both = generate_and_grade(
+            self.rollout, self.prompt_ids + [self.ids("guided", i) for i in range(n)],
+            self.answers * 2,
+            [cfg.sampling(cfg.samples)] * n + [cfg.sampling(cfg.guided_samples)] * n, self.grader,
+        )  # fmt: skip
+        count_generated(self.counts, "guided", both[n:])
+        count_generated(self.counts, "self", both[:n])
+        return {"self": both[:n], "guided": both[n:]}
+
+    def usable(self, stage: str, i: int, graded: Graded) -> Graded:
+        """`graded` with the correct samples a `screen` rule rejects marked failed (counted)."""
+        p = self.problems[i]
+        plain = stage in ("self", "teacher_self")
+        reference = "" if plain else self.cfg.reference(p.expert_solution or "")
+        kept, dropped = screen(graded, stage_kind(stage), reference, self.cfg.screen())
+        count_drops(self.counts, dropped, stage, p.level)
+        return kept
+
+    def gate_leaks(self, stage: str, graded: dict[int, Graded]) -> None:
+        """The leak gate on a stage shown the reference: its sampler scores the correct
+        samples on the plain prompt in its own format."""
+        plain = "teacher_self" if self._on_teacher(stage) else "self"
+        gate_leaks(
+            graded, {i: self.ids(plain, i) for i in graded}, self.sampler(stage),
+            self.cfg.leak_threshold or 0.0, self.problems, self.counts, stage,
+        )  # fmt: skip
+
+
+def stage_kind(stage: str) -> str:
+    """`screen`'s view of a stage: a plain one (self) or one shown the reference (guided)."""
+    return "self" if stage in ("self", "teacher_self") else "guided"
+
+
+# Rewrite keys added after rewrites were kept: at these values they are left out of the
+# manifest, so a rewrite made before they existed still matches.
+LATER_REWRITE_KEYS = {"rewriter": "policy", "teacher_after_guided": False}
+
+
+def _manifest(
+    problems: Sequence[Problem], cfg: RewriteConfig, model: str, teacher: Teacher | None,
+    teacher_model: str,
+) -> dict[str, Any]:  # fmt: skip
     ids = hashlib.sha256("\n".join(p.problem_id for p in problems).encode()).hexdigest()
-    return {
+    manifest = {
         "problems": len(problems),
         "problem_ids_sha256": ids,
-        "rewrite": asdict(cfg),
+        "rewrite": {
+            k: v
+            for k, v in asdict(cfg).items()
+            if k not in LATER_REWRITE_KEYS or LATER_REWRITE_KEYS[k] != v
+        },
         "model": model,
     }
+    if teacher is not None:  # a rewrite without one keeps the manifest it always had
+        manifest["teacher"] = {
+            "model": teacher_model, "template": teacher.template.name,
+            "sampling": asdict(teacher.sampling),
+        }  # fmt: skip
+    return manifest
 
 
 def shard_paths(out_dir: Path, num_problems: int, shard_size: int) -> list[Path]:
@@ -238,11 +348,14 @@ def run_rewrite(
     grader: Grader,
     model: str = "",
     steps_check: Callable[[str, str], bool] | None = None,
+    teacher: Teacher | None = None,
+    teacher_model: str = "",
 ) -> list[Record]:
     """Rewrite `problems` into `out_dir/shards/`, resuming finished shards; all records
-    (`steps_check`: see `rewrite_problems`)."""
+    (`steps_check`, `teacher`: see `rewrite_problems`; `teacher_model` names the teacher in
+    the manifest)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = _manifest(problems, cfg, model)
+    manifest = _manifest(problems, cfg, model, teacher, teacher_model)
     manifest_path = out_dir / "manifest.json"
     paths = shard_paths(out_dir, len(problems), cfg.shard_size)
     started = any((out_dir / "shards").glob("*.parquet"))
@@ -267,8 +380,9 @@ def run_rewrite(
                 counts: Counter[str] = Counter()
                 start = time.monotonic()
                 done = rewrite_problems(
-                    chunk, rollout, tokenizer, template, cfg, grader, counts, steps_check
-                )
+                    chunk, rollout, tokenizer, template, cfg, grader, counts, steps_check,
+                    teacher,
+                )  # fmt: skip
                 counts["rewrite_s"] = round(time.monotonic() - start, 3)
                 # before the shard itself, whose presence marks the shard done
                 write_text(counts_path(path), json.dumps(dict(sorted(counts.items())), indent=1))

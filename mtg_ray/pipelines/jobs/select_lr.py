@@ -26,7 +26,7 @@ from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from mtg_ray.config import JobConfig
+from mtg_ray.config import JobConfig, uses_teacher
 from mtg_ray.data import Record, write_text
 from mtg_ray.evaluate.ledger import (
     BASE,
@@ -80,9 +80,11 @@ def planned_trials(
 ) -> dict[str, dict[str, Any]]:
     """Trial name (BASE, a method or `online_name`) -> the settings its trials are made with."""
     plan = {BASE: base_settings(cfg.flat())}
-    plan.update({m: trial_settings(cfg.flat(), online=False) for m in cfg.methods})
+    plan.update({m: trial_settings(cfg.flat(), False, uses_teacher(cfg, m)) for m in cfg.methods})
     for name, online_cfg in candidate_configs(cfg, candidates).items():
-        plan[name] = trial_settings(online_cfg.flat(), online=True)
+        plan[name] = trial_settings(
+            online_cfg.flat(), True, uses_teacher(online_cfg, online_cfg.online.method)
+        )
     return plan
 
 

@@ -15,6 +15,7 @@ from ray.exceptions import RayActorError
 from transformers import AutoTokenizer
 
 from mtg_ray import netns
+from mtg_ray.checks import ConfigError
 from mtg_ray.config import JobConfig, check_paths
 from mtg_ray.data import Problem, Record, read_sft_parquet
 from mtg_ray.gpu_plan import check_fits, gpu_plan
@@ -24,8 +25,10 @@ from mtg_ray.pipelines.groups.grading import grade_parallel
 from mtg_ray.pipelines.groups.learner_group import LearnerGroup
 from mtg_ray.pipelines.groups.rollout_group import RolloutGroup
 from mtg_ray.pipelines.jobs.evaluate import load_eval_sets
-from mtg_ray.pipelines.jobs.rewrite import expert_records
+from mtg_ray.pipelines.jobs.rewrite import Teacher, expert_records
+from mtg_ray.rewriting import RewriteConfig
 from mtg_ray.rewriting.prompts import PromptTemplate, end_token_id, get_template
+from mtg_ray.rewriting.teacher import vocab_mismatch
 from mtg_ray.tinyworld import World, build_world, recipe_hash
 from mtg_ray.tinyworld.faithful import is_faithful
 
@@ -52,6 +55,19 @@ class KeptLearner:
 
 
 @dataclass
+class KeptTeacher:
+    """The teacher's engine group, started by the first rewrite that needs it and kept until
+    `groups` ends (shared by a Run's copies, as `KeptLearner`)."""
+
+    group: RolloutGroup | None = None
+
+    def close(self) -> None:
+        group, self.group = self.group, None
+        if group is not None:
+            group.shutdown()
+
+
+@dataclass
 class Run:
     """A job's context. `model_path` is the policy both groups start from: `model.path`, or the
     tiny world's base model when that is empty (derived here; the config is left as given)."""
@@ -62,6 +78,9 @@ class Run:
     model_path: str
     tokenizer: Any
     learner: KeptLearner = field(default_factory=KeptLearner, repr=False)
+    teacher_path: str = ""  # `teacher.model.path`, or the tiny world's teacher when empty
+    teacher_tokenizer: Any = field(default=None, repr=False)
+    teachers: KeptTeacher = field(default_factory=KeptTeacher, repr=False)
 
     @property
     def template(self) -> PromptTemplate:
@@ -113,6 +132,21 @@ class Run:
         """Grade (response, answer) pairs in `rewrite.grading_tasks` parallel Ray tasks."""
         return lambda pairs: grade_parallel(pairs, self.cfg.rewrite.grading_tasks)
 
+    def teacher(self, rewrite: RewriteConfig) -> Teacher | None:
+        """The teacher for a rewrite of `rewrite` (None when it uses none): its engine group
+        (started on first use, on `teacher.*`'s engines; never weight-synced), format,
+        tokenizer and sampling."""
+        if not rewrite.uses_teacher:
+            return None
+        cfg = self.cfg.teacher
+        template = get_template(cfg.model.template)
+        if self.teachers.group is None:
+            self.teachers.group = RolloutGroup(
+                cfg.engines(self.cfg.rollout), self.teacher_path,
+                [end_token_id(template, self.teacher_tokenizer)],
+            )  # fmt: skip
+        return Teacher(self.teachers.group, template, self.teacher_tokenizer, cfg.sampling())
+
     def learner_group(self, total_steps: int, lr: float | None = None) -> LearnerGroup:
         """A learner group on the base policy, its lr schedule `total_steps` long, peaking at
         `lr` (default `learner.lr`): the run's kept group started over (`LearnerGroup.restart`:
@@ -142,8 +176,11 @@ def enter_private_network(cfg: JobConfig) -> None:
 
 def uses_world(cfg: JobConfig) -> bool:
     """Whether a run of `cfg` opens the tiny world: for its base model (no `model.path`), its
-    train data or a test set."""
-    return not cfg.model.path or cfg.data.train == "tinyworld" or "tinyworld" in cfg.data.test
+    teacher (no `teacher.model.path`), its train data or a test set."""
+    return (
+        not cfg.model.path or (cfg.uses_teacher() and not cfg.teacher.model.path)
+        or cfg.data.train == "tinyworld" or "tinyworld" in cfg.data.test
+    )  # fmt: skip
 
 
 def world_hash(cfg: JobConfig) -> str | None:
@@ -162,7 +199,7 @@ def start(cfg: JobConfig) -> Run:
             ray.init(address=res.address, log_to_driver=False)
         else:
             init_local_ray(res.num_cpus or None, res.host)
-    plan = gpu_plan(cfg.rollout, cfg.learner, res.gpu_mode)
+    plan = gpu_plan(cfg.rollout, cfg.learner, res.gpu_mode, teacher_gpus(cfg))
     if plan is not None and not res.autoscaler:
         check_fits(plan, node_gpus())  # before any model loads: Ray would wait for ever
     world = None
@@ -174,9 +211,29 @@ def start(cfg: JobConfig) -> Run:
     else:
         assert world is not None
         model_path = str(world.model_dir)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    teacher_path, teacher_tokenizer = "", None
+    if cfg.uses_teacher():
+        teacher_path = cfg.teacher.model.path or str(world.teacher_dir if world else "")
+        teacher_tokenizer = AutoTokenizer.from_pretrained(teacher_path)
+        why = vocab_mismatch(tokenizer.get_vocab(), teacher_tokenizer.get_vocab())
+        if why:
+            raise ConfigError(
+                f"teacher.model.path={teacher_path!r}: its token ids are not the policy's "
+                f"({why}); a teacher record's response ids train the policy as they are"
+            )
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    return Run(cfg, world, out, model_path, AutoTokenizer.from_pretrained(model_path))
+    return Run(cfg, world, out, model_path, tokenizer, teacher_path=teacher_path,
+               teacher_tokenizer=teacher_tokenizer)  # fmt: skip
+
+
+def teacher_gpus(cfg: JobConfig) -> int:
+    """The GPUs the teacher's engines hold when a job of `cfg` starts them."""
+    t = cfg.teacher
+    return (
+        t.num_engines * t.tensor_parallel_size if cfg.uses_teacher() and t.device == "cuda" else 0
+    )
 
 
 @contextmanager
@@ -196,6 +253,7 @@ def groups(run: Run) -> Iterator[RolloutGroup]:
         finally:
             try:
                 run.learner.close()
+                run.teachers.close()
             finally:
                 group.shutdown()
     finally:

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from mtg_ray.config import JobConfig
+from mtg_ray.config import JobConfig, uses_teacher
 from mtg_ray.data import iter_jsonl, write_text
 from mtg_ray.data.schema import SOURCES
 from mtg_ray.evaluate.ledger import (
@@ -171,9 +171,13 @@ def online_runs(
 
 def planned_settings(cfg: JobConfig, candidates: Sequence[JobConfig]) -> dict[str, dict]:
     """Run name -> the settings it is made with (`run_settings`), as `planned_lrs` names them."""
-    offline = run_settings(cfg.flat(), online=False)
-    out = {name: offline for name in ["base", *cfg.methods]}
-    out.update({online_name(c): run_settings(c.flat(), online=True) for c in candidates})
+    flat = cfg.flat()
+    out = {"base": run_settings(flat, online=False)}
+    out.update({m: run_settings(flat, False, uses_teacher(cfg, m)) for m in cfg.methods})
+    out.update({
+        online_name(c): run_settings(c.flat(), True, uses_teacher(c, c.online.method))
+        for c in candidates
+    })  # fmt: skip
     return out
 
 

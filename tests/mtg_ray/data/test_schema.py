@@ -58,7 +58,8 @@ def test_floats_are_float32_and_sequences_lists(make_record) -> None:
 @pytest.mark.parametrize(
     ("base", "overrides", "field", "problem"),
     [
-        ("self", {"source": "teacher"}, "source", "must be one of"),
+        ("self", {"source": "oracle"}, "source", "must be one of"),
+        ("self", {"behaviour_prompt": "Problem: x"}, "behaviour_prompt", "only a teacher"),
         ("guided", {"behaviour_logprobs": [-0.1]}, "behaviour_logprobs", "1 log-probs for 2"),
         ("self", {"behaviour_logprobs": [-0.1, 0.5]}, "behaviour_logprobs", "token 1"),
         ("self", {"behaviour_logprobs": [float("nan"), -1.0]}, "behaviour_logprobs", "token 0"),

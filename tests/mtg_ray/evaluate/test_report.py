@@ -81,3 +81,19 @@ def test_the_plot_keeps_long_method_names_apart_and_its_error_bars() -> None:
         assert any(isinstance(c, ErrorbarContainer) for c in ax.containers)
     finally:
         plt.close(fig)
+
+
+def test_a_teacher_rewrite_adds_its_row_stages_and_demo_keys() -> None:
+    teacher = {
+        **SUMMARY, "var_teacher": 0.125, "ess_teacher": 0.5, "logprob_teacher": -2.5,
+        "log_ratio_teacher": -1.75, "teacher_fraction": 0.5, "self_fraction": 0.25,
+        "guided_fraction": 0.0,
+    }  # fmt: skip
+    acc = {"base": 0.1, "teacher_dr_dft": 0.3}
+    assert demo_line(acc, SUMMARY, teacher).endswith(" var_teacher=0.1250 teacher_fraction=0.5000")
+    results = {"base": {"tiny": {"avg@1": 0.1}}, "teacher_dr_dft": {"tiny": {"avg@1": 0.3}}}
+    table = markdown_table(results, SUMMARY, teacher)
+    assert "| rewritten: teacher | -2.5000 | 0.1250 | 0.5000 |" in table
+    assert "Teacher rewrite by stage: self 25.0%, guided 0.0%, teacher 50.0%" in table
+    assert "gap of its records under the base policy -1.7500" in table
+    assert "rewritten: teacher" not in markdown_table(results, SUMMARY)

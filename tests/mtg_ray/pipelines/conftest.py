@@ -82,8 +82,11 @@ class StandInRollout:
 
     bucket_bytes = 1 << 10
 
-    def __init__(self, policy=standin_policy, finish=lambda prompt, version, i: "stop") -> None:
-        self.policy, self.finish = policy, finish
+    def __init__(
+        self, policy=standin_policy, finish=lambda prompt, version, i: "stop",
+        logprob: float = -0.1,
+    ) -> None:  # fmt: skip
+        self.policy, self.finish, self.logprob = policy, finish, logprob
         self.version = 0
         self.weights = 0.0
         self.pushes: list[tuple[int, float]] = []  # (version, weights) of every update
@@ -103,7 +106,8 @@ class StandInRollout:
                 reply = self.policy(text, self.version, i)
                 tokens = tuple(TOKENIZER(reply)["input_ids"])
                 end = self.finish(text, self.version, i)
-                samples.append(Sample(reply, tokens, (-0.1,) * len(tokens), end, self.version))
+                logprobs = (self.logprob,) * len(tokens)
+                samples.append(Sample(reply, tokens, logprobs, end, self.version))
             out.append(samples)
         return out
 

@@ -46,7 +46,7 @@ def test_normalised_variance_is_scale_free() -> None:
 def test_summary_counts_problems_per_stage() -> None:
     rewritten = [sampled("a", "self", [-1.0]), sampled("b", "guided", [-2.0]), expert("c", 1)]
     assert stage_fractions(rewritten) == pytest.approx(
-        {"self": 1 / 3, "guided": 1 / 3, "expert": 1 / 3}
+        {"self": 1 / 3, "guided": 1 / 3, "teacher": 0.0, "expert": 1 / 3}
     )
     raw = [expert(p, 1) for p in "abc"]
     s = summarize(rewritten, [[-1.0], [-1.0], [-5.0]], raw, [[-4.0], [-6.0], [-5.0]])

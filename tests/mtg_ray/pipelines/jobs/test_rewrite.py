@@ -13,6 +13,7 @@ from mtg_ray.models.tiny import build_tokenizer
 from mtg_ray.pipelines.jobs.evaluate import evaluate
 from mtg_ray.pipelines.jobs.generate import generate_and_grade
 from mtg_ray.pipelines.jobs.rewrite import (
+    Teacher,
     expert_records,
     rewrite_counts,
     rewrite_problems,
@@ -107,10 +108,18 @@ def test_dropped_samples_are_counted_per_rule_stage_and_level(standins, tmp_path
     run_rewrite(problems, rollout, standins.tokenizer, PLAIN, CFG, out, standins.grader)
     counts = rewrite_counts(out)
     assert counts.pop("rewrite_s") > 0  # the shard's seconds, kept beside its counts
-    assert counts == {k: float(v) for k, v in sorted(drops.items())}
+    assert {"seconds_self", "seconds_guided"} <= set(counts)  # and each stage's sampling
+    assert without_seconds(counts) == Counter(
+        {k: float(v) for k, v in without_seconds(drops).items()}
+    )
     (out / "shards" / "shard-00000.counts.json").unlink()
     with pytest.raises(FileNotFoundError, match="shard-00000.counts.json"):
         rewrite_counts(out)
+
+
+def without_seconds(counts) -> Counter:
+    """`counts` less each stage's sampling seconds (`seconds_<stage>`), which vary by run."""
+    return Counter({k: v for k, v in counts.items() if not k.startswith("seconds_")})
 
 
 def test_one_call_samples_both_stages_together_and_keeps_the_same_records(standins) -> None:
@@ -128,8 +137,8 @@ def test_one_call_samples_both_stages_together_and_keeps_the_same_records(standi
     assert two_calls.requests == [(9, 0), (6, 0)] and one_call.requests == [(18, 0)]
     # what each drew: one call samples a guided answer for every problem, used or not
     n, g = CFG.samples, CFG.guided_samples
-    assert cost["two"] == Counter(generated_self=9 * n, generated_guided=6 * g)
-    assert cost["one"] == Counter(generated_self=9 * n, generated_guided=9 * g)
+    assert without_seconds(cost["two"]) == Counter(generated_self=9 * n, generated_guided=6 * g)
+    assert without_seconds(cost["one"]) == Counter(generated_self=9 * n, generated_guided=9 * g)
 
 
 def test_the_leak_gate_and_the_masked_reference_take_the_answer_away(standins) -> None:
@@ -275,3 +284,78 @@ def test_a_failed_start_leaves_nothing_that_blocks_the_corrected_rerun(standins,
     assert len(run_rewrite(problems, rollout, tok, PLAIN, fixed, tmp_path, standins.grader)) == 6
     with pytest.raises(ValueError, match="other problems or settings"):
         run_rewrite(problems, rollout, tok, PLAIN, CFG, tmp_path, standins.grader)
+
+
+def teacher_policy(prompt: str, version: int, index: int) -> str:
+    """A stronger model: problem qK alone unless K % 3 == 2, and every one with the
+    reference; it answers in a format of its own ("Teacher:" prompts)."""
+    assert prompt.startswith("Teacher:"), prompt
+    k = answer_of(prompt)
+    solved = k % 3 != 2 or "ref \\boxed" in prompt
+    return f"t \\boxed{{{k if solved else k + 1}}}"
+
+
+TEACHER_FORMAT = dataclasses.replace(
+    PLAIN, name="teacher-plain", plain="Teacher: " + PLAIN.plain,
+    guided="Teacher: " + PLAIN.guided,
+)  # fmt: skip
+
+
+def teacher_of(standins) -> Teacher:
+    rollout = standins.Rollout(teacher_policy, logprob=-0.7)
+    return Teacher(rollout, TEACHER_FORMAT, standins.tokenizer, CFG.sampling(2))
+
+
+@pytest.mark.parametrize(
+    ("rewriter", "after_guided", "sources", "policy_calls"),
+    [
+        ("teacher", False, ("self", "teacher", "teacher"), 1),  # the teacher replaces guided
+        ("teacher", True, ("self", "guided", "teacher"), 2),  # after the policy's guided stage
+        ("distill", False, ("teacher", "teacher", "teacher"), 0),  # the teacher alone
+    ],
+)
+def test_the_teacher_rewrites_what_the_policy_misses(
+    standins, rewriter, after_guided, sources, policy_calls
+) -> None:
+    cfg = dataclasses.replace(CFG, rewriter=rewriter, teacher_after_guided=after_guided)
+    rollout, teacher, counts = standins.Rollout(), teacher_of(standins), Counter()
+    problems = standins.problems(6)
+    records = rewrite_problems(
+        problems, rollout, standins.tokenizer, PLAIN, cfg, standins.grader, counts,
+        teacher=teacher,
+    )  # fmt: skip
+    assert tuple(r.source for r in records[:3]) == sources
+    assert len(rollout.requests) == policy_calls
+    for r in records:
+        assert r.prompt == PLAIN.format(f"q{r.problem_id[1:]}")  # trained on the plain prompt
+        if r.source == "teacher":  # the teacher's log-probs and the prompt it saw
+            assert r.behaviour_logprobs == pytest.approx([-0.7] * len(r.response_token_ids))
+            assert r.behaviour_prompt.startswith("Teacher: Problem: q")
+            assert r.temperature == CFG.temperature and r.response.startswith("t ")
+        else:
+            assert r.behaviour_prompt is None
+    assert counts["generated_teacher"] > 0
+    with pytest.raises(ValueError, match="needs the teacher"):
+        rewrite_problems(problems, rollout, standins.tokenizer, PLAIN, cfg, standins.grader)
+
+
+def test_the_leak_gate_scores_a_teacher_sample_under_the_teacher(standins) -> None:
+    cfg = dataclasses.replace(CFG, rewriter="teacher", leak_threshold=-0.1)
+    teacher, counts = teacher_of(standins), Counter()
+    scored: list[list[int]] = []
+    score = teacher.rollout.score
+
+    def recording(prompts, responses):
+        scored.extend(prompts)
+        return [[-5.0] * len(r) for r in responses]  # far less likely without the reference
+
+    teacher.rollout.score = recording
+    records = rewrite_problems(
+        standins.problems(3), standins.Rollout(), standins.tokenizer, PLAIN, cfg,
+        standins.grader, counts, teacher=teacher,
+    )  # fmt: skip
+    teacher.rollout.score = score
+    assert counts["dropped_leaked_teacher"] == 2 * 2  # p1, p2: both teacher samples leaned on it
+    assert [r.source for r in records] == ["self", "expert", "expert"]
+    texts = {standins.tokenizer.decode(p) for p in scored}
+    assert texts == {TEACHER_FORMAT.format("q1"), TEACHER_FORMAT.format("q2")}
