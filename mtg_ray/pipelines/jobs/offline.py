@@ -20,7 +20,14 @@ from mtg_ray.pipelines.groups.protocols import Rollout
 from mtg_ray.pipelines.jobs.batches import RecordBatches
 from mtg_ray.pipelines.jobs.evaluate import evaluate
 from mtg_ray.pipelines.jobs.loop import TrainLoop
-from mtg_ray.pipelines.jobs.rewrite import rewrite_counts, run_rewrite
+from mtg_ray.pipelines.jobs.rewrite import (
+    keep_rewrite,
+    kept_rewrite,
+    reuse_rewrite,
+    rewrite_counts,
+    rewrite_manifest,
+    run_rewrite,
+)
 from mtg_ray.pipelines.jobs.session import Run, groups
 from mtg_ray.rewriting import RewriteConfig
 from mtg_ray.rewriting.summary import faithful_shares, summarize
@@ -43,11 +50,24 @@ def rewrite_job(
     cfg = run.cfg.rewrite if cfg is None else cfg
     name = rewrite_name(cfg)
     out = run.out / name
+    teacher = run.teacher(cfg)
+    kept = None
+    if teacher is not None:  # one teacher rewrite serves every run that shares it
+        kept = kept_rewrite(
+            run.cache_root,
+            rewrite_manifest(run.train_problems, cfg, run.model_path, teacher, run.teacher_path),
+            {"rollout": [run.cfg.rollout.seed, run.cfg.rollout.num_engines],
+             "teacher_engines": run.cfg.teacher.num_engines},
+        )  # fmt: skip
+        if reuse_rewrite(kept, out):
+            print(f"{name}: the rewrite kept at {kept} (its cost is charged to this run too)")
     records = run_rewrite(
         run.train_problems, rollout, run.tokenizer, run.template, cfg, out, run.grader(),
-        model=run.model_path, steps_check=run.steps_check(), teacher=run.teacher(cfg),
-        teacher_model=run.teacher_path if cfg.uses_teacher else "",
+        model=run.model_path, steps_check=run.steps_check(), teacher=teacher,
+        teacher_model=run.teacher_path,
     )  # fmt: skip
+    if kept is not None:
+        keep_rewrite(out, kept)
     summary_path = out / "summary.json"
     if summary_path.is_file():
         return records, json.loads(summary_path.read_text())

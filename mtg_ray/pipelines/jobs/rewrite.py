@@ -9,6 +9,9 @@ instead of mixing two rewrites.
 
 import hashlib
 import json
+import os
+import shutil
+import tempfile
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
@@ -134,14 +137,19 @@ def verified(
 
 @dataclass(frozen=True)
 class Teacher:
-    """The teacher as a rewrite uses it: its engine group (never weight-synced), the prompt
-    format it expects, its tokenizer (whose ids are the policy's: `check_teacher_tokenizer`)
-    and each teacher stage's sampling."""
+    """The teacher as a rewrite uses it: its engine group (never weight-synced; `group()`
+    starts it on first use, so a rewrite resumed or reused whole never does), the prompt
+    format it expects, its tokenizer (whose ids are the policy's: `vocab_mismatch`) and each
+    teacher stage's sampling."""
 
-    rollout: Rollout
+    group: Callable[[], Rollout]
     template: PromptTemplate
     tokenizer: Any
     sampling: SamplingConfig
+
+    @property
+    def rollout(self) -> Rollout:
+        return self.group()
 
 
 def rewrite_problems(
@@ -310,10 +318,11 @@ def stage_kind(stage: str) -> str:
 LATER_REWRITE_KEYS = {"rewriter": "policy", "teacher_after_guided": False}
 
 
-def _manifest(
+def rewrite_manifest(
     problems: Sequence[Problem], cfg: RewriteConfig, model: str, teacher: Teacher | None,
     teacher_model: str,
 ) -> dict[str, Any]:  # fmt: skip
+    """What a rewrite folder is a rewrite of: its problems, settings, policy and teacher."""
     ids = hashlib.sha256("\n".join(p.problem_id for p in problems).encode()).hexdigest()
     manifest = {
         "problems": len(problems),
@@ -330,7 +339,7 @@ def _manifest(
             "model": teacher_model, "template": teacher.template.name,
             "sampling": asdict(teacher.sampling),
         }  # fmt: skip
-    return manifest
+    return json.loads(json.dumps(manifest))  # as read back from its file
 
 
 def shard_paths(out_dir: Path, num_problems: int, shard_size: int) -> list[Path]:
@@ -355,7 +364,7 @@ def run_rewrite(
     (`steps_check`, `teacher`: see `rewrite_problems`; `teacher_model` names the teacher in
     the manifest)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    manifest = _manifest(problems, cfg, model, teacher, teacher_model)
+    manifest = rewrite_manifest(problems, cfg, model, teacher, teacher_model)
     manifest_path = out_dir / "manifest.json"
     paths = shard_paths(out_dir, len(problems), cfg.shard_size)
     started = any((out_dir / "shards").glob("*.parquet"))
@@ -409,3 +418,46 @@ def rewrite_counts(out_dir: Path) -> dict[str, float]:
             )
         total.update(json.loads(counts_path(shard).read_text()))
     return {k: float(v) for k, v in sorted(total.items())}
+
+
+# What a kept rewrite holds: its shards and their counts, and its manifest (not its summary,
+# which the run that reuses it makes against its own expert data).
+KEPT = ("shards", "manifest.json")
+
+
+def kept_rewrite(root: Path, manifest: Mapping[str, Any], sampling: Mapping[str, Any]) -> Path:
+    """Where a finished rewrite of `manifest` is kept for other runs to reuse, under `root`
+    (the cache): keyed by the manifest and what else decides its samples (`sampling`: the
+    engines' seeds and counts)."""
+    key = json.dumps([manifest, sampling], sort_keys=True)
+    return root / "rewrites" / f"rewrite-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
+
+
+def reuse_rewrite(kept: Path, out: Path) -> bool:
+    """Copy the rewrite kept at `kept` into `out` if `out` has no shard yet; whether it did."""
+    if not kept.is_dir() or any((out / "shards").glob("*.parquet")):
+        return False
+    out.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=out) as tmp:
+        for name in KEPT:
+            copy = shutil.copytree if (kept / name).is_dir() else shutil.copy2
+            copy(kept / name, Path(tmp) / name)
+        for name in KEPT:  # the shard folder last: its files mark the rewrite done
+            os.replace(Path(tmp) / name, out / name)
+    return True
+
+
+def keep_rewrite(out: Path, kept: Path) -> None:
+    """Keep the finished rewrite in `out` at `kept` (whole or not at all), unless one is kept
+    there already."""
+    if kept.is_dir():
+        return
+    kept.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{kept.name}.", dir=kept.parent))
+    for name in KEPT:
+        copy = shutil.copytree if (out / name).is_dir() else shutil.copy2
+        copy(out / name, tmp / name)
+    try:
+        os.replace(tmp, kept)
+    except OSError:  # another run kept it first
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -40,7 +40,7 @@ from mtg_ray.learner.lr_selection import choose_lr, grid_edge
 from mtg_ray.objectives import METHODS
 from mtg_ray.pipelines.groups.protocols import Rollout
 from mtg_ray.pipelines.jobs.evaluate import evaluate
-from mtg_ray.pipelines.jobs.offline import method_objective, rewrite_job, train_job
+from mtg_ray.pipelines.jobs.offline import method_objective, rewrite_job, rewrite_name, train_job
 from mtg_ray.pipelines.jobs.online import online_job, online_name
 from mtg_ray.pipelines.jobs.session import Run
 
@@ -203,15 +203,24 @@ def _run_trials(
     held_out = run.train_problems[-cfg.train.validation_problems :]
     held_ids = {p.problem_id for p in held_out}
     trains = any(lr is not None for _, lr in trials)  # not only the base: the rewrite is needed
-    rewritten = rewrite_job(run, rollout)[0] if trains else []
-    data: dict[str, list[Record]] = {
-        "rewritten": [r for r in rewritten if r.problem_id not in held_ids],
-        "expert": [r for r in run.expert if r.problem_id not in held_ids],
+    online_cfgs = candidate_configs(cfg, candidates)
+    used = [m for m in cfg.methods if METHODS[m].dataset == "rewritten"]
+    used += [c.online.method for c in online_cfgs.values()]
+    rewrites = {rewrite_name(cfg.rewrite_of(m)): cfg.rewrite_of(m) for m in used} if trains else {}
+    data: dict[str, list[Record]] = {  # every rewrite from the base, before any training
+        name: [r for r in rewrite_job(run, rollout, rw)[0] if r.problem_id not in held_ids]
+        for name, rw in rewrites.items()
     }
+    expert = [r for r in run.expert if r.problem_id not in held_ids]
     eval_cfg = dataclasses.replace(cfg.eval, n=cfg.train.validation_n, greedy=False)
 
+    def data_of(method: str) -> list[Record]:
+        if METHODS[method].dataset == "expert":
+            return expert
+        return data[rewrite_name(cfg.rewrite_of(method))]
+
     def offline(method: str) -> Callable[[float, Path], Any]:
-        records = data[METHODS[method].dataset]
+        records = data_of(method) if trains else []
         return lambda lr, folder: train_job(
             run, records, method_objective(run, method), str(folder.relative_to(run.out)),
             rollout, lr,
@@ -220,11 +229,11 @@ def _run_trials(
     def online(online_cfg: JobConfig) -> Callable[[float, Path], Any]:
         return lambda lr, folder: online_job(
             on_split(run, at_lr(online_cfg, lr), folder, held_ids), rollout,
-            offline=data["rewritten"],
+            offline=data_of(online_cfg.online.method),
         )  # fmt: skip
 
     trainers = {m: offline(m) for m in cfg.methods}
-    trainers.update({n: online(c) for n, c in candidate_configs(cfg, candidates).items()})
+    trainers.update({n: online(c) for n, c in online_cfgs.items()})
     for name, lr in sorted(trials, key=lambda t: t[0] != BASE):  # the base before any training
         result = trial_result(run, name, lr)
         if lr is not None:

@@ -31,6 +31,7 @@ from mtg_ray.rewriting.prompts import PromptTemplate, end_token_id, get_template
 from mtg_ray.rewriting.teacher import vocab_mismatch
 from mtg_ray.tinyworld import World, build_world, recipe_hash
 from mtg_ray.tinyworld.faithful import is_faithful
+from mtg_ray.tinyworld.store import default_cache_root
 
 
 @dataclass
@@ -86,6 +87,12 @@ class Run:
     def template(self) -> PromptTemplate:
         return get_template(self.cfg.model.template)
 
+    @property
+    def cache_root(self) -> Path:
+        """Where the run's tiny world and the rewrites it keeps for other runs live
+        (`cache_dir`, else $MTG_RAY_CACHE or ~/.cache/mtg-ray)."""
+        return Path(self.cfg.cache_dir) if self.cfg.cache_dir else default_cache_root()
+
     @cached_property
     def world_hash(self) -> str | None:
         """The recipe hash of the run's tiny world (its recipe.json's; None: the run has none),
@@ -140,12 +147,16 @@ class Run:
             return None
         cfg = self.cfg.teacher
         template = get_template(cfg.model.template)
-        if self.teachers.group is None:
-            self.teachers.group = RolloutGroup(
-                cfg.engines(self.cfg.rollout), self.teacher_path,
-                [end_token_id(template, self.teacher_tokenizer)],
-            )  # fmt: skip
-        return Teacher(self.teachers.group, template, self.teacher_tokenizer, cfg.sampling())
+
+        def group() -> RolloutGroup:
+            if self.teachers.group is None:
+                self.teachers.group = RolloutGroup(
+                    cfg.engines(self.cfg.rollout), self.teacher_path,
+                    [end_token_id(template, self.teacher_tokenizer)],
+                )  # fmt: skip
+            return self.teachers.group
+
+        return Teacher(group, template, self.teacher_tokenizer, cfg.sampling())
 
     def learner_group(self, total_steps: int, lr: float | None = None) -> LearnerGroup:
         """A learner group on the base policy, its lr schedule `total_steps` long, peaking at

@@ -55,7 +55,7 @@ from mtg_ray.monitor import read_scalars
 from mtg_ray.objectives import METHODS, ONLINE_METHODS
 from mtg_ray.online.config import CONTROLS
 from mtg_ray.pipelines.groups.protocols import Rollout
-from mtg_ray.pipelines.jobs.offline import evaluate_job, main_job
+from mtg_ray.pipelines.jobs.offline import evaluate_job, main_job, rewrite_name
 from mtg_ray.pipelines.jobs.online import online_job, online_name
 from mtg_ray.pipelines.jobs.select_lr import at_lr, missing_trials, select_lr, trial_result
 from mtg_ray.pipelines.jobs.session import Run, groups, start, world_hash
@@ -103,15 +103,16 @@ def machine() -> str:
     return f"{cpu}, {os.cpu_count()} CPUs, {system}, Python {platform.python_version()}"
 
 
-def run_cost(out: Path, name: str) -> tuple[float, float]:
+def run_cost(out: Path, name: str, rewrite_dir: str = "rewrite") -> tuple[float, float]:
     """(samples drawn, seconds spent rewriting) for run `name` of the seed folder `out`: none
-    for the base model and the methods on expert data; the offline round's rewrite (shared by
-    every method trained on it) for the other offline methods; an online run's own rewriting,
-    summed over its steps from its TensorBoard log (`online_cost`)."""
+    for the base model and the methods on expert data; the offline round's rewrite in
+    `rewrite_dir` (its folder: the teacher's for a teacher method; shared by, and charged in
+    full to, every method trained on it) for the other offline methods; an online run's own
+    rewriting, summed over its steps from its TensorBoard log (`online_cost`)."""
     if name == "base" or (name in METHODS and METHODS[name].dataset == "expert"):
         return 0.0, 0.0
     if name in METHODS:
-        summary = json.loads((out / "rewrite" / "summary.json").read_text())
+        summary = json.loads((out / rewrite_dir / "summary.json").read_text())
         drawn = sum(v for k, v in summary.items() if k.startswith("generated_"))
         return float(drawn), float(summary.get("rewrite_s", float("nan")))
     return online_cost(read_scalars(out / "tb" / name))
@@ -196,15 +197,16 @@ FIGURE_SCALARS = ("online/", "train/loss_share/", "train/token_share/", "monitor
 
 def run_record(
     out: Path, name: str, seed: int, lr: float | None, settings: Mapping[str, Any] | None = None,
-    world: str | None = None,
+    world: str | None = None, rewrite_dir: str = "rewrite",
 ) -> RunRecord:  # fmt: skip
     """Run `name` of the seed folder `out`, evaluated, as the study keeps it (`settings`: what
-    it was made with, `run_settings`; `world`: its tiny world's recipe hash, None for none)."""
+    it was made with, `run_settings`; `world`: its tiny world's recipe hash, None for none;
+    `rewrite_dir`: its data's rewrite, `run_cost`)."""
     metrics = json.loads((out / name / "eval.json").read_text())
     samples = out / name / "eval_samples.jsonl"
     online = name != "base" and name not in METHODS
     scalars = read_scalars(out / "tb" / name) if online else {}
-    drawn, seconds = online_cost(scalars) if online else run_cost(out, name)
+    drawn, seconds = online_cost(scalars) if online else run_cost(out, name, rewrite_dir)
     return RunRecord(
         name=name,
         seed=seed,
@@ -240,12 +242,12 @@ def kept_runs(
 
 def keep_run(
     root: Path, out: Path, seed: int, name: str, lr: float | None,
-    settings: Mapping[str, Any] | None = None, *, world: str | None,
+    settings: Mapping[str, Any] | None = None, *, world: str | None, rewrite_dir: str = "rewrite",
 ) -> None:  # fmt: skip
     """Keep run `name` (evaluated in `out` on the tiny `world`) as a record under `root`, unless
     kept already."""
     if not record_path(root, seed, name).is_file():
-        save_record(root, run_record(out, name, seed, lr, settings, world))
+        save_record(root, run_record(out, name, seed, lr, settings, world, rewrite_dir))
 
 
 def restore_runs(records: Mapping[str, RunRecord], out: Path) -> None:
@@ -332,8 +334,10 @@ def study_job(
             restore_runs(kept, run.out)
 
             def keep(name: str, out: Path = run.out, s: int = s, lrs: dict = lrs,
-                     made_with: dict = made_with) -> None:  # fmt: skip
-                keep_run(root, out, s, name, lrs[name], made_with[name], world=world)
+                     made_with: dict = made_with, cfg: JobConfig = seed_cfg) -> None:  # fmt: skip
+                folder = rewrite_name(cfg.rewrite_of(name)) if name in METHODS else "rewrite"
+                keep_run(root, out, s, name, lrs[name], made_with[name], world=world,
+                         rewrite_dir=folder)  # fmt: skip
 
             with groups(run) as rollout:  # one rollout and one learner group for the seed
                 main_job(run, rollout, finished=keep)

@@ -15,7 +15,11 @@ from mtg_ray.pipelines.jobs.generate import generate_and_grade
 from mtg_ray.pipelines.jobs.rewrite import (
     Teacher,
     expert_records,
+    keep_rewrite,
+    kept_rewrite,
+    reuse_rewrite,
     rewrite_counts,
+    rewrite_manifest,
     rewrite_problems,
     run_rewrite,
 )
@@ -303,7 +307,7 @@ TEACHER_FORMAT = dataclasses.replace(
 
 def teacher_of(standins) -> Teacher:
     rollout = standins.Rollout(teacher_policy, logprob=-0.7)
-    return Teacher(rollout, TEACHER_FORMAT, standins.tokenizer, CFG.sampling(2))
+    return Teacher(lambda: rollout, TEACHER_FORMAT, standins.tokenizer, CFG.sampling(2))
 
 
 @pytest.mark.parametrize(
@@ -359,3 +363,28 @@ def test_the_leak_gate_scores_a_teacher_sample_under_the_teacher(standins) -> No
     assert [r.source for r in records] == ["self", "expert", "expert"]
     texts = {standins.tokenizer.decode(p) for p in scored}
     assert texts == {TEACHER_FORMAT.format("q1"), TEACHER_FORMAT.format("q2")}
+
+
+def test_a_kept_teacher_rewrite_serves_another_run_without_starting_the_teacher(
+    standins, tmp_path: Path
+) -> None:
+    cfg = dataclasses.replace(CFG, rewriter="teacher")
+    problems, teacher = standins.problems(6), teacher_of(standins)
+    first = tmp_path / "run1" / "rewrite_teacher"
+    made = run_rewrite(problems, standins.Rollout(), standins.tokenizer, PLAIN, cfg, first,
+                       standins.grader, teacher=teacher, teacher_model="t")  # fmt: skip
+    manifest = rewrite_manifest(problems, cfg, "", teacher, "t")
+    kept = kept_rewrite(tmp_path / "cache", manifest, {"seed": 0})
+    assert kept_rewrite(tmp_path / "cache", manifest, {"seed": 1}) != kept
+    keep_rewrite(first, kept)
+    assert sorted(p.name for p in kept.iterdir()) == ["manifest.json", "shards"]
+
+    def never():
+        raise AssertionError("a reused rewrite starts no teacher")
+
+    lazy = dataclasses.replace(teacher, group=never)
+    second = tmp_path / "run2" / "rewrite_teacher"
+    assert reuse_rewrite(kept, second) and not reuse_rewrite(kept, second)  # once: it has shards
+    again = run_rewrite(problems, standins.Rollout(), standins.tokenizer, PLAIN, cfg, second,
+                        standins.grader, teacher=lazy, teacher_model="t")  # fmt: skip
+    assert again == made and rewrite_counts(second) == rewrite_counts(first)  # cost charged too
