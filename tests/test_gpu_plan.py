@@ -78,3 +78,16 @@ def test_colocated_groups_take_no_node_resource() -> None:
         dataclasses.replace(cfg, learner=pinned)
     separate = preset("resources.gpu_mode=separate")
     assert dataclasses.replace(separate, learner=pinned).learner.node_resource == "learner"
+
+
+def test_teacher_gpus_are_their_own_and_counted_only_when_a_method_uses_it() -> None:
+    from mtg_ray.pipelines.jobs.session import teacher_gpus
+
+    assert teacher_gpus(preset()) == 0  # the paper's rows use no teacher
+    cfg = preset("methods=[dr_dft,teacher_dr_dft]")
+    assert teacher_gpus(cfg) == 1
+    plan = gpu_plan(cfg.rollout, cfg.learner, cfg.resources.gpu_mode, teacher_gpus(cfg))
+    assert plan is not None and plan.gpus == 9
+    check_fits(plan, TWO_NODES)
+    with pytest.raises(ValueError, match=r"needs 9 GPUs: 8 shared .* \+ 1 for the teacher"):
+        check_fits(plan, ONE_NODE)

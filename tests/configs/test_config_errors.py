@@ -67,3 +67,21 @@ def test_the_cli_fails_in_one_line_before_starting_anything() -> None:
         out.stderr.strip().splitlines()[-1] == "config error: learner.lr='abc': expected a number"
     )
     assert "Ray" not in out.stdout + out.stderr and seconds < 60
+
+
+def test_a_teacher_that_cannot_be_read_fails_in_one_line_naming_its_key(tmp_path) -> None:
+    """Only when a method or the rewrite uses the teacher: its folder must hold a model."""
+    assert check_paths(compose("tiny", ["teacher.model.path=/nope"]))  # unused: not checked
+    uses = ["methods=[sft,teacher_dr_dft]"]
+    cases = {
+        "/nope": "teacher.model.path='/nope': no such file",
+        str(tmp_path): f"teacher.model.path='{tmp_path}': is not an HF model folder",
+    }
+    for path, message in cases.items():
+        with pytest.raises(ValueError) as err:
+            check_paths(compose("tiny", [*uses, f"teacher.model.path={path}"]))
+        assert message in str(err.value) and "\n" not in str(err.value), str(err.value)
+    with pytest.raises(ValueError, match="rewrite.teacher_after_guided=True: needs rewrite.rewri"):
+        compose("tiny", ["rewrite.teacher_after_guided=true"])
+    with pytest.raises(ValueError, match="teacher.n=0: must be >= 1"):
+        compose("tiny", ["teacher.n=0"])
