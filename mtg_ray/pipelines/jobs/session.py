@@ -226,6 +226,11 @@ def start(cfg: JobConfig) -> Run:
     teacher_path, teacher_tokenizer = "", None
     if cfg.uses_teacher():
         teacher_path = cfg.teacher.model.path or str(world.teacher_dir if world else "")
+        if not cfg.teacher.model.path and not Path(teacher_path).is_dir():
+            raise ConfigError(
+                f"teacher.model.path is empty and the tiny world at {world.root if world else '-'}"
+                " has no teacher (worlds before tinyworld-3): give a teacher folder"
+            )
         teacher_tokenizer = AutoTokenizer.from_pretrained(teacher_path)
         why = vocab_mismatch(tokenizer.get_vocab(), teacher_tokenizer.get_vocab())
         if why:
