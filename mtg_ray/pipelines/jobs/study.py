@@ -426,7 +426,8 @@ def _report(cfg, seeds, command, wall, benchmark, acc, evals, root, levels) -> l
         "",
         *method_table(acc),
         "",
-        "## Paired differences (same seeds and problems; 95% problem-bootstrap intervals)",
+        "## Paired differences (same seeds and problems; 95% intervals: problem bootstrap, "
+        "and two-level: seeds, then problems)",
         "",
         *difference_table(acc, pairs),
         "",

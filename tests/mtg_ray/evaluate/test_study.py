@@ -16,6 +16,7 @@ from mtg_ray.evaluate.study import (
     paired_difference,
     run_means,
     study_pairs,
+    two_level_difference,
 )
 
 
@@ -58,7 +59,26 @@ def test_tables_report_seed_spread_and_which_intervals_exclude_zero() -> None:
     rows = method_table(acc)
     assert rows[2] == "| base | 0.5000 | 0.0000 | 0.5000, 0.5000 |"
     diff = difference_table(acc, [("sft", "base"), ("dr_sft", "sft")])
-    assert len(diff) == 3 and diff[2].startswith("| sft - base | +0.5000") and "| yes |" in diff[2]
+    assert len(diff) == 3 and diff[2].startswith("| sft - base | +0.5000")
+    assert "two-level 95%" in diff[0] and diff[2].endswith("| yes |")
+
+
+def test_the_two_level_interval_holds_seed_to_seed_variance() -> None:
+    """Seeds that disagree (one +0.2, one -0.2 on every problem): resampling problems alone
+    sees no spread at all, resampling seeds first does."""
+    base = np.random.default_rng(2).random((4, 100)) * 0.5
+    shift = np.array([0.2, -0.2, 0.2, -0.2])[:, None]
+    problems_only = paired_difference(base + shift, base)
+    both = two_level_difference(base + shift, base)
+    assert problems_only.high - problems_only.low < 1e-9  # every problem's seed mean is 0
+    assert both.low < -0.05 and both.high > 0.05 and both.mean == pytest.approx(0.0, abs=1e-12)
+    noise = np.random.default_rng(3).normal(0, 0.05, base.shape)
+    gain = two_level_difference(base + 0.1 + noise, base)
+    assert 0.05 < gain.low < gain.mean < gain.high  # a gain every seed shares still shows
+    same = two_level_difference(base, base.copy())
+    assert (same.mean, same.low, same.high) == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="one shape"):
+        two_level_difference(base, base[:, :10])
 
 
 def test_study_pairs_put_the_papers_comparisons_first() -> None:
