@@ -103,6 +103,7 @@ class TeacherConfig:
             cpus_per_engine=self.cpus_per_engine,
             gpu_memory_utilization=self.gpu_memory_utilization, dtype=self.dtype,
             max_model_len=self.max_model_len, node_resource="",
+            weight_backend="gloo",  # never synced: no backend's placement rule applies
         )  # fmt: skip
 
     def sampling(self) -> SamplingConfig:

@@ -4,6 +4,7 @@ Every job reads one JobConfig, writes under `output_dir`, and can be rerun after
 finished is read back, what is not is redone (rewrite shards, train checkpoints, eval results).
 """
 
+import dataclasses
 import json
 import time
 from collections.abc import Callable
@@ -23,6 +24,7 @@ from mtg_ray.pipelines.jobs.loop import TrainLoop
 from mtg_ray.pipelines.jobs.rewrite import (
     keep_rewrite,
     kept_rewrite,
+    problems_digest,
     reuse_rewrite,
     rewrite_counts,
     rewrite_manifest,
@@ -56,8 +58,9 @@ def rewrite_job(
         kept = kept_rewrite(
             run.cache_root,
             rewrite_manifest(run.train_problems, cfg, run.model_path, teacher, run.teacher_path),
-            {"rollout": [run.cfg.rollout.seed, run.cfg.rollout.num_engines],
-             "teacher_engines": run.cfg.teacher.num_engines},
+            {"problems": problems_digest(run.train_problems),
+             "rollout": [run.cfg.rollout.seed, run.cfg.rollout.num_engines],
+             "teacher": dataclasses.asdict(run.cfg.teacher)},
         )  # fmt: skip
         if reuse_rewrite(kept, out):
             print(f"{name}: the rewrite kept at {kept} (its cost is charged to this run too)")

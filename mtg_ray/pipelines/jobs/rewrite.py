@@ -420,21 +420,32 @@ def rewrite_counts(out_dir: Path) -> dict[str, float]:
     return {k: float(v) for k, v in sorted(total.items())}
 
 
-# What a kept rewrite holds: its shards and their counts, and its manifest (not its summary,
+# What a kept rewrite holds: its manifest and its shards with their counts (not its summary,
 # which the run that reuses it makes against its own expert data).
-KEPT = ("shards", "manifest.json")
+KEPT = ("manifest.json", "shards")
+
+
+def problems_digest(problems: Sequence[Problem]) -> str:
+    """A hash of the problems' text (question, answer, expert solution), not only their ids:
+    two data files may number their problems alike."""
+    digest = hashlib.sha256()
+    for p in problems:
+        for text in (p.problem_id, p.question, p.reference_answer, p.expert_solution or ""):
+            digest.update(text.encode() + b"\0")
+    return digest.hexdigest()
 
 
 def kept_rewrite(root: Path, manifest: Mapping[str, Any], sampling: Mapping[str, Any]) -> Path:
     """Where a finished rewrite of `manifest` is kept for other runs to reuse, under `root`
     (the cache): keyed by the manifest and what else decides its samples (`sampling`: the
-    engines' seeds and counts)."""
+    problems' text, the engines' seeds, counts and settings)."""
     key = json.dumps([manifest, sampling], sort_keys=True)
     return root / "rewrites" / f"rewrite-{hashlib.sha256(key.encode()).hexdigest()[:16]}"
 
 
 def reuse_rewrite(kept: Path, out: Path) -> bool:
-    """Copy the rewrite kept at `kept` into `out` if `out` has no shard yet; whether it did."""
+    """Copy the rewrite kept at `kept` into `out` if `out` has no finished shard yet (what an
+    interrupted attempt left there is replaced); whether it did."""
     if not kept.is_dir() or any((out / "shards").glob("*.parquet")):
         return False
     out.mkdir(parents=True, exist_ok=True)
@@ -442,6 +453,7 @@ def reuse_rewrite(kept: Path, out: Path) -> bool:
         for name in KEPT:
             copy = shutil.copytree if (kept / name).is_dir() else shutil.copy2
             copy(kept / name, Path(tmp) / name)
+        shutil.rmtree(out / "shards", ignore_errors=True)  # counts of an unfinished shard
         for name in KEPT:  # the shard folder last: its files mark the rewrite done
             os.replace(Path(tmp) / name, out / name)
     return True
@@ -454,10 +466,10 @@ def keep_rewrite(out: Path, kept: Path) -> None:
         return
     kept.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{kept.name}.", dir=kept.parent))
-    for name in KEPT:
-        copy = shutil.copytree if (out / name).is_dir() else shutil.copy2
-        copy(out / name, tmp / name)
     try:
+        for name in KEPT:
+            copy = shutil.copytree if (out / name).is_dir() else shutil.copy2
+            copy(out / name, tmp / name)
         os.replace(tmp, kept)
-    except OSError:  # another run kept it first
+    except OSError:  # another run kept it first, or the copy failed: nothing half-kept
         shutil.rmtree(tmp, ignore_errors=True)

@@ -233,6 +233,12 @@ def start(cfg: JobConfig) -> Run:
             )
         teacher_tokenizer = AutoTokenizer.from_pretrained(teacher_path)
         why = vocab_mismatch(tokenizer.get_vocab(), teacher_tokenizer.get_vocab())
+        ends = (
+            end_token_id(get_template(cfg.model.template), tokenizer),
+            end_token_id(get_template(cfg.teacher.model.template), teacher_tokenizer),
+        )
+        if not why and ends[0] != ends[1]:  # the policy would learn to end where it never stops
+            why = f"its responses end with token {ends[1]}, the policy's format with {ends[0]}"
         if why:
             raise ConfigError(
                 f"teacher.model.path={teacher_path!r}: its token ids are not the policy's "
@@ -268,8 +274,10 @@ def groups(run: Run) -> Iterator[RolloutGroup]:
             yield group
         finally:
             try:
-                run.learner.close()
-                run.teachers.close()
+                try:
+                    run.learner.close()
+                finally:
+                    run.teachers.close()
             finally:
                 group.shutdown()
     finally:

@@ -17,6 +17,7 @@ from mtg_ray.pipelines.jobs.rewrite import (
     expert_records,
     keep_rewrite,
     kept_rewrite,
+    problems_digest,
     reuse_rewrite,
     rewrite_counts,
     rewrite_manifest,
@@ -382,8 +383,12 @@ def test_a_kept_teacher_rewrite_serves_another_run_without_starting_the_teacher(
     def never():
         raise AssertionError("a reused rewrite starts no teacher")
 
+    other = [dataclasses.replace(p, question=p.question + "?") for p in problems]  # same ids
+    assert problems_digest(other) != problems_digest(problems)
     lazy = dataclasses.replace(teacher, group=never)
     second = tmp_path / "run2" / "rewrite_teacher"
+    (second / "shards").mkdir(parents=True)  # an attempt that died before its first parquet
+    (second / "shards" / "shard-00000.counts.json").write_text("{}")
     assert reuse_rewrite(kept, second) and not reuse_rewrite(kept, second)  # once: it has shards
     again = run_rewrite(problems, standins.Rollout(), standins.tokenizer, PLAIN, cfg, second,
                         standins.grader, teacher=lazy, teacher_model="t")  # fmt: skip
