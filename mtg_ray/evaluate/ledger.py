@@ -26,6 +26,7 @@ from typing import Any
 
 from mtg_ray.data import write_text
 from mtg_ray.data.errors import DataError
+from mtg_ray.rewriting.config import LATER_REWRITE_DEFAULTS
 
 # Keys that do not change what a run is: where it writes, which other runs the study makes,
 # how lrs are chosen (the chosen lr is checked on its own, `check_lr`), and where its processes
@@ -42,7 +43,7 @@ NOT_SETTINGS = (
 )  # fmt: skip
 # Keys added after runs were kept: at the value every earlier run had, a key is left out of a
 # run's settings, so those runs still match.
-LATER_DEFAULTS = {"rewrite.rewriter": "policy", "rewrite.teacher_after_guided": False}
+LATER_DEFAULTS = {f"rewrite.{k}": v for k, v in LATER_REWRITE_DEFAULTS.items()}
 # The teacher's settings belong to a run's only when its data is rewritten with the teacher.
 TEACHER = ("teacher",)
 

@@ -8,6 +8,9 @@ from mtg_ray.rollout import SamplingConfig
 
 GUIDED_REFERENCES = ("full", "masked_answer")
 REWRITERS = ("policy", "teacher", "distill")
+# Keys added after rewrites and runs were kept, with the value every earlier one had: left out
+# of rewrite manifests and of a run's settings at that value, so those still match.
+LATER_REWRITE_DEFAULTS = {"rewriter": "policy", "teacher_after_guided": False}
 VERIFY = ("answer", "steps")
 
 

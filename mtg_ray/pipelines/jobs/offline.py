@@ -7,7 +7,7 @@ finished is read back, what is not is redone (rewrite shards, train checkpoints,
 import dataclasses
 import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
@@ -168,6 +168,30 @@ def train_job(
         monitor.close()
 
 
+def method_rewrites(
+    run: Run, rollout: Rollout, methods: Sequence[str], with_own: bool = False
+) -> dict[str, tuple[list[Record], dict[str, float]]]:
+    """Rewrite name (`rewrite_name`) -> (records, summary) of every rewrite `methods` train on
+    (and the config's own `rewrite` first, `with_own`), each made by `rollout` as it holds the
+    policy now: call it before any training, with the base policy."""
+    cfgs = [run.cfg.rewrite] if with_own else []
+    cfgs += [run.cfg.rewrite_of(m) for m in methods if METHODS[m].dataset == "rewritten"]
+    rewrites: dict[str, tuple[list[Record], dict[str, float]]] = {}
+    for cfg in cfgs:
+        if rewrite_name(cfg) not in rewrites:
+            rewrites[rewrite_name(cfg)] = rewrite_job(run, rollout, cfg)
+    return rewrites
+
+
+def method_data(
+    run: Run, method: str, rewrites: Mapping[str, tuple[list[Record], Any]]
+) -> list[Record]:
+    """The records `method` trains on: the expert data, or its rewrite's (`method_rewrites`)."""
+    if METHODS[method].dataset == "expert":
+        return run.expert
+    return rewrites[rewrite_name(run.cfg.rewrite_of(method))][0]
+
+
 def method_objective(run: Run, method: str) -> Objective:
     """`method`'s objective with this run's objective settings."""
     return Objective(METHODS[method].objective, run.cfg.objective)
@@ -180,26 +204,15 @@ def main_job(
     (default: the run's own groups, for this job only); `finished(name)` once each run (the
     base model, each method) has evaluated. Returns the `demo:` line."""
     start_time = time.monotonic()
-    rewrites: dict[str, tuple[list[Record], dict[str, float]]] = {}
-
-    def data_of(method: str) -> list[Record]:
-        if METHODS[method].dataset == "expert":
-            return run.expert
-        cfg = run.cfg.rewrite_of(method)
-        if rewrite_name(cfg) not in rewrites:  # the base weights: before any training
-            rewrites[rewrite_name(cfg)] = rewrite_job(run, rollout, cfg)
-        return rewrites[rewrite_name(cfg)][0]
-
     with groups(run) if rollout is None else nullcontext(rollout) as rollout:
         results = {"base": evaluate_job(run, rollout, "base")}
         finished("base")
-        rewrites[rewrite_name(run.cfg.rewrite)] = rewrite_job(run, rollout)
-        for method in run.cfg.methods:  # every rewrite from the base policy, first
-            data_of(method)
+        rewrites = method_rewrites(run, rollout, run.cfg.methods, with_own=True)
         for method in run.cfg.methods:
             if not (run.out / method / "eval.json").is_file():
                 objective = method_objective(run, method)
-                train_job(run, data_of(method), objective, method, rollout, run.cfg.lr_of(method))
+                data = method_data(run, method, rewrites)
+                train_job(run, data, objective, method, rollout, run.cfg.lr_of(method))
             results[method] = evaluate_job(run, rollout, method)
             finished(method)
     _, accuracy = headline_accuracy(results)

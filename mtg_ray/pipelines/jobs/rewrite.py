@@ -26,6 +26,7 @@ from mtg_ray.grading import Grader
 from mtg_ray.pipelines.groups.protocols import Rollout
 from mtg_ray.pipelines.jobs.generate import generate_and_grade
 from mtg_ray.rewriting import RewriteConfig, expert_record
+from mtg_ray.rewriting.config import LATER_REWRITE_DEFAULTS
 from mtg_ray.rewriting.prompts import PromptTemplate, end_token_id
 from mtg_ray.rewriting.stages import StageSamples, leak_gate, rewrite_stages, screen
 from mtg_ray.rollout import Graded, SamplingConfig
@@ -48,12 +49,17 @@ def expert_records(
     return out
 
 
+def guided_text(problem: Problem, template: PromptTemplate, cfg: RewriteConfig) -> str:
+    """A guided prompt in `template`'s format: the question with the reference shown as
+    `rewrite` shows it."""
+    return template.format_guided(problem.question, cfg.reference(problem.expert_solution or ""))
+
+
 def guided_prompt_ids(
     problem: Problem, tokenizer: Any, template: PromptTemplate, cfg: RewriteConfig
 ) -> list[int]:
-    """The stage-2 prompt: the question with the reference shown as `rewrite` shows it."""
-    shown = cfg.reference(problem.expert_solution or "")
-    return encode(tokenizer, template.format_guided(problem.question, shown))
+    """The stage-2 prompt (`guided_text`), encoded."""
+    return encode(tokenizer, guided_text(problem, template, cfg))
 
 
 def score_standins(
@@ -195,8 +201,7 @@ def rewrite_problems(
         if not todo or (stage == "guided" and cfg.guided_samples == 0):
             continue
         if stage in drawn:
-            graded_all = drawn[stage]
-            samples = graded_all if stage == "self" else [graded_all[i] for i in todo]
+            samples = [drawn[stage][i] for i in todo]
         else:
             samples = run.sample(stage, todo)
         graded = {i: run.usable(stage, i, g) for i, g in zip(todo, samples, strict=True)}
@@ -238,34 +243,36 @@ class StageRun:
         self.prompt_ids = [encode(self.tokenizer, t) for t in self.prompts]
         self.answers = [p.reference_answer for p in self.problems]
 
-    def _on_teacher(self, stage: str) -> bool:
-        return stage.startswith("teacher")
+    def _teacher(self, stage: str) -> Teacher | None:
+        """The teacher, for a stage it samples (`teacher_self`, `teacher`); else None."""
+        return self.teacher if stage.startswith("teacher") else None
 
     def text(self, stage: str, i: int) -> str:
         """The prompt stage `stage` samples problem i from, in its sampler's format."""
-        p = self.problems[i]
-        fmt = self.teacher.template if self._on_teacher(stage) and self.teacher else self.template
-        if stage in ("self", "teacher_self"):
-            return fmt.format(p.question)
-        return fmt.format_guided(p.question, self.cfg.reference(p.expert_solution or ""))
+        teacher = self._teacher(stage)
+        fmt = teacher.template if teacher else self.template
+        if stage_kind(stage) == "self":
+            return fmt.format(self.problems[i].question)
+        return guided_text(self.problems[i], fmt, self.cfg)
 
     def ids(self, stage: str, i: int) -> list[int]:
         if stage == "self":
             return self.prompt_ids[i]
-        on_teacher = self._on_teacher(stage) and self.teacher
-        return encode(self.teacher.tokenizer if on_teacher else self.tokenizer, self.text(stage, i))
+        teacher = self._teacher(stage)
+        return encode(teacher.tokenizer if teacher else self.tokenizer, self.text(stage, i))
 
     def behaviour_prompt(self, stage: str, i: int) -> str | None:
         """What a teacher stage's records keep as the prompt their sampler saw."""
-        return self.text(stage, i) if self._on_teacher(stage) else None
+        return self.text(stage, i) if self._teacher(stage) else None
 
     def sampler(self, stage: str) -> Rollout:
-        return self.teacher.rollout if self._on_teacher(stage) and self.teacher else self.rollout
+        teacher = self._teacher(stage)
+        return teacher.rollout if teacher else self.rollout
 
     def sample(self, stage: str, idx: list[int]) -> list[Graded]:
-        cfg = self.cfg
-        if self._on_teacher(stage) and self.teacher:
-            sampling = self.teacher.sampling
+        cfg, teacher = self.cfg, self._teacher(stage)
+        if teacher:
+            sampling = teacher.sampling
         else:
             sampling = cfg.sampling(cfg.samples if stage == "self" else cfg.guided_samples)
         start = time.monotonic()
@@ -291,17 +298,16 @@ class StageRun:
 
     def usable(self, stage: str, i: int, graded: Graded) -> Graded:
         """`graded` with the correct samples a `screen` rule rejects marked failed (counted)."""
-        p = self.problems[i]
-        plain = stage in ("self", "teacher_self")
-        reference = "" if plain else self.cfg.reference(p.expert_solution or "")
-        kept, dropped = screen(graded, stage_kind(stage), reference, self.cfg.screen())
+        p, kind = self.problems[i], stage_kind(stage)
+        reference = "" if kind == "self" else self.cfg.reference(p.expert_solution or "")
+        kept, dropped = screen(graded, kind, reference, self.cfg.screen())
         count_drops(self.counts, dropped, stage, p.level)
         return kept
 
     def gate_leaks(self, stage: str, graded: dict[int, Graded]) -> None:
         """The leak gate on a stage shown the reference: its sampler scores the correct
         samples on the plain prompt in its own format."""
-        plain = "teacher_self" if self._on_teacher(stage) else "self"
+        plain = "teacher_self" if self._teacher(stage) else "self"
         gate_leaks(
             graded, {i: self.ids(plain, i) for i in graded}, self.sampler(stage),
             self.cfg.leak_threshold or 0.0, self.problems, self.counts, stage,
@@ -311,11 +317,6 @@ class StageRun:
 def stage_kind(stage: str) -> str:
     """`screen`'s view of a stage: a plain one (self) or one shown the reference (guided)."""
     return "self" if stage in ("self", "teacher_self") else "guided"
-
-
-# Rewrite keys added after rewrites were kept: at these values they are left out of the
-# manifest, so a rewrite made before they existed still matches.
-LATER_REWRITE_KEYS = {"rewriter": "policy", "teacher_after_guided": False}
 
 
 def rewrite_manifest(
@@ -330,7 +331,7 @@ def rewrite_manifest(
         "rewrite": {
             k: v
             for k, v in asdict(cfg).items()
-            if k not in LATER_REWRITE_KEYS or LATER_REWRITE_KEYS[k] != v
+            if k not in LATER_REWRITE_DEFAULTS or LATER_REWRITE_DEFAULTS[k] != v
         },
         "model": model,
     }

@@ -37,10 +37,14 @@ from mtg_ray.evaluate.ledger import (
     trial_settings,
 )
 from mtg_ray.learner.lr_selection import choose_lr, grid_edge
-from mtg_ray.objectives import METHODS
 from mtg_ray.pipelines.groups.protocols import Rollout
 from mtg_ray.pipelines.jobs.evaluate import evaluate
-from mtg_ray.pipelines.jobs.offline import method_objective, rewrite_job, rewrite_name, train_job
+from mtg_ray.pipelines.jobs.offline import (
+    method_data,
+    method_objective,
+    method_rewrites,
+    train_job,
+)
 from mtg_ray.pipelines.jobs.online import online_job, online_name
 from mtg_ray.pipelines.jobs.session import Run
 
@@ -204,20 +208,12 @@ def _run_trials(
     held_ids = {p.problem_id for p in held_out}
     trains = any(lr is not None for _, lr in trials)  # not only the base: the rewrite is needed
     online_cfgs = candidate_configs(cfg, candidates)
-    used = [m for m in cfg.methods if METHODS[m].dataset == "rewritten"]
-    used += [c.online.method for c in online_cfgs.values()]
-    rewrites = {rewrite_name(cfg.rewrite_of(m)): cfg.rewrite_of(m) for m in used} if trains else {}
-    data: dict[str, list[Record]] = {  # every rewrite from the base, before any training
-        name: [r for r in rewrite_job(run, rollout, rw)[0] if r.problem_id not in held_ids]
-        for name, rw in rewrites.items()
-    }
-    expert = [r for r in run.expert if r.problem_id not in held_ids]
+    used = [*cfg.methods, *(c.online.method for c in online_cfgs.values())]
+    rewrites = method_rewrites(run, rollout, used) if trains else {}  # from the base, first
     eval_cfg = dataclasses.replace(cfg.eval, n=cfg.train.validation_n, greedy=False)
 
     def data_of(method: str) -> list[Record]:
-        if METHODS[method].dataset == "expert":
-            return expert
-        return data[rewrite_name(cfg.rewrite_of(method))]
+        return [r for r in method_data(run, method, rewrites) if r.problem_id not in held_ids]
 
     def offline(method: str) -> Callable[[float, Path], Any]:
         records = data_of(method) if trains else []
