@@ -193,8 +193,10 @@ def method_data(
 
 
 def method_objective(run: Run, method: str) -> Objective:
-    """`method`'s objective with this run's objective settings."""
-    return Objective(METHODS[method].objective, run.cfg.objective)
+    """`method`'s objective with this run's objective settings, its expert rows weighed as the
+    method says."""
+    m = METHODS[method]
+    return Objective(m.objective, run.cfg.objective, expert_rows=m.expert_rows)
 
 
 def main_job(
