@@ -319,6 +319,8 @@ def _suggest(key: str) -> str:
     *parents, last = key.split(".")
     for part in parents:
         hint = typing.get_type_hints(cls).get(part)
+        if typing.get_origin(hint) is dict:  # a mapping's entry the preset does not list
+            return f"add it with +{key}=..., or give the whole mapping: {'.'.join(parents)}={{...}}"
         if not dataclasses.is_dataclass(hint):
             return "see configs/ for the keys"
         cls = hint
@@ -438,13 +440,21 @@ def compose(config_name: str = "tiny", overrides: Sequence[str] = ()) -> JobConf
     from omegaconf.errors import OmegaConfBaseException
 
     try:
+        # Hydra merges a mapping given on the command line into the preset's (and refuses a
+        # key the preset lacks); the user means the mapping they wrote (`train.method_lr={}`
+        # lists no method, `train.method_lr={distill: 1e-3}` that one), so it replaces.
+        parsed = OverridesParser.create().parse_overrides(list(overrides))
+        mappings = [o for o in parsed if isinstance(o.value(), dict) and not o.is_delete()]
+        rest = [text for o, text in zip(parsed, overrides, strict=True) if o not in mappings]
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
-            cfg = hydra_compose(config_name=config_name, overrides=list(overrides))
-        # Hydra merges a mapping given on the command line into the preset's; the user means
-        # the mapping they wrote (`train.method_lr={}` lists no method), so it replaces.
-        for override in OverridesParser.create().parse_overrides(list(overrides)):
-            if isinstance(override.value(), dict) and not override.is_delete():
-                OmegaConf.update(cfg, override.key_or_group, override.value(), merge=False)
+            cfg = hydra_compose(config_name=config_name, overrides=rest)
+        for override in mappings:
+            missing = OmegaConf.select(cfg, override.key_or_group, default=KeyError) is KeyError
+            if missing and not override.is_add():
+                raise ConfigError(
+                    f"unknown config key {override.key_or_group}; {_suggest(override.key_or_group)}"
+                )
+            OmegaConf.update(cfg, override.key_or_group, override.value(), merge=False)
     except (HydraException, OmegaConfBaseException) as e:
         text = f"{e}\n{e.__cause__ or ''}"
         lines = [x.strip() for x in text.splitlines() if x.strip()]

@@ -108,6 +108,19 @@ def test_a_learner_lr_no_run_reads_fails_naming_method_lr() -> None:
     assert trained_lrs(online, "online") == {"online dr_dft": (2e-4, "learner.lr")}
 
 
+def test_a_method_lr_mapping_on_the_command_line_is_the_mapping_written() -> None:
+    """A mapping replaces the preset's, new methods included; a method the preset lists no lr
+    for is added with `+`, and its error says how."""
+    cfg = compose("tiny", ["train.method_lr={dr_dft: 3e-4, distill: 1e-3}"])
+    assert cfg.train.method_lr == {"dr_dft": 3e-4, "distill": 1e-3}
+    added = compose("tiny", ["+train.method_lr.distill=1e-3"])
+    assert added.train.method_lr["distill"] == 1e-3 and added.train.method_lr["sft"] == 1e-6
+    with pytest.raises(ConfigError, match=r"add it with \+train\.method_lr\.distill=\.\.\., or"):
+        compose("tiny", ["train.method_lr.distill=1e-3"])
+    with pytest.raises(ConfigError, match=r"unknown config key train\.nokey; known here"):
+        compose("tiny", ["train.nokey={a: 1}"])
+
+
 def test_the_demo_refuses_it_in_one_line_before_anything_starts() -> None:
     out = subprocess.run(
         [sys.executable, str(REPO_ROOT / "scripts" / "demo.py"), "learner.lr=1e-4"],
