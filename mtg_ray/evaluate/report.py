@@ -118,6 +118,49 @@ def bar_figure(
     return fig
 
 
+def level_figure(
+    means: Mapping[str, Mapping[str, Any]], base: Mapping[str, float],
+    ceiling: Mapping[str, float], counts: Mapping[str, int], title: str,
+) -> Any:  # fmt: skip
+    """Grouped bars, one group per level (`means`: method -> level -> its seeds' avg@n there):
+    each bar the mean over seeds, each dot one seed; the base model (`base`) as a solid and the
+    oracle's ceiling (`ceiling`) as a dashed line across each group; the caption below says
+    what the bars are, how many seeds and problems (`counts`: level -> problems)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    methods, levels = list(means), list(counts)
+    seeds = len(next(iter(next(iter(means.values())).values())))
+    width = 0.8 / len(methods)
+    fig, ax = plt.subplots(figsize=(max(7.0, 0.55 * len(methods) * len(levels) + 2.0), 4.6))
+    colours = plt.get_cmap("tab10")
+    for i, method in enumerate(methods):
+        xs = np.arange(len(levels)) - 0.4 + width * (i + 0.5)
+        values = [np.asarray(means[method][lv], dtype=float) for lv in levels]
+        ax.bar(xs, [v.mean() for v in values], width, color=colours(i % 10), label=method)
+        for x, v in zip(xs, values, strict=True):
+            ax.plot(np.full(v.size, x), v, "o", color="black", markersize=2.0)
+    for j, lv in enumerate(levels):
+        for line, style, label in ((base, "-", "base"), (ceiling, "--", "oracle")):
+            if lv in line:
+                ax.hlines(line[lv], j - 0.45, j + 0.45, colors="black", linestyles=style,
+                          linewidth=1.2, label=label if j == 0 else None)  # fmt: skip
+    ticks = [f"{'all' if lv == 'all' else f'level {lv}'}\n({counts[lv]})" for lv in levels]
+    ax.set_xticks(np.arange(len(levels)), ticks)
+    ax.set_ylabel("test accuracy (avg@n)")
+    ax.set_ylim(0, 1.0)
+    ax.legend(fontsize=7, ncol=2, loc="upper right")
+    ax.set_title(title, fontsize=10)
+    fig.text(0.01, 0.01, f"Bars: mean over {seeds} seeds; dots: each seed; solid line: the base "
+             f"model (mean over seeds); dashed: the oracle's ceiling (one run, the world's facts); "
+             f"problems per level in parentheses.", fontsize=7)  # fmt: skip
+    fig.tight_layout(rect=(0, 0.04, 1, 1))
+    return fig
+
+
 def plot(
     accuracy: Mapping[str, float],
     path: Path,
@@ -128,9 +171,13 @@ def plot(
     save_figure(bar_figure(accuracy, title, errors), path)
 
 
-def steps_figure(panels: Mapping[str, Mapping[str, Mapping[int, float]]], title: str) -> Any:
+def steps_figure(
+    panels: Mapping[str, Mapping[str, Mapping[int, float]]], title: str,
+    bands: Mapping[str, tuple[float, float]] | None = None,
+) -> Any:  # fmt: skip
     """One panel per entry of `panels` (panel title -> line label -> step -> value), side by
-    side, over the optimizer steps (an empty panel says so)."""
+    side, over the optimizer steps (an empty panel says so); `bands`: panel title -> (low,
+    high), shaded across that panel (e.g. the monitor's noise band around its step-0 value)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -141,6 +188,9 @@ def steps_figure(panels: Mapping[str, Mapping[str, Mapping[int, float]]], title:
         for label, series in lines.items():
             steps = sorted(series)
             ax.plot(steps, [series[s] for s in steps], label=label, linewidth=1.2)
+        if bands and name in bands:
+            low, high = bands[name]
+            ax.axhspan(low, high, color="grey", alpha=0.2, label="noise band at step 0")
         if not lines:
             ax.text(0.5, 0.5, "not logged", ha="center", va="center", transform=ax.transAxes)
         ax.set_title(name, fontsize=10)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from mtg_ray.objectives import ONLINE_METHODS
+from mtg_ray.objectives import METHODS, ONLINE_METHODS
 from mtg_ray.online.config import CONTROLS
 
 
@@ -129,8 +129,17 @@ def level_difference_table(
 
 
 def offline_of(name: str) -> str:
-    """The offline method an online run's name trains (`online_dr_sft_overlap` -> dr_sft,
-    `refresh_dr_is_dft` -> dr_is_dft); any other name is its own."""
+    """The offline twin of an online run's name: the method it trains with the same expert-row
+    rule (`online_dr_sft_overlap` -> dr_sft, `refresh_dr_is_dft` -> dr_is_dft,
+    `online_dr_dft_expert_drop` -> dr_dft_expert_drop); any other name is its own."""
+    method = trained_method(name)
+    twin = f"{method}_expert_drop"
+    return twin if "_expert_drop" in name and twin in METHODS else method
+
+
+def trained_method(name: str) -> str:
+    """The method an online run's name trains (`online_dr_dft_expert_drop` -> dr_dft); any
+    other name is its own."""
     design, _, rest = name.partition("_")
     if design not in ("online", "rounds", "refresh"):
         return name
@@ -191,12 +200,101 @@ def faithful_table(
 
 def study_pairs(methods: Sequence[str]) -> list[tuple[str, str]]:
     """The comparisons a study reports: the paper's (dr_sft - sft, dr_dft - dft), ours against
-    the paper's DR rows, each online run against its offline run (`online_<m>[_overlap]
-    [_<control>]` - `<m>`), each online run but a control also against offline DR+DFT (the
-    paper's best, the bar online designs are held to), and each against the base model."""
+    the paper's DR rows, each online run against its offline twin (`offline_of`) and the
+    method it trains (`online_<m>[_overlap][_<control>]` - `<m>`), each online run but a
+    control also against offline DR+DFT (the paper's best, the bar online designs are held
+    to), and each against the base model."""
     wanted = [("dr_sft", "sft"), ("dr_dft", "dft"), ("dr_is", "dr_sft"), ("dr_is", "dr_dft")]
-    wanted += [(m, offline_of(m)) for m in methods]
+    wanted += [(m, offline_of(m)) for m in methods] + [(m, trained_method(m)) for m in methods]
     wanted += [(m, "dr_dft") for m in methods if offline_of(m) not in (m, "dr_dft")
                and not m.endswith(tuple(f"_{c}" for c in CONTROLS[1:]))]  # fmt: skip
     pairs = [(a, b) for a, b in wanted if a != b and a in methods and b in methods]
-    return pairs + [(m, "base") for m in methods]
+    return list(dict.fromkeys(pairs)) + [(m, "base") for m in methods]
+
+
+@dataclass(frozen=True)
+class Rule:
+    """A pre-registered success rule: every comparison `a - b` (on the problems of its level;
+    None: all of them) is above 0, by both 95% intervals (problem bootstrap and two-level)."""
+
+    name: str
+    comparisons: tuple[tuple[str, str, str | None], ...]
+
+
+def rule_table(
+    acc: Mapping[str, np.ndarray], levels: Sequence[str], rules: Sequence[Rule],
+    reps: int = 2000,
+) -> list[str]:  # fmt: skip
+    """Markdown rows: rule | comparison | problems | mean [problem bootstrap] | two-level |
+    verdict per comparison (above 0: both intervals' lows > 0; below 0: both highs < 0; else
+    not shown), then whether the rule holds (every comparison above 0; "not run" when one of
+    its runs is missing). `levels`: each problem's level, in `acc`'s column order."""
+    lines = [
+        "| rule | comparison | problems | mean [problem bootstrap 95%] | two-level 95% | verdict |"
+        " rule holds |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for rule in rules:
+        verdicts = []
+        rows = []
+        for a, b, level in rule.comparisons:
+            where = f"level {level}" if level else "all"
+            if a not in acc or b not in acc:
+                verdicts.append("not run")
+                rows.append((f"{a} - {b}", where, "-", "-", "not run"))
+                continue
+            cols = np.array([lv == level for lv in levels]) if level else slice(None)
+            x, y = acc[a][:, cols], acc[b][:, cols]
+            ci, both = paired_difference(x, y, reps), two_level_difference(x, y, reps)
+            above, below = min(ci.low, both.low) > 0, max(ci.high, both.high) < 0
+            verdict = "above 0" if above else "below 0" if below else "not shown"
+            verdicts.append(verdict)
+            rows.append((f"{a} - {b}", where, str(ci), f"[{both.low:+.4f}, {both.high:+.4f}]",
+                         verdict))  # fmt: skip
+        holds = ("not run" if "not run" in verdicts
+                 else "yes" if all(v == "above 0" for v in verdicts) else "no")  # fmt: skip
+        for i, row in enumerate(rows):
+            lines.append(f"| {rule.name if i == 0 else ''} | " + " | ".join(row)
+                         + f" | {holds if i == 0 else ''} |")  # fmt: skip
+    return lines
+
+
+def level_means(acc: np.ndarray, levels: Sequence[str]) -> dict[str, np.ndarray]:
+    """Level -> (S,) each seed's avg@n on that level's problems, and "all" -> on every problem
+    (`acc`: (S, P); `levels`: each problem's level, "" for none)."""
+    names = sorted({lv for lv in levels if lv}, key=lambda lv: (len(lv), lv))
+    out = {lv: acc[:, np.array([x == lv for x in levels])].mean(axis=1) for lv in names}
+    return {**out, "all": acc.mean(axis=1)}
+
+
+def monitor_band(accuracy: float, problems: int, samples: int) -> float:
+    """Half-width of the 95% band a monitor score of `accuracy` (avg@`samples` on `problems`
+    fixed problems) moves within by sampling alone, for a policy that does not change: 1.96
+    binomial standard errors at the pooled accuracy, an upper bound on the per-problem sum."""
+    p = min(max(accuracy, 0.0), 1.0)
+    return 1.96 * float(np.sqrt(p * (1.0 - p) / (problems * samples)))
+
+
+def first_round_control(
+    rounds: Sequence[Mapping[str, Mapping[int, float]]],
+    offline: Sequence[Mapping[str, Mapping[int, float]]], n_rounds: int, batch: int,
+) -> tuple[list[float], float, float]:  # fmt: skip
+    """The control of a rounds run against its offline round: its first round is rewritten by
+    the base policy, as the offline round is, so its expert share must match the offline
+    round's. `rounds`, `offline`: each seed's kept scalars (`online/expert_fraction` per step;
+    `rewrite/expert_share` and `rewrite/problems` at step 0). Returns each seed's difference
+    (first round's share less the offline round's), their mean, and the half-width of the 95%
+    band the mean stays within by sampling alone (binomial, at the pooled share, for one
+    round's `batch` x steps problems against the offline round's, over the seeds)."""
+    diffs, variances = [], []
+    for run, round_ in zip(rounds, offline, strict=True):
+        shares = run["online/expert_fraction"]
+        steps = sorted(shares)
+        first = steps[: -(-len(steps) // n_rounds)]
+        share = float(np.mean([shares[s] for s in first]))
+        base, problems = round_["rewrite/expert_share"][0], round_["rewrite/problems"][0]
+        p = (share + base) / 2
+        diffs.append(share - base)
+        variances.append(p * (1 - p) * (1 / (len(first) * batch) + 1 / problems))
+    half = 1.96 * float(np.sqrt(np.sum(variances))) / len(diffs)
+    return diffs, float(np.mean(diffs)), half

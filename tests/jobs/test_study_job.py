@@ -3,6 +3,7 @@ real Ray/vLLM/DS. The lr selection is left out here (`--no-select-lr`: it is the
 the rest costs again) and tested with stand-ins in
 tests/mtg_ray/pipelines/jobs/test_select_lr.py."""
 
+import json
 import re
 import shutil
 from collections.abc import Callable
@@ -11,6 +12,7 @@ from pathlib import Path
 import pytest
 
 from mtg_ray.config import compose
+from mtg_ray.evaluate.ledger import load_record
 from mtg_ray.pipelines.jobs.study import study_job
 
 pytestmark = pytest.mark.slow
@@ -32,7 +34,7 @@ def test_study_runs_each_seed_and_writes_the_report(
     )
     cfg = compose("tiny", settings)
     command = "python scripts/run.py study --seeds 2 --online dr_sft --no-select-lr"
-    rounds = {"method": "dr_sft", "design": "rounds", "rounds": 2}
+    rounds = {"method": "dr_sft", "design": "rounds", "rounds": 2, "eval_every": 2}
     line = study_job(
         cfg, 2, tmp_path / "docs", command, online=["dr_sft"], select=False, designs=[rounds]
     )
@@ -66,7 +68,7 @@ def test_study_runs_each_seed_and_writes_the_report(
     assert int(cost["dr_sft"]) >= 64 and int(cost["online_dr_sft"]) >= 64
     assert (tmp_path / "docs" / "results.png").read_bytes()[:4] == b"\x89PNG"
     # the lrs as given, said so, and every seed trained at them
-    assert "Given, not selected here: sft 0.001, dr_sft 0.0001." in report
+    assert "Given (`train.method_lr`), not selected here: sft 0.001, dr_sft 0.0001." in report
     assert not (tmp_path / "docs" / "lr_selection.json").exists()
     for seed in (0, 1):
         assert not (tmp_path / "runs" / f"seed-{seed}" / "select_lr").exists()
@@ -76,11 +78,20 @@ def test_study_runs_each_seed_and_writes_the_report(
                   for p in (tmp_path / "docs" / "runs").rglob("*.json"))  # fmt: skip
     names = ["base", "dr_sft", "online_dr_sft", "rounds_dr_sft", "sft"]
     assert kept == [f"seed-{s}/{n}.json" for s in (0, 1) for n in names]
+    # the pre-registered rules the runs allow, the levels' figure, the monitor from step 0
+    assert re.search(r"^\| paper: DR\+SFT > SFT \| dr_sft - sft \| all \| .* \| (yes|no) \|$",
+                     report, re.M)  # fmt: skip
+    assert re.search(r"^\| \(d\) teacher DR\+IS > .* \| not run \|$", report, re.M)
+    assert (tmp_path / "docs" / "results_levels.png").read_bytes()[:4] == b"\x89PNG"
+    monitor = load_record(tmp_path / "docs" / "runs", 1, "rounds_dr_sft").scalars
+    assert sorted(next(v for t, v in monitor.items() if t.startswith("monitor/"))) == [0, 2]
+    log = tmp_path / "docs" / "runs" / "invocations.jsonl"
+    (invocation,) = [json.loads(x) for x in log.read_text().splitlines()]
+    assert sorted(invocation["made"]) == sorted(k.removesuffix(".json") for k in kept)
+    assert "over 1 invocations" in report
     shutil.rmtree(tmp_path / "runs")
     again = study_job(
         cfg, 2, tmp_path / "docs", command, online=["dr_sft"], select=False, designs=[rounds]
     )
     assert again == line and not (tmp_path / "runs").exists()
-    rewritten = (tmp_path / "docs" / "results.md").read_text()
-    wall = re.compile(r"^Wall time: .*$", re.M)  # the one line that may differ
-    assert wall.sub("", rewritten) == wall.sub("", report)
+    assert (tmp_path / "docs" / "results.md").read_text() == report  # its wall time logged

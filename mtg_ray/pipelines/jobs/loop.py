@@ -82,8 +82,9 @@ class TrainLoop:
 
     make_learner gives the learner group, on the start policy, only when there is training left
     to do; whoever makes it owns it (the run keeps it for its next training). rollout: the
-    group to keep in sync (None: train without one). evaluate: called every eval_every steps on
-    the rollout group's (then synced) weights; returns `eval/...` metrics."""
+    group to keep in sync (None: train without one). evaluate: called on the start weights
+    (logged at step 0, when the run starts fresh) and every eval_every steps, on the rollout
+    group's (then synced) weights; returns `eval/...` metrics."""
 
     make_learner: Callable[[], Learner]
     source: BatchSource
@@ -146,6 +147,8 @@ class TrainLoop:
             timing["sync_s"] += self._sync(learner, state, state.policy_version)
         scalars: dict[str, float] = {}
         evals: dict[str, float] = {}
+        if first == 0 and self.evaluate is not None and self.eval_every:
+            evals = self._evaluate_start(learner, state, timing)
         desc = f"train {self.out_dir.name}"
         with tqdm(total=self.steps, initial=first, desc=desc, unit="step") as bar:
             for step in range(first, self.steps):
@@ -166,6 +169,18 @@ class TrainLoop:
         }
         write_text(self.out_dir / DONE, json.dumps(result, indent=1))
         return result
+
+    def _evaluate_start(
+        self, learner: Learner, state: LoopState, timing: dict[str, float]
+    ) -> dict[str, float]:
+        """The evaluation at step 0 (the start weights, pushed first if the rollout group does
+        not hold them), logged at step 0: where a curve of `evaluate` starts."""
+        if self.rollout is not None and not self.source.samples_policy:
+            timing["sync_s"] += self._sync(learner, state, 0)
+        evals = self.evaluate()
+        if self.monitor is not None:
+            self.monitor.scalars(evals, 0)
+        return evals
 
     def _step(
         self, learner: Learner, state: LoopState, step: int, timing: dict[str, float]

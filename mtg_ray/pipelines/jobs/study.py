@@ -1,8 +1,8 @@
 """The study job: the lr selection (`select_lr`, once, in seed 0's run), the main job once per
 seed on one world at the selected lrs (and, on request, online runs of methods on rewritten
-data at the offline runs' steps), then the statistics the paper's claims
-need (mean and spread over seeds, paired differences with problem-bootstrap intervals), written
-as `<results_dir>/results.md` and `results.png`.
+data at the offline runs' steps), then the report (`study_report`: the pre-registered rules,
+mean and spread over seeds, paired differences with two intervals, controls, figures), written
+as `<results_dir>/results.md` and its PNGs.
 
 Seed s varies the learner, rollout and rewrite seeds together (each the configured seed + s);
 the world, the data and every other setting stay. Each seed's run lives in
@@ -16,18 +16,12 @@ refuses those of another world, or naming none when it runs on one.
 
 import dataclasses
 import json
-import os
-import platform
-import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from mtg_ray.config import JobConfig, uses_teacher
 from mtg_ray.data import iter_jsonl, write_text
-from mtg_ray.data.schema import SOURCES
 from mtg_ray.evaluate.ledger import (
     BASE,
     RunRecord,
@@ -41,16 +35,6 @@ from mtg_ray.evaluate.ledger import (
     save_trial,
     trials,
 )
-from mtg_ray.evaluate.report import plot, save_figure, steps_figure
-from mtg_ray.evaluate.study import (
-    data_costs,
-    difference_table,
-    faithful_table,
-    level_difference_table,
-    method_table,
-    run_means,
-    study_pairs,
-)
 from mtg_ray.monitor import read_scalars
 from mtg_ray.objectives import METHODS, ONLINE_METHODS
 from mtg_ray.online.config import CONTROLS
@@ -59,6 +43,7 @@ from mtg_ray.pipelines.jobs.offline import evaluate_job, main_job, rewrite_name
 from mtg_ray.pipelines.jobs.online import online_job, online_name
 from mtg_ray.pipelines.jobs.select_lr import at_lr, missing_trials, select_lr, trial_result
 from mtg_ray.pipelines.jobs.session import Run, groups, start, world_hash
+from mtg_ray.pipelines.jobs.study_report import InvocationLog, write_study
 
 
 def seed_config(cfg: JobConfig, seed: int) -> JobConfig:
@@ -90,19 +75,6 @@ def problem_levels(samples: Path, benchmark: str) -> dict[str, str]:
     }
 
 
-def machine() -> str:
-    """CPU model, CPU count, OS and Python of this machine, for the report."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as f:
-            names = [line.split(":", 1)[1].strip() for line in f if line.startswith("model name")]
-        cpu = names[0] if names else cpu
-    except OSError:
-        pass
-    system = f"{platform.system()} {platform.release()}"
-    return f"{cpu}, {os.cpu_count()} CPUs, {system}, Python {platform.python_version()}"
-
-
 def run_cost(out: Path, name: str, rewrite_dir: str = "rewrite") -> tuple[float, float]:
     """(samples drawn, seconds spent rewriting) for run `name` of the seed folder `out`: none
     for the base model and the methods on expert data; the offline round's rewrite in
@@ -125,10 +97,6 @@ def online_cost(scalars: Mapping[str, Mapping[int, float]]) -> tuple[float, floa
     only the steps its last process ran."""
     drawn = sum(sum(s.values()) for t, s in scalars.items() if t.startswith("online/generated_"))
     return float(drawn), float(sum(scalars.get("time/generate_s", {}).values()))
-
-
-# The heading of results.md's hand-written part, which `study` keeps when it rewrites the rest.
-PREREGISTERED = "## Pre-registered comparisons"
 
 
 def online_candidates(
@@ -192,7 +160,16 @@ def planned_lrs(cfg: JobConfig, candidates: Sequence[JobConfig]) -> dict[str, fl
 
 # The scalars a run record keeps of an online run: its figure's, and the token and loss shares
 # by source that results.md's notes quote.
-FIGURE_SCALARS = ("online/", "train/loss_share/", "train/token_share/", "monitor/", "time/")
+FIGURE_SCALARS = (
+    "online/",
+    "train/loss_share/",
+    "train/token_share/",
+    "monitor/",
+    "time/",
+    "rewrite/",
+)
+# What a record of an offline method on rewritten data keeps of its rewrite's summary.
+REWRITE_SCALARS = ("expert_share", "problems")
 
 
 def run_record(
@@ -201,11 +178,15 @@ def run_record(
 ) -> RunRecord:  # fmt: skip
     """Run `name` of the seed folder `out`, evaluated, as the study keeps it (`settings`: what
     it was made with, `run_settings`; `world`: its tiny world's recipe hash, None for none;
-    `rewrite_dir`: its data's rewrite, `run_cost`)."""
+    `rewrite_dir`: its data's rewrite, `run_cost`; an offline method on rewritten data keeps
+    that rewrite's expert share and problem count, at step 0, for the report's controls)."""
     metrics = json.loads((out / name / "eval.json").read_text())
     samples = out / name / "eval_samples.jsonl"
     online = name != "base" and name not in METHODS
     scalars = read_scalars(out / "tb" / name) if online else {}
+    if name in METHODS and METHODS[name].dataset == "rewritten":
+        summary = json.loads((out / rewrite_dir / "summary.json").read_text())
+        scalars = {f"rewrite/{k}": {0: float(summary[k])} for k in REWRITE_SCALARS}
     drawn, seconds = online_cost(scalars) if online else run_cost(out, name, rewrite_dir)
     return RunRecord(
         name=name,
@@ -243,11 +224,13 @@ def kept_runs(
 def keep_run(
     root: Path, out: Path, seed: int, name: str, lr: float | None,
     settings: Mapping[str, Any] | None = None, *, world: str | None, rewrite_dir: str = "rewrite",
-) -> None:  # fmt: skip
+) -> bool:  # fmt: skip
     """Keep run `name` (evaluated in `out` on the tiny `world`) as a record under `root`, unless
-    kept already."""
-    if not record_path(root, seed, name).is_file():
-        save_record(root, run_record(out, name, seed, lr, settings, world, rewrite_dir))
+    kept already; whether it was kept now."""
+    if record_path(root, seed, name).is_file():
+        return False
+    save_record(root, run_record(out, name, seed, lr, settings, world, rewrite_dir))
+    return True
 
 
 def restore_runs(records: Mapping[str, RunRecord], out: Path) -> None:
@@ -316,7 +299,7 @@ def study_job(
     bad = [c for _, c in controls if c not in CONTROLS[1:]]
     if bad:
         raise ValueError(f"--controls takes controls of {CONTROLS[1:]}, got {bad}")
-    started = time.monotonic()
+    log = InvocationLog(results_dir / "runs", command)
     selection = None
     if select:
         cfg, selection = with_selected_lrs(cfg, results_dir, designs)
@@ -336,8 +319,9 @@ def study_job(
             def keep(name: str, out: Path = run.out, s: int = s, lrs: dict = lrs,
                      made_with: dict = made_with, cfg: JobConfig = seed_cfg) -> None:  # fmt: skip
                 folder = rewrite_name(cfg.rewrite_of(name)) if name in METHODS else "rewrite"
-                keep_run(root, out, s, name, lrs[name], made_with[name], world=world,
-                         rewrite_dir=folder)  # fmt: skip
+                if keep_run(root, out, s, name, lrs[name], made_with[name], world=world,
+                            rewrite_dir=folder):  # fmt: skip
+                    log.made(f"seed-{s}/{name}")
 
             with groups(run) as rollout:  # one rollout and one learner group for the seed
                 main_job(run, rollout, finished=keep)
@@ -345,178 +329,14 @@ def study_job(
             kept = kept_runs(root, s, lrs, Path(seed_cfg.output_dir), made_with, world=world)
         for name in lrs:
             records.setdefault(name, []).append(kept[name])
-    wall = time.monotonic() - started
-    benchmark = next(iter(records["base"][0].metrics))
-    problems = sorted(records["base"][0].accuracy[benchmark])
-    acc = {
-        m: np.array([[r.accuracy[benchmark][p] for p in problems] for r in recs])
-        for m, recs in records.items()
-    }
-    evals = {m: [r.metrics[benchmark] for r in recs] for m, recs in records.items()}
-    known = {p: lv for recs in records.values() for r in recs
-             for p, lv in r.levels.get(benchmark, {}).items()}  # fmt: skip
-    levels = [known.get(p, "") for p in problems]
-    lines = _report(cfg, seeds, command, wall, benchmark, acc, evals, root, levels)
-    lines += _cost_lines(
-        data_costs({m: [(r.samples, r.rewrite_s) for r in recs] for m, recs in records.items()})
-    )
-    lines += _faithful_lines(faithful_table({m: [r.scalars for r in recs]
-                                             for m, recs in records.items()}))  # fmt: skip
-    lines += _selection_lines(cfg, selection)
-    results_dir.mkdir(parents=True, exist_ok=True)
-    report = results_dir / "results.md"
-    kept_text = kept_section(report.read_text()) if report.is_file() else ""
-    write_text(report, "\n".join(lines) + "\n" + kept_text)
-    _plot(acc, results_dir / "results.png", f"{benchmark}: avg@n over {seeds} seeds")
-    for name in [online_name(c) for c in candidates]:  # the last seed's: the same names
-        save_figure(online_figure(records[name], name), results_dir / f"results_{name}.png")
-    return "study: " + " ".join(f"{m}={run_means(a).mean():.4f}" for m, a in acc.items())
-
-
-def online_figure(records: Sequence[RunRecord], name: str) -> Any:
-    """Online run `name` over its steps: the expert share of each batch (every seed), each
-    source's share of the loss (seed 0), and its monitor accuracy (`online.eval_every`; every
-    seed), from the runs' kept TensorBoard scalars (one record per seed)."""
-    first = records[0].scalars
-    monitor = [t for t in first if t.startswith("monitor/") and "/avg@" in t]
-    panels = {
-        "expert share of the batch": {
-            f"seed {r.seed}": r.scalars.get("online/expert_fraction", {}) for r in records
-        },
-        "share of the loss by source (seed 0)": {
-            source: series
-            for source in SOURCES
-            if (series := first.get(f"train/loss_share/{source}"))
-        },
-        (monitor[0] if monitor else "monitor accuracy"): {
-            f"seed {r.seed}": r.scalars.get(monitor[0], {}) for r in records
-        }
-        if monitor
-        else {},
-    }
-    return steps_figure(panels, name)
-
-
-def kept_section(text: str) -> str:
-    """What a rewrite of results.md keeps: from the PREREGISTERED heading to the end (dated
-    candidates, controls and success rules written before comparisons ran, and their
-    outcomes), or ""."""
-    at = text.find(PREREGISTERED)
-    return "\n" + text[at:] if at >= 0 else ""
-
-
-def _report(cfg, seeds, command, wall, benchmark, acc, evals, root, levels) -> list[str]:
-    """results.md's lines: provenance, the method and difference tables, greedy and levels
-    (`levels`: each problem's, in `acc`'s column order; their paired differences if known)."""
-    n_problems = len(levels)
-    pairs = study_pairs(list(acc)[1:])
-    metrics = [k for k in evals["base"][0] if k.startswith("greedy") or "/level_" in k]
-    lines = [
-        "# Study results",
-        "",
-        f"Command: `{command}`  ",
-        f"Machine: {machine()}  ",
-        f"Wall time: {wall / 60:.1f} min for {seeds} seeds in the last invocation (runs kept "
-        f"under `{root}` by earlier ones are read back, not rerun)",
-        "",
-        f"Test set: {benchmark}, {n_problems} problems, avg@{cfg.eval.n} at temperature "
-        f"{cfg.eval.temperature}. Seeds vary the learner, rollout and rewrite seeds together.",
-        "",
-        "## Accuracy per method (avg@n; mean and standard deviation over seeds)",
-        "",
-        *method_table(acc),
-        "",
-        "## Paired differences (same seeds and problems; 95% intervals: problem bootstrap, "
-        "and two-level: seeds, then problems)",
-        "",
-        *difference_table(acc, pairs),
-        "",
-        "## Greedy accuracy and avg@n per level (means over seeds)",
-        "",
-        "| method | " + " | ".join(metrics) + " |",
-        "|---" * (len(metrics) + 1) + "|",
-    ]
-    for m, per_seed in evals.items():
-        values = [np.mean([e[k] for e in per_seed]) for k in metrics]
-        lines.append(f"| {m} | " + " | ".join(f"{v:.4f}" for v in values) + " |")
-    if any(levels):
-        lines += [
-            "",
-            "## Paired differences per level (95% intervals over that level's problems; "
-            "`*`: excludes 0)",
-            "",
-            *level_difference_table(acc, levels, pairs),
-        ]
-    return lines
-
-
-def _cost_lines(costs: dict[str, list[tuple[float, float]]]) -> list[str]:
-    """What each run's data cost (`run_cost`), means over seeds."""
-    lines = [
-        "",
-        "## Cost of the data (means over seeds)",
-        "",
-        "Samples drawn and seconds spent rewriting; an offline method's are its one round's "
-        "(shared by every method trained on it); an online run that trains the offline round's "
-        "records (anchor, refresh) counts that round too.",
-        "",
-        "| run | samples drawn | rewriting s |",
-        "|---|---|---|",
-    ]
-    for m, per_seed in costs.items():
-        drawn, seconds = np.mean(per_seed, axis=0)
-        lines.append(f"| {m} | {drawn:.0f} | {seconds:.0f} |")
-    return lines
-
-
-def _faithful_lines(rows: list[str]) -> list[str]:
-    """The faithful-steps section (`faithful_table`), if any run logs the shares."""
-    if not rows:
-        return []
-    return [
-        "",
-        "## Faithful steps of the trained records (online runs; mean over steps, then seeds)",
-        "",
-        "The share of each step's self and guided records whose steps are right, not only the "
-        "answer (`online/faithful_<source>`; the offline round's are in each seed's "
-        "`rewrite/summary.json`). Min-max over seeds in parentheses.",
-        "",
-        *rows,
-    ]
-
-
-def _selection_lines(cfg: JobConfig, selection: dict | None) -> list[str]:
-    """The learning rates each method trained at, and (if selected here) how they were chosen."""
-    lines = ["", "## Learning rates", ""]
-    if selection is None:
-        rates = ", ".join(f"{m} {cfg.lr_of(m):g}" for m in cfg.methods)
-        return lines + [f"Given, not selected here: {rates}."]
-    grid = [f"{lr:g}" for lr in selection["lr_grid"]]
-    base = selection["base"]
-    lines += [
-        f"Selected in seed 0's run: each method trained once per lr on the train split less its "
-        f"last {selection['validation_problems']} problems, then avg@{selection['validation_n']} "
-        f"on those held-out problems; the best lr wins (ties: the smaller). Same grid and "
-        f"budget for every method. The base model (untrained) is scored once the same way "
-        f"(column base).",
-        "",
-        "| method | base | " + " | ".join(f"lr {lr}" for lr in grid) + " | selected |",
-        "|---" * (len(grid) + 3) + "|",
-    ]
-    for method, scores in selection["accuracy"].items():
-        cells = " | ".join(f"{scores[lr]:.4f}" for lr in grid)
-        lines.append(f"| {method} | {base:.4f} | {cells} | {selection['selected'][method]:g} |")
-    if not_beaten := selection["base_not_beaten"]:
-        lines += [
-            "",
-            f"No lr of the grid beats the base model ({base:.4f}) for: {', '.join(not_beaten)} "
-            f"(each is still trained at its best lr).",
-        ]
-    return lines
-
-
-def _plot(acc, path: Path, title: str) -> None:
-    """Mean avg@n over seeds per method, with the seeds' standard deviation as error bars."""
-    means = {m: float(run_means(a).mean()) for m, a in acc.items()}
-    stds = {m: float(run_means(a).std(ddof=1)) if a.shape[0] > 1 else 0.0 for m, a in acc.items()}
-    plot(means, path, title, errors=stds)
+    invocations = log.rows()
+    return write_study(
+        cfg,
+        seeds,
+        command,
+        records,
+        invocations,
+        selection,
+        results_dir,
+        [online_name(c) for c in candidates],
+    )  # the last seed's: the same names

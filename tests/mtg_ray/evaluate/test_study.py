@@ -7,13 +7,17 @@ import numpy as np
 import pytest
 
 from mtg_ray.evaluate.study import (
+    Rule,
     data_costs,
     difference_table,
     faithful_table,
     level_difference_table,
+    level_means,
     method_table,
+    monitor_band,
     offline_of,
     paired_difference,
+    rule_table,
     run_means,
     study_pairs,
     two_level_difference,
@@ -104,6 +108,11 @@ def test_study_pairs_put_the_papers_comparisons_first() -> None:
     assert [p for p in bar if p == ("rounds_dr_dft", "dr_dft")] == [("rounds_dr_dft", "dr_dft")]
     assert ("online_dr_is_frozen_sampler", "dr_dft") not in bar  # a control: its own only
     assert ("rounds_dr_dft", "dr_dft") in study_pairs(designs)
+    twins = study_pairs(["dr_dft", "dr_dft_expert_drop", "online_dr_dft_expert_drop"])
+    assert offline_of("online_dr_dft_expert_drop") == "dr_dft_expert_drop"  # same data rule
+    assert twins[:2] == [("online_dr_dft_expert_drop", "dr_dft_expert_drop"),
+                         ("online_dr_dft_expert_drop", "dr_dft")]  # fmt: skip
+    assert offline_of("online_dr_is_dft_expert_drop") == "dr_is_dft"  # no twin registered
 
 
 def test_runs_training_the_offline_round_are_charged_for_it() -> None:
@@ -143,7 +152,7 @@ def test_the_faithful_table_averages_steps_then_seeds_for_runs_that_log_it() -> 
 
 
 def test_a_rewritten_results_file_keeps_its_preregistrations() -> None:
-    from mtg_ray.pipelines.jobs.study import PREREGISTERED, kept_section
+    from mtg_ray.pipelines.jobs.study_report import PREREGISTERED, kept_section
 
     text = f"# Study results\n\n| a | b |\n\n{PREREGISTERED}\n\n### 2026-12-02: x\n\nrule\n"
     assert kept_section(text) == f"\n{PREREGISTERED}\n\n### 2026-12-02: x\n\nrule\n"
@@ -153,7 +162,7 @@ def test_a_rewritten_results_file_keeps_its_preregistrations() -> None:
 def test_an_online_runs_figure_is_drawn_from_its_kept_scalars(tmp_path) -> None:
     from mtg_ray.evaluate.ledger import RunRecord
     from mtg_ray.evaluate.report import save_figure
-    from mtg_ray.pipelines.jobs.study import online_figure
+    from mtg_ray.pipelines.jobs.study_report import online_figure
 
     records = [
         RunRecord("online_dr_dft", s, {}, {}, 0.0, 0.0, 1e-4, {
@@ -166,8 +175,114 @@ def test_an_online_runs_figure_is_drawn_from_its_kept_scalars(tmp_path) -> None:
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[2] == "monitor/tinyworld/avg@4" and len(fig.axes[0].lines) == 2
     assert list(fig.axes[0].lines[1].get_ydata()) == [1.1, 1.2]
+    assert not fig.axes[2].patches  # no step-0 point logged: no band
     save_figure(fig, tmp_path / "results_online_dr_dft.png")
     assert (tmp_path / "results_online_dr_dft.png").read_bytes()[:4] == b"\x89PNG"
+
+    for s, record in enumerate(records):  # the monitor from step 0: a band around its mean
+        record.scalars["monitor/tinyworld/avg@4"] = {0: 0.4 + 0.2 * s, 2: 0.7}
+    fig = online_figure(records, "online_dr_dft", problems=100)
+    (band,) = fig.axes[2].patches
+    low, high = band.get_y(), band.get_y() + band.get_height()
+    half = 1.96 * np.sqrt(0.5 * 0.5 / 400)
+    assert low == pytest.approx(0.5 - half) and high == pytest.approx(0.5 + half)
+    assert list(fig.axes[2].lines[0].get_xdata()) == [0, 2]  # the curve starts at step 0
+
+
+def test_monitor_band_is_the_binomial_spread_of_a_fixed_policys_score() -> None:
+    assert monitor_band(0.5, 100, 4) == pytest.approx(1.96 * 0.025)
+    assert monitor_band(0.0, 100, 4) == 0.0 == monitor_band(1.0, 10, 1)
+    rng = np.random.default_rng(0)  # 100 problems of accuracy 0.5, 4 samples: the band holds
+    scores = rng.binomial(4, 0.5, size=(4000, 100)).mean(axis=1) / 4
+    inside = np.abs(scores - 0.5) <= monitor_band(0.5, 100, 4)
+    assert 0.93 < inside.mean() < 0.97
+
+
+def test_rules_hold_only_when_every_comparison_is_above_zero_by_both_intervals() -> None:
+    rng = np.random.default_rng(0)
+    levels = ["1"] * 200 + ["4"] * 200
+    base = rng.uniform(0.2, 0.8, size=(5, 400))
+    level4 = base.copy()
+    level4[:, 200:] += 0.15  # better on level 4 only
+    worse = base - 0.1
+    acc = {"b": base, "a": level4, "w": worse}
+    rules = [
+        Rule("on level 4", (("a", "b", "4"),)),
+        Rule("on level 1", (("a", "b", "1"),)),
+        Rule("both", (("a", "b", "4"), ("a", "w", None))),
+        Rule("reversed", (("w", "b", None),)),
+        Rule("missing", (("a", "b", None), ("x", "b", None))),
+    ]
+    rows = rule_table(acc, levels, rules)[2:]
+    holds = {r.split(" | ")[0].strip("| "): r.rsplit(" | ", 1)[1].strip(" |") for r in rows}
+    assert holds["on level 4"] == "yes" and holds["on level 1"] == "no"
+    assert holds["both"] == "yes" and holds["reversed"] == "no" and holds["missing"] == "not run"
+    assert "below 0" in next(r for r in rows if r.startswith("| reversed"))
+    assert "| level 4 |" in rows[0] and "+0.1500" in rows[0]
+
+
+def test_level_means_are_each_seeds_accuracy_on_that_levels_problems() -> None:
+    acc = np.array([[1.0, 0.0, 0.5, 0.5], [0.0, 0.0, 1.0, 1.0]])
+    means = level_means(acc, ["1", "1", "4", ""])
+    assert list(means) == ["1", "4", "all"]
+    assert list(means["1"]) == [0.5, 0.0] and list(means["4"]) == [0.5, 1.0]
+    assert list(means["all"]) == [0.5, 0.5]
+
+
+def test_the_level_figure_draws_bars_seeds_base_and_ceiling(tmp_path) -> None:
+    from mtg_ray.evaluate.report import level_figure, save_figure
+
+    means = {m: {"1": np.array([0.8, 0.9]), "4": np.array([0.1, 0.3]), "all": np.array([0.5, 0.6])}
+             for m in ("dr_dft", "dft")}  # fmt: skip
+    fig = level_figure(means, {"1": 0.85, "4": 0.02, "all": 0.5}, {"1": 0.9, "4": 0.4},
+                       {"1": 10, "4": 5, "all": 15}, "t")  # fmt: skip
+    ax = fig.axes[0]
+    assert [round(p.get_height(), 3) for p in ax.patches] == [0.85, 0.2, 0.55] * 2
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["level 1\n(10)", "level 4\n(5)",
+                                                            "all\n(15)"]  # fmt: skip
+    segments = [c for c in ax.collections if c.get_label() in ("base", "oracle")]
+    assert sorted(c.get_label() for c in segments) == ["base", "oracle"]
+    assert "mean over 2 seeds" in fig.texts[0].get_text()
+    save_figure(fig, tmp_path / "levels.png")
+    assert (tmp_path / "levels.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_invocations_are_logged_as_they_make_records(tmp_path) -> None:
+    from mtg_ray.pipelines.jobs.study_report import InvocationLog
+
+    idle = InvocationLog(tmp_path, "study a")
+    assert idle.rows() == [] and not (tmp_path / "invocations.jsonl").exists()
+    first = InvocationLog(tmp_path, "study a")
+    first.made("seed-0/base")  # written now: a kill after this still counts it
+    killed = [json.loads(x) for x in (tmp_path / "invocations.jsonl").read_text().splitlines()]
+    assert [row["made"] for row in killed] == [["seed-0/base"]]
+    second = InvocationLog(tmp_path, "study b")
+    second.made("seed-0/dr_dft")
+    second.made("seed-1/dr_dft")
+    rows = InvocationLog(tmp_path, "study c").rows()
+    assert [row["command"] for row in rows] == ["study a", "study b"]
+    assert rows[1]["made"] == ["seed-0/dr_dft", "seed-1/dr_dft"] and "CPUs" in rows[0]["machine"]
+    assert rows == second.rows() and all(row["wall_s"] >= 0 for row in rows)
+
+
+def test_a_given_lr_study_reads_an_earlier_selection_back(tmp_path) -> None:
+    from mtg_ray.config import compose
+    from mtg_ray.pipelines.jobs.study_report import selection_lines
+
+    lrs = "train.method_lr={dr_dft: 3e-4, distill: 1e-3}"
+    cfg = compose("tiny", ["methods=[dr_dft,distill]", lrs])
+    assert selection_lines(cfg, None, tmp_path / "none.json")[3:] == [
+        "Given (`train.method_lr`), not selected here: dr_dft 0.0003, distill 0.001."
+    ]
+    kept = tmp_path / "lr_selection.json"
+    kept.write_text(json.dumps({
+        "lr_grid": [1e-4, 3e-4], "validation_problems": 300, "validation_n": 4,
+        "accuracy": {"dr_dft": {"0.0001": 0.5, "0.0003": 0.6}}, "base": 0.55,
+        "selected": {"dr_dft": 3e-4}, "base_not_beaten": [],
+    }))  # fmt: skip
+    lines = selection_lines(cfg, None, kept)
+    assert "| dr_dft | 0.5500 | 0.5000 | 0.6000 | 0.0003 |" in lines
+    assert any(str(kept) in line for line in lines)
 
 
 def test_a_kept_run_record_holds_what_the_report_reads(tmp_path) -> None:
@@ -374,3 +489,19 @@ def test_two_online_runs_of_one_name_are_refused() -> None:
     assert names == ["per_batch", "rounds"]
     with pytest.raises(ValueError, match="both be named 'online_dr_dft'"):
         online_candidates(cfg, ["dr_dft"], designs=[{"method": "dr_dft"}])
+
+
+def test_a_rounds_runs_first_round_is_held_to_its_offline_rounds_expert_share() -> None:
+    from mtg_ray.evaluate.study import first_round_control
+
+    def rounds(first: float) -> dict:  # 6 steps in 3 rounds: steps 1-2 are the first round
+        return {"online/expert_fraction": {1: first, 2: first, 3: 0.0, 4: 0.0, 5: 0.0, 6: 0.0}}
+
+    offline = {"rewrite/expert_share": {0: 0.1}, "rewrite/problems": {0: 3000.0}}
+    diffs, mean, half = first_round_control([rounds(0.1), rounds(0.12)], [offline] * 2, 3, 500)
+    assert diffs == pytest.approx([0.0, 0.02]) and mean == pytest.approx(0.01)
+    one = 0.11 * 0.89 * (1 / 1000 + 1 / 3000)  # the second seed's pooled share
+    assert half == pytest.approx(1.96 * np.sqrt(0.1 * 0.9 * (1 / 1000 + 1 / 3000) + one) / 2)
+    assert abs(mean) <= half  # within sampling: the control holds
+    _, far, band = first_round_control([rounds(0.3)] * 2, [offline] * 2, 3, 500)
+    assert abs(far) > band  # a first round far from the offline round's: a bug

@@ -85,9 +85,11 @@ def test_offline_evaluations_see_the_weights_of_their_step(standins, tmp_path: P
         standins, tmp_path, learner, rollout, evaluate=evaluate, eval_every=2, monitor=monitor
     )
     result = loop.run()
-    assert seen == [(2, 2.0), (4, 4.0), (6, 6.0)]  # pushed as version = learner step
-    assert rollout.pushes == [(2, 2.0), (4, 4.0), (6, 6.0)]  # no push twice for one version
+    # step 0 sees the start weights; then pushed as version = learner step
+    assert seen == [(0, 0.0), (2, 2.0), (4, 4.0), (6, 6.0)]
+    assert rollout.pushes == [(0, 0.0), (2, 2.0), (4, 4.0), (6, 6.0)]  # no version twice
     assert result["eval"] == {"eval/toy/avg@1": 0.6} and result["policy_version"] == 6
+    assert monitor.scalars_at[0] == {"eval/toy/avg@1": 0.0}  # where the curve starts
     assert monitor.scalars_at[4]["eval/toy/avg@1"] == 0.4
 
     again = standins.Rollout()
@@ -117,7 +119,7 @@ def test_every_step_trains_while_the_rollout_group_has_released_its_gpus(
 
     offline_loop(standins, tmp_path, learner, rollout, evaluate=evaluate, eval_every=2).run()
     assert released_at_steps == [True] * 6
-    assert evals == [False] * 3  # the sync before each evaluation woke the engines
+    assert evals == [False] * 4  # the sync before each evaluation woke the engines
 
 
 def online_loop(

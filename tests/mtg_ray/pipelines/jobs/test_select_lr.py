@@ -18,7 +18,7 @@ from mtg_ray.learner.lr_selection import choose_lr, grid_edge
 from mtg_ray.pipelines.jobs import select_lr as select_lr_module
 from mtg_ray.pipelines.jobs.select_lr import missing_trials, select_lr, trial_result
 from mtg_ray.pipelines.jobs.session import Run, world_hash
-from mtg_ray.pipelines.jobs.study import _selection_lines
+from mtg_ray.pipelines.jobs.study_report import selection_lines
 from mtg_ray.tinyworld import World, WorldConfig, recipe_hash
 
 GRID = (1e-4, 3e-4, 1e-3)
@@ -133,7 +133,7 @@ def test_selection_trains_every_method_on_the_same_grid_without_validation(
         select_lr(run, None)
 
     # The study report's section on it (tests/jobs/test_study_job.py runs a study without it).
-    lines = "\n".join(_selection_lines(run.cfg, selection))
+    lines = "\n".join(selection_lines(run.cfg, selection, tmp_path / "none.json"))
     assert "## Learning rates" in lines and "last 6 problems, then avg@" in lines
     assert "| method | base | lr 0.0001 | lr 0.0003 | lr 0.001 | selected |" in lines
     assert "| sft | 0.0000 | 0.0000 | 0.0000 | 1.0000 | 0.001 |" in lines
@@ -197,7 +197,7 @@ def test_the_base_model_is_scored_once_and_what_does_not_beat_it_is_named(
     assert base["validation"]["avg@2"] == 0.5 and base["world"] is None
     assert base["settings"]["train.validation_n"] == 2 and "eval.n" not in base["settings"]
     assert not any(k.startswith(("learner.", "rewrite.")) for k in base["settings"])
-    lines = "\n".join(_selection_lines(run.cfg, selection))
+    lines = "\n".join(selection_lines(run.cfg, selection, tmp_path / "none.json"))
     assert "| dr_dft | 0.5000 | 0.5000 | 0.0000 | 0.0000 | 0.0001 |" in lines
     assert "| sft | 0.5000 | 0.0000 | 0.0000 | 1.0000 | 0.001 |" in lines
     assert "No lr of the grid beats the base model (0.5000) for: dr_dft" in lines
