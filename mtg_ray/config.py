@@ -313,6 +313,17 @@ def to_job_config(cfg: DictConfig | Mapping[str, Any]) -> JobConfig:
     return from_dict(JobConfig, data)
 
 
+def _is_mapping_field(key: str) -> bool:
+    """Whether the dotted `key` names a mapping field of the schema (`train.method_lr`), not a
+    section (`train`, which a mapping override merges into, as Hydra does)."""
+    hint: Any = JobConfig
+    for part in key.split("."):
+        if not dataclasses.is_dataclass(hint):
+            return False
+        hint = typing.get_type_hints(hint).get(part)
+    return typing.get_origin(hint) is dict
+
+
 def _suggest(key: str) -> str:
     """ "did you mean <closest key>?" for a mistyped dotted key, else the keys at its level."""
     cls: Any = JobConfig
@@ -441,19 +452,16 @@ def compose(config_name: str = "tiny", overrides: Sequence[str] = ()) -> JobConf
 
     try:
         # Hydra merges a mapping given on the command line into the preset's (and refuses a
-        # key the preset lacks); the user means the mapping they wrote (`train.method_lr={}`
-        # lists no method, `train.method_lr={distill: 1e-3}` that one), so it replaces.
+        # key the preset lacks); for a mapping field the user means the mapping they wrote
+        # (`train.method_lr={}` lists no method, `train.method_lr={distill: 1e-3}` that one),
+        # so it replaces; into a section (`train={epochs: 3}`) it merges, as Hydra does.
         parsed = OverridesParser.create().parse_overrides(list(overrides))
-        mappings = [o for o in parsed if isinstance(o.value(), dict) and not o.is_delete()]
+        mappings = [o for o in parsed if isinstance(o.value(), dict) and not o.is_delete()
+                    and _is_mapping_field(o.key_or_group)]  # fmt: skip
         rest = [text for o, text in zip(parsed, overrides, strict=True) if o not in mappings]
         with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base=None):
             cfg = hydra_compose(config_name=config_name, overrides=rest)
         for override in mappings:
-            missing = OmegaConf.select(cfg, override.key_or_group, default=KeyError) is KeyError
-            if missing and not override.is_add():
-                raise ConfigError(
-                    f"unknown config key {override.key_or_group}; {_suggest(override.key_or_group)}"
-                )
             OmegaConf.update(cfg, override.key_or_group, override.value(), merge=False)
     except (HydraException, OmegaConfBaseException) as e:
         text = f"{e}\n{e.__cause__ or ''}"

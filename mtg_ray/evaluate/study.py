@@ -4,8 +4,8 @@ A study runs every method once per seed on the same world and test split. For me
 and test problem p, acc[m][s, p] is the share of p's n samples graded correct, so avg@n of a run
 is acc[m][s].mean(). Differences between methods are paired (same seeds, same problems), with two
 95% intervals: resampling problems with replacement (`paired_difference`: the test set as the
-sample to generalise over, seeds averaged inside each resample), and resampling seeds, then
-problems within each (`two_level_difference`: seed-to-seed variance in the interval too). A
+sample to generalise over, seeds averaged inside each resample), and resampling seeds and
+problems together (`two_level_difference`: seed-to-seed variance in the interval too). A
 difference holds only when both exclude 0.
 """
 
@@ -53,8 +53,10 @@ def paired_difference(a: np.ndarray, b: np.ndarray, reps: int = 2000, seed: int 
 
 def two_level_difference(a: np.ndarray, b: np.ndarray, reps: int = 2000, seed: int = 0) -> Interval:
     """Mean of a - b over seeds and problems, with a two-level bootstrap 95% interval: each
-    resample draws the seeds with replacement, then, within each drawn seed, its problems with
-    replacement, so the interval holds seed-to-seed variance as well as the test split's.
+    resample draws the seeds with replacement and the problems with replacement, one draw of
+    problems for every drawn seed (the seeds share the test problems: a fresh draw per seed
+    would divide the problems' spread by the number of seeds), so the interval holds
+    seed-to-seed variance as well as the test split's.
 
     a, b: (S, P) per-problem accuracies of two methods on the same seeds and problems."""
     if a.shape != b.shape or a.ndim != 2:
@@ -65,8 +67,8 @@ def two_level_difference(a: np.ndarray, b: np.ndarray, reps: int = 2000, seed: i
     n_seeds, n_problems = diff.shape
     rng = np.random.default_rng(seed)
     seeds = rng.integers(0, n_seeds, size=(reps, n_seeds))
-    problems = rng.integers(0, n_problems, size=(reps, n_seeds, n_problems))
-    boot = diff[seeds[:, :, None], problems].mean(axis=(1, 2))
+    problems = rng.integers(0, n_problems, size=(reps, n_problems))
+    boot = diff[seeds[:, :, None], problems[:, None, :]].mean(axis=(1, 2))
     low, high = np.percentile(boot, [2.5, 97.5])
     return Interval(float(diff.mean()), float(low), float(high))
 
@@ -285,12 +287,14 @@ def first_round_control(
     `rewrite/expert_share` and `rewrite/problems` at step 0). Returns each seed's difference
     (first round's share less the offline round's), their mean, and the half-width of the 95%
     band the mean stays within by sampling alone (binomial, at the pooled share, for one
-    round's `batch` x steps problems against the offline round's, over the seeds)."""
+    round's `batch` x steps problems against the offline round's, over the seeds). The first
+    round is its steps up to ceil(steps / `n_rounds`), by step number (a step whose scalars
+    were lost to a crash is missing, not replaced by the next round's)."""
     diffs, variances = [], []
     for run, round_ in zip(rounds, offline, strict=True):
         shares = run["online/expert_fraction"]
-        steps = sorted(shares)
-        first = steps[: -(-len(steps) // n_rounds)]
+        per = -(-max(shares) // n_rounds)  # steps log at their cursor: 1 .. steps
+        first = [s for s in sorted(shares) if s <= per]
         share = float(np.mean([shares[s] for s in first]))
         base, problems = round_["rewrite/expert_share"][0], round_["rewrite/problems"][0]
         p = (share + base) / 2

@@ -119,6 +119,8 @@ def test_a_method_lr_mapping_on_the_command_line_is_the_mapping_written() -> Non
         compose("tiny", ["train.method_lr.distill=1e-3"])
     with pytest.raises(ConfigError, match=r"unknown config key train\.nokey; known here"):
         compose("tiny", ["train.nokey={a: 1}"])
+    section = compose("paper_base", ["train={epochs: 3}"])  # a section's mapping merges
+    assert section.train.epochs == 3 and section.train.eval_every == 10
 
 
 def test_the_demo_refuses_it_in_one_line_before_anything_starts() -> None:

@@ -82,9 +82,10 @@ class TrainLoop:
 
     make_learner gives the learner group, on the start policy, only when there is training left
     to do; whoever makes it owns it (the run keeps it for its next training). rollout: the
-    group to keep in sync (None: train without one). evaluate: called on the start weights
-    (logged at step 0, when the run starts fresh) and every eval_every steps, on the rollout
-    group's (then synced) weights; returns `eval/...` metrics."""
+    group to keep in sync (None: train without one). evaluate: called every eval_every steps on
+    the rollout group's (then synced) weights, and with evaluate_at_start on the start weights
+    too (logged at step 0 when the run starts fresh: where a monitor curve starts); returns
+    `eval/...` metrics."""
 
     make_learner: Callable[[], Learner]
     source: BatchSource
@@ -95,6 +96,7 @@ class TrainLoop:
     rollout: Rollout | None = None
     evaluate: Callable[[], dict[str, float]] | None = None
     eval_every: int = 0
+    evaluate_at_start: bool = False
     save_every: int = 0
 
     @property
@@ -147,7 +149,7 @@ class TrainLoop:
             timing["sync_s"] += self._sync(learner, state, state.policy_version)
         scalars: dict[str, float] = {}
         evals: dict[str, float] = {}
-        if first == 0 and self.evaluate is not None and self.eval_every:
+        if first == 0 and self.evaluate is not None and self.eval_every and self.evaluate_at_start:
             evals = self._evaluate_start(learner, state, timing)
         desc = f"train {self.out_dir.name}"
         with tqdm(total=self.steps, initial=first, desc=desc, unit="step") as bar:

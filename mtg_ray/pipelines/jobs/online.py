@@ -148,6 +148,7 @@ def online_job(
         save_every=cfg.online.save_every,
         evaluate=on_eval,
         eval_every=cfg.online.eval_every,
+        evaluate_at_start=True,  # the monitor's curve starts at the start weights
     )
     try:
         return loop.run()

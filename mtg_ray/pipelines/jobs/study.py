@@ -304,8 +304,25 @@ def study_job(
     if select:
         cfg, selection = with_selected_lrs(cfg, results_dir, designs)
     selected = selection["selected"] if selection else None
-    root, world = results_dir / "runs", world_hash(cfg)
+    try:
+        records, names = run_seeds(cfg, seeds, results_dir / "runs", log, online, controls,
+                                   designs, selected)  # fmt: skip
+    finally:
+        log.close()
+    return write_study(cfg, seeds, command, records, log.rows(), selection, results_dir, names)
+
+
+def run_seeds(
+    cfg: JobConfig, seeds: int, root: Path, log: InvocationLog, online: Sequence[str],
+    controls: Sequence[tuple[str, str]], designs: Sequence[Mapping[str, Any]],
+    selected: Mapping[str, float] | None,
+) -> tuple[dict[str, list[RunRecord]], list[str]]:  # fmt: skip
+    """Each seed's planned runs (`study_job`), made unless kept under `root` (each kept as it
+    is made, and logged in `log`). Returns run name -> one record per seed, and the online
+    runs' names."""
+    world = world_hash(cfg)
     records: dict[str, list[RunRecord]] = {}
+    candidates: list[JobConfig] = []
     for s in range(seeds):
         seed_cfg = seed_config(cfg, s)
         candidates = online_candidates(seed_cfg, online, controls, designs, selected)
@@ -313,6 +330,7 @@ def study_job(
         made_with = planned_settings(seed_cfg, candidates)
         kept = kept_runs(root, s, lrs, Path(seed_cfg.output_dir), made_with, world=world)
         if len(kept) < len(lrs):
+            log.running()
             run = start(seed_cfg)
             restore_runs(kept, run.out)
 
@@ -329,14 +347,4 @@ def study_job(
             kept = kept_runs(root, s, lrs, Path(seed_cfg.output_dir), made_with, world=world)
         for name in lrs:
             records.setdefault(name, []).append(kept[name])
-    invocations = log.rows()
-    return write_study(
-        cfg,
-        seeds,
-        command,
-        records,
-        invocations,
-        selection,
-        results_dir,
-        [online_name(c) for c in candidates],
-    )  # the last seed's: the same names
+    return records, [online_name(c) for c in candidates]  # the last seed's: the same names

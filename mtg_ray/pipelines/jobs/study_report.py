@@ -6,6 +6,7 @@ them (`InvocationLog`), whose wall times a study carried across sessions sums.""
 import json
 import os
 import platform
+import re
 import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -111,20 +112,21 @@ def write_study(
         figure = level_figure(means, base, oracle_ceiling(cfg), counts, title)
         save_figure(figure, results_dir / "results_levels.png")
     for name in online_names:
-        figure = online_figure(records[name], name, cfg.online.eval_problems)
+        problems = min(records[name][0].settings.get("online.eval_problems", 100), len(levels))
+        figure = online_figure(records[name], name, problems)
         save_figure(figure, results_dir / f"results_{name}.png")
     return "study: " + " ".join(f"{m}={run_means(a).mean():.4f}" for m, a in acc.items())
 
 
-def online_figure(records: Sequence[RunRecord], name: str, problems: int = 100) -> Any:
+def online_figure(records: Sequence[RunRecord], name: str, problems: int) -> Any:
     """Online run `name` over its steps: the expert share of each batch (every seed), each
     source's share of the loss (seed 0), and its monitor accuracy (`online.eval_every`; every
     seed; from step 0, the start weights, when logged there), with the band one seed's monitor
-    moves within around the seeds' step-0 mean by sampling alone (`monitor_band`, on
-    `online.eval_problems` = `problems`), from the runs' kept TensorBoard scalars (one record
-    per seed)."""
+    moves within around the seeds' step-0 mean by sampling alone (`monitor_band`, on the
+    `problems` the monitor scored), from the runs' kept TensorBoard scalars (one record per
+    seed)."""
     first = records[0].scalars
-    monitor = [t for t in first if t.startswith("monitor/") and "/avg@" in t]
+    monitor = [t for t in first if re.fullmatch(r"monitor/[^/]+/avg@\d+", t)]
     bands = {}
     starts = [r.scalars.get(monitor[0], {}).get(0) for r in records] if monitor else []
     if starts and all(v is not None for v in starts):
@@ -160,27 +162,43 @@ def kept_section(text: str) -> str:
 class InvocationLog:
     """The study's invocations in `<root>/invocations.jsonl`, each its command, machine, wall
     seconds and the seed/run records it made: a study carried across sessions sums its wall
-    time from them. This invocation's row is written (the file rewritten atomically) each time
-    it keeps a record, so one killed mid-way still counts its time up to its last record; one
-    that makes none (all read back) is not logged."""
+    time from them. This invocation's row is written (the file rewritten atomically) when it
+    starts a seed's runs, each time it keeps a record and when it ends (`close`, also on an
+    error or Ctrl-C), so one stopped mid-way counts its time too (a SIGKILL, which skips
+    that, loses the time since its last record); one that runs nothing (all read back) is
+    not logged."""
 
     def __init__(self, root: Path, command: str) -> None:
         self.path = root / "invocations.jsonl"
         self.earlier = [row for _, row in iter_jsonl(self.path)] if self.path.is_file() else []
         self.started = time.monotonic()
+        self.ran = False
         self.row: dict[str, Any] = {"command": command, "machine": machine(), "wall_s": 0.0,
                                     "made": []}  # fmt: skip
+
+    def running(self) -> None:
+        """Log that this invocation runs jobs (a seed's runs start)."""
+        self.ran = True
+        self._write()
 
     def made(self, record: str) -> None:
         """Log that this invocation kept `record` (`seed-<s>/<run>`), and its wall time now."""
         self.row["made"].append(record)
+        self.running()
+
+    def close(self) -> None:
+        """Log this invocation's wall time at its end, if it ran anything."""
+        if self.ran:
+            self._write()
+
+    def _write(self) -> None:
         self.row["wall_s"] = round(time.monotonic() - self.started, 1)
         self.path.parent.mkdir(parents=True, exist_ok=True)
         write_text(self.path, "".join(json.dumps(row) + "\n" for row in self.rows()))
 
     def rows(self) -> list[dict[str, Any]]:
-        """Every invocation logged, this one last if it made a record."""
-        return self.earlier + ([self.row] if self.row["made"] else [])
+        """Every invocation logged, this one last if it ran anything."""
+        return self.earlier + ([self.row] if self.ran else [])
 
 
 def oracle_ceiling(cfg: JobConfig) -> dict[str, float]:

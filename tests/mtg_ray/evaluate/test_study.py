@@ -64,7 +64,10 @@ def test_tables_report_seed_spread_and_which_intervals_exclude_zero() -> None:
     assert rows[2] == "| base | 0.5000 | 0.0000 | 0.5000, 0.5000 |"
     diff = difference_table(acc, [("sft", "base"), ("dr_sft", "sft")])
     assert len(diff) == 3 and diff[2].startswith("| sft - base | +0.5000")
-    assert "two-level 95%" in diff[0] and diff[2].endswith("| yes |")
+    assert "two-level 95%" in diff[0] and diff[2].endswith("| no |")  # 2 seeds x 2 problems
+    base = np.random.default_rng(5).random((3, 50)) * 0.5
+    diff = difference_table({"base": base, "sft": base + 0.5}, [("sft", "base")])
+    assert diff[2] == "| sft - base | +0.5000 [+0.5000, +0.5000] | [+0.5000, +0.5000] | yes |"
 
 
 def test_the_two_level_interval_holds_seed_to_seed_variance() -> None:
@@ -83,6 +86,13 @@ def test_the_two_level_interval_holds_seed_to_seed_variance() -> None:
     assert (same.mean, same.low, same.high) == (0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="one shape"):
         two_level_difference(base, base[:, :10])
+    # seeds that agree on every problem: the problems' spread alone, as wide as resampling
+    # problems (a fresh draw of problems per seed would shrink it by sqrt(seeds))
+    per_problem = np.random.default_rng(4).normal(0, 0.3, 500)
+    agree = np.tile(per_problem, (5, 1))
+    crossed, problems = two_level_difference(agree, 0 * agree), paired_difference(agree, 0 * agree)
+    width = problems.high - problems.low
+    assert crossed.high - crossed.low == pytest.approx(width, rel=0.15)
 
 
 def test_study_pairs_put_the_papers_comparisons_first() -> None:
@@ -171,7 +181,7 @@ def test_an_online_runs_figure_is_drawn_from_its_kept_scalars(tmp_path) -> None:
             "monitor/tinyworld/avg@4": {2: 0.25},
         }) for s in (0, 1)
     ]  # fmt: skip
-    fig = online_figure(records, "online_dr_dft")
+    fig = online_figure(records, "online_dr_dft", problems=100)
     titles = [ax.get_title() for ax in fig.axes]
     assert titles[2] == "monitor/tinyworld/avg@4" and len(fig.axes[0].lines) == 2
     assert list(fig.axes[0].lines[1].get_ydata()) == [1.1, 1.2]
@@ -251,6 +261,7 @@ def test_invocations_are_logged_as_they_make_records(tmp_path) -> None:
     from mtg_ray.pipelines.jobs.study_report import InvocationLog
 
     idle = InvocationLog(tmp_path, "study a")
+    idle.close()  # ran nothing (all read back): not logged
     assert idle.rows() == [] and not (tmp_path / "invocations.jsonl").exists()
     first = InvocationLog(tmp_path, "study a")
     first.made("seed-0/base")  # written now: a kill after this still counts it
@@ -263,6 +274,11 @@ def test_invocations_are_logged_as_they_make_records(tmp_path) -> None:
     assert [row["command"] for row in rows] == ["study a", "study b"]
     assert rows[1]["made"] == ["seed-0/dr_dft", "seed-1/dr_dft"] and "CPUs" in rows[0]["machine"]
     assert rows == second.rows() and all(row["wall_s"] >= 0 for row in rows)
+    stopped = InvocationLog(tmp_path, "study d")  # interrupted before its first record
+    stopped.running()
+    stopped.close()
+    rows = InvocationLog(tmp_path, "study e").rows()
+    assert rows[-1]["command"] == "study d" and rows[-1]["made"] == []  # its time still counts
 
 
 def test_a_given_lr_study_reads_an_earlier_selection_back(tmp_path) -> None:
