@@ -9,7 +9,7 @@ problems together (`two_level_difference`: seed-to-seed variance in the interval
 difference holds only when both exclude 0.
 """
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -225,12 +225,14 @@ class Rule:
 
 def rule_table(
     acc: Mapping[str, np.ndarray], levels: Sequence[str], rules: Sequence[Rule],
-    reps: int = 2000,
+    reps: int = 2000, failed: Collection[str] = (),
 ) -> list[str]:  # fmt: skip
     """Markdown rows: rule | comparison | problems | mean [problem bootstrap] | two-level |
     verdict per comparison (above 0: both intervals' lows > 0; below 0: both highs < 0; else
     not shown), then whether the rule holds (every comparison above 0; "not run" when one of
-    its runs is missing). `levels`: each problem's level, in `acc`'s column order."""
+    its runs is missing; "control failed" when one of its runs is in `failed`, the runs whose
+    control failed: a bug to fix before comparing). `levels`: each problem's level, in
+    `acc`'s column order."""
     lines = [
         "| rule | comparison | problems | mean [problem bootstrap 95%] | two-level 95% | verdict |"
         " rule holds |",
@@ -255,6 +257,8 @@ def rule_table(
                          verdict))  # fmt: skip
         holds = ("not run" if "not run" in verdicts
                  else "yes" if all(v == "above 0" for v in verdicts) else "no")  # fmt: skip
+        if {run for a, b, _ in rule.comparisons for run in (a, b)} & set(failed):
+            holds = "control failed"
         for i, row in enumerate(rows):
             lines.append(f"| {rule.name if i == 0 else ''} | " + " | ".join(row)
                          + f" | {holds if i == 0 else ''} |")  # fmt: skip

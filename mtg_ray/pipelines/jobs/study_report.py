@@ -90,8 +90,9 @@ def write_study(
              for p, lv in r.levels.get(benchmark, {}).items()}  # fmt: skip
     levels = [known.get(p, "") for p in problems]
     root = results_dir / "runs"
-    lines = _report(cfg, seeds, command, invocations, benchmark, acc, evals, root, levels)
-    lines += control_lines(cfg, records)
+    controls, failed = control_lines(cfg, records)
+    lines = _report(cfg, seeds, command, invocations, benchmark, acc, evals, root, levels, failed)
+    lines += controls
     lines += _cost_lines(
         data_costs({m: [(r.samples, r.rewrite_s) for r in recs] for m, recs in records.items()})
     )
@@ -213,10 +214,13 @@ def oracle_ceiling(cfg: JobConfig) -> dict[str, float]:
             if lv != "greedy"}  # fmt: skip
 
 
-def _report(cfg, seeds, command, invocations, benchmark, acc, evals, root, levels) -> list[str]:
+def _report(
+    cfg, seeds, command, invocations, benchmark, acc, evals, root, levels, failed
+) -> list[str]:
     """results.md's lines: provenance (the invocations that made its records: `InvocationLog`),
-    the pre-registered rules, the method and difference tables, greedy and levels (`levels`:
-    each problem's, in `acc`'s column order; their paired differences if known)."""
+    the pre-registered rules (`failed`: runs whose control failed), the method and difference
+    tables, greedy and levels (`levels`: each problem's, in `acc`'s column order; their paired
+    differences if known)."""
     n_problems = len(levels)
     pairs = study_pairs(list(acc)[1:])
     metrics = [k for k in evals["base"][0] if k.startswith("greedy") or "/level_" in k]
@@ -235,7 +239,7 @@ def _report(cfg, seeds, command, invocations, benchmark, acc, evals, root, level
         "## Pre-registered rules (results.md's pre-registration; a rule holds when each of "
         "its comparisons is above 0 by both 95% intervals)",
         "",
-        *rule_table(acc, levels, RULES),
+        *rule_table(acc, levels, RULES, failed=failed),
         "",
         "## Accuracy per method (avg@n; mean and standard deviation over seeds)",
         "",
@@ -265,10 +269,13 @@ def _report(cfg, seeds, command, invocations, benchmark, acc, evals, root, level
     return lines
 
 
-def control_lines(cfg: JobConfig, records: Mapping[str, Sequence[RunRecord]]) -> list[str]:
-    """The controls the kept runs allow (`first_round_control`: each rounds run against the
-    offline round of its method), or none."""
-    rows = []
+def control_lines(
+    cfg: JobConfig, records: Mapping[str, Sequence[RunRecord]]
+) -> tuple[list[str], list[str]]:
+    """The report's section on the controls the kept runs allow (`first_round_control`: each
+    rounds run against the offline round of its method; none: no section), and the runs whose
+    control failed."""
+    rows, failed = [], []
     for name, runs in records.items():
         twin = offline_of(name)
         if not name.startswith("rounds_") or twin not in records:
@@ -284,8 +291,9 @@ def control_lines(cfg: JobConfig, records: Mapping[str, Sequence[RunRecord]]) ->
             + ", ".join(f"{d:+.4f}" for d in diffs)
             + f" | {mean:+.4f} | +-{half:.4f} | {'yes' if abs(mean) <= half else 'no'} |"
         )
+        failed += [name] if abs(mean) > half else []
     if not rows:
-        return []
+        return [], []
     return [
         "",
         "## Controls",
@@ -297,7 +305,7 @@ def control_lines(cfg: JobConfig, records: Mapping[str, Sequence[RunRecord]]) ->
         "| control | per seed | mean | 95% band | holds |",
         "|---|---|---|---|---|",
         *rows,
-    ]
+    ], failed
 
 
 def _cost_lines(costs: dict[str, list[tuple[float, float]]]) -> list[str]:
