@@ -114,8 +114,8 @@ def level_difference_table(
     """Markdown rows: a - b | per level, the paired difference on that level's problems with
     its 95% problem-bootstrap interval (`*`: the interval excludes 0). `levels`: each
     problem's level, in the columns' order of `acc`'s arrays ("" for none)."""
-    names = sorted({lv for lv in levels if lv}, key=lambda lv: (len(lv), lv))
-    columns = {lv: np.array([x == lv for x in levels]) for lv in names}
+    columns = level_columns(levels)
+    names = list(columns)
     lines = [
         "| difference | " + " | ".join(f"level {lv}" for lv in names) + " |",
         "|---" * (len(names) + 1) + "|",
@@ -247,7 +247,7 @@ def rule_table(
                 verdicts.append("not run")
                 rows.append((f"{a} - {b}", where, "-", "-", "not run"))
                 continue
-            cols = np.array([lv == level for lv in levels]) if level else slice(None)
+            cols = level_columns(levels)[level] if level else slice(None)
             x, y = acc[a][:, cols], acc[b][:, cols]
             ci, both = paired_difference(x, y, reps), two_level_difference(x, y, reps)
             above, below = min(ci.low, both.low) > 0, max(ci.high, both.high) < 0
@@ -268,9 +268,15 @@ def rule_table(
 def level_means(acc: np.ndarray, levels: Sequence[str]) -> dict[str, np.ndarray]:
     """Level -> (S,) each seed's avg@n on that level's problems, and "all" -> on every problem
     (`acc`: (S, P); `levels`: each problem's level, "" for none)."""
-    names = sorted({lv for lv in levels if lv}, key=lambda lv: (len(lv), lv))
-    out = {lv: acc[:, np.array([x == lv for x in levels])].mean(axis=1) for lv in names}
+    out = {lv: acc[:, cols].mean(axis=1) for lv, cols in level_columns(levels).items()}
     return {**out, "all": acc.mean(axis=1)}
+
+
+def level_columns(levels: Sequence[str]) -> dict[str, np.ndarray]:
+    """Level -> the boolean mask of its problems (`levels`: each problem's, "" for none), in
+    level order (1, 2, ..., 10)."""
+    names = sorted({lv for lv in levels if lv}, key=lambda lv: (len(lv), lv))
+    return {lv: np.array([x == lv for x in levels]) for lv in names}
 
 
 def monitor_band(accuracy: float, problems: int, samples: int) -> float:

@@ -25,6 +25,7 @@ from mtg_ray.evaluate.study import (
     difference_table,
     faithful_table,
     first_round_control,
+    level_columns,
     level_difference_table,
     level_means,
     method_table,
@@ -105,8 +106,8 @@ def write_study(
     write_text(report, "\n".join(lines) + "\n" + kept_text)
     _plot(acc, results_dir / "results.png", f"{benchmark}: avg@n over {seeds} seeds")
     if any(levels):
-        names = [lv for lv in level_means(acc["base"], levels) if lv != "all"]
-        counts = {lv: levels.count(lv) for lv in names} | {"all": len(levels)}
+        counts = {lv: int(cols.sum()) for lv, cols in level_columns(levels).items()}
+        counts["all"] = len(levels)
         means = {m: level_means(a, levels) for m, a in acc.items() if m != "base"}
         base = {lv: float(v.mean()) for lv, v in level_means(acc["base"], levels).items()}
         title = f"{benchmark}: avg@{cfg.eval.n} per level, {seeds} seeds"
