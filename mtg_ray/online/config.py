@@ -49,7 +49,7 @@ class OnlineConfig:
     overlap: bool = False
     max_policy_lag: int = 1
     save_every: int = 16
-    method: str = "dr_is"
+    method: str = "dr_dft"
     control: str = "none"
     design: str = "per_batch"
     rounds: int = 3

@@ -181,7 +181,7 @@ def test_node_lost_mid_online_training(
     is still sampled at its step's policy version."""
     sim_cluster.ensure_rollout_nodes(2)  # somewhere for the lost node's engines to go
     run = start(job(small_run, tmp_path / "run"))
-    folder = run.out / "online_dr_is"
+    folder = run.out / "online_dr_dft"
     restarts = rollout.restarts
     remover = remove_when(sim_cluster, rollout, (folder / "data" / "step-00000.parquet").is_file)
     try:
@@ -224,7 +224,7 @@ def test_driver_killed_during_online_mode_resumes(
         *small_run(out, *CLUSTER, "rollout.num_engines=1"),
         f"resources.address={sim_cluster.cluster.address}",
     ]  # fmt: skip
-    folder = out / "online_dr_is"
+    folder = out / "online_dr_dft"
     latest = folder / "ckpt" / "latest"
     engines_before = len(ray_processes(sim_cluster, "RolloutActor"))  # the shared group's
     log = open(tmp_path / "driver.log", "w")  # noqa: SIM115 (closed below)

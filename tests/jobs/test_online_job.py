@@ -49,7 +49,7 @@ def test_online_run_overlaps_crashes_and_resumes(
     out = tmp_path / "run"
     run = start_on(small_run(out, *ONLINE), small_engine, kept_learner)
     rollout = small_engine
-    folder = out / "online_dr_is_overlap"
+    folder = out / "online_dr_dft_overlap"
     ckpt = folder / "ckpt"
 
     def crashing(pairs):
@@ -85,7 +85,8 @@ def test_compare_online_reports_both_runs_at_equal_steps(
     tmp_path: Path,
 ) -> None:
     out = tmp_path / "run"
-    settings = small_run(out, *ONLINE, "online.steps=0", "train.epochs=1")
+    # DR+IS: its line also reports the importance weights' variance, offline and online
+    settings = small_run(out, *ONLINE, "online.steps=0", "train.epochs=1", "online.method=dr_is")
     line = compare_job(start_on(settings, small_engine, kept_learner), small_engine)
     number = r"([0-9.]+|nan)"  # nan: no sampled record in any step (small world's weak model)
     assert re.fullmatch(
