@@ -20,7 +20,7 @@ from mtg_ray.data import Record
 from mtg_ray.learner.batch import collate, micro_batches
 from mtg_ray.learner.config import LearnerConfig, deepspeed_config, group_changes
 from mtg_ray.learner.export import gathered_buckets, save_hf_folder, sent_pairs
-from mtg_ray.learner.ops import use_environment_build_dir
+from mtg_ray.learner.ops import load_cpu_ops, use_environment_build_dir
 from mtg_ray.learner.reshard import (
     NATIVE,
     UNIVERSAL,
@@ -81,6 +81,8 @@ class LearnerRank:
 
         use_environment_build_dir()  # the ops scripts/setup.sh built
         cfg = self.cfg
+        if cfg.backend == "gloo":
+            load_cpu_ops()  # before init_distributed loads it: see mtg_ray.learner.ops
         if self.rank == 0 and self.store is None:
             raise RuntimeError("rank 0 hosts the process group's store: call open_store first")
         store = self.store or TCPStore(master_addr, master_port, cfg.num_workers, is_master=False)
