@@ -16,9 +16,11 @@ setup:
 # ports), and the device scripts start Rays of their own beside it; the rest run in a private
 # network namespace of their own (mtg_ray.netns), where their Rays cannot meet those ports
 # (Ray's dashboard agent always takes 52365); the private-network test's run makes its own
-# namespace inside that one. Where no namespace can be made: one process, tests/cluster last
+# namespace inside that one. The study job's test runs in the host process too, to even out the
+# two: its Ray starts after the device scripts' have ended and before the cluster tests replace
+# it, as in one process. Where no namespace can be made: one process, tests/cluster last
 # (tests/conftest.py orders them).
-SLOW_HOST := tests/cluster tests/test_device_scripts.py
+SLOW_HOST := tests/cluster tests/test_device_scripts.py tests/jobs/test_study_job.py
 PYTEST_SLOW := .venv/bin/python -m pytest -q -m slow --durations=10
 
 test: setup

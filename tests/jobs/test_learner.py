@@ -1,6 +1,7 @@
 """The learner group with real DeepSpeed (gloo, 2 ranks) in real Ray actors, on CPU."""
 
 import dataclasses
+import importlib.util
 import math
 import time
 from collections.abc import Callable, Iterator
@@ -16,6 +17,7 @@ from mtg_ray.data import Problem, Record
 from mtg_ray.learner import LearnerConfig
 from mtg_ray.models.tiny import build_tiny_model, build_tokenizer
 from mtg_ray.objectives import OBJECTIVE_NAMES, Objective, ObjectiveConfig
+from mtg_ray.paths import REPO_ROOT
 from mtg_ray.pipelines.groups.learner_group import LearnerGroup
 from mtg_ray.pipelines.groups.rollout_group import RolloutGroup
 from mtg_ray.rewriting import SelectionConfig, rewrite
@@ -335,19 +337,26 @@ def test_a_transfer_group_that_never_opens_fails_within_the_deadline(
     learner.close_weight_sync(timeout_s=20)
 
 
-def test_tied_embeddings_sync_whole_without_a_failed_load(make_group, records, tmp_path) -> None:
+def device_check(name: str) -> Any:
+    """The function `name` of scripts/device/cluster_checks.py, the GPU machine's sync checks,
+    run here on the CPU stand-ins in this session's Ray (a check is a script's function, not a
+    package's: the script stays whole to carry to a GPU machine)."""
+    path = REPO_ROOT / "scripts" / "device" / "cluster_checks.py"
+    spec = importlib.util.spec_from_file_location("cluster_checks", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    check = getattr(module, name)
+    return lambda work, records: check(module.Mode(gpu=False), work, records)
+
+
+def test_tied_embeddings_sync_whole_without_a_failed_load(records, tmp_path) -> None:
     """A tied shape (lm_head is embed_tokens, as in Qwen2.5-Math-1.5B) through the direct sync
-    under ZeRO-3 and through `load_folder`: the engine scores as the learner does after each
-    (before `refresh_tied_heads`, 0.04 nats/token off: the CPU head kept its old packed GEMM),
-    and no layer with weights logs a failed load: the head's false one is dropped
-    (`watch_tied_heads`); vLLM 0.32 logs one for RotaryEmbedding, whose only tensor is its
-    computed cos/sin cache, on every reload of any model."""
-    tied = build_tiny_model(tmp_path / "tied", tied=True)
-    learner = make_group(tied, zero_stage=3)
-    cfg = RolloutConfig(
-        num_engines=1, max_model_len=256, weight_backend="nccl_standin_gloo",
-        bucket_bytes=256 << 10, sync_timeout_s=30,
-    )  # fmt: skip
+    under ZeRO-3 and through `load_folder`, the GPU machine's `zero3_tied` check: the engine
+    scores as the learner does after each (before `refresh_tied_heads`, 0.04 nats/token off:
+    the CPU head kept its old packed GEMM), and no layer with weights logs a failed load: the
+    head's false one is dropped (`watch_tied_heads`); vLLM 0.32 logs one for RotaryEmbedding,
+    whose only tensor is its computed cos/sin cache, on every reload of any model."""
     logs = Path(ray._private.worker._global_node.get_session_dir_path()) / "logs"
 
     def failed_loads() -> list[str]:
@@ -356,25 +365,18 @@ def test_tied_embeddings_sync_whole_without_a_failed_load(make_group, records, t
         return [line for line in lines if "Failed to load weights" in line]
 
     before = set(failed_loads())  # lines carry time and pid: new ones are not in it
-    pairs = [(r.prompt_token_ids, r.response_token_ids) for r in records[:4]]
-    rollout = RolloutGroup(cfg, str(tied))
-    try:
-        for version in (1, 2):
-            learner.train_step(records, Objective("sft"))
-            rollout.sync_from(learner, version=version)
-            engine = rollout.score([p for p, _ in pairs], [r for _, r in pairs])
-            assert max_abs_diff(engine, learner.score(records[:4])) < 1e-4
-        assert "lm_head.weight" not in learner.weight_meta()["names"]  # sent once, as embed
-        learner.train_step(records, Objective("sft"))
-        learner.export_hf(tmp_path / "export")
-        rollout.load_folder(tmp_path / "export", version=3)
-        engine = rollout.score([p for p, _ in pairs], [r for _, r in pairs])
-        assert max_abs_diff(engine, learner.score(records[:4])) < 1e-4
-        time.sleep(1.0)  # the workers' log lines reach their files
-        new = [line for line in failed_loads() if line not in before]
-        assert new and all("RotaryEmbedding: Failed to load weights" in line for line in new)
-    finally:
-        rollout.shutdown()
+    device_check("zero3_tied")(tmp_path, records)
+    time.sleep(1.0)  # the workers' log lines reach their files
+    new = [line for line in failed_loads() if line not in before]
+    assert new and all("RotaryEmbedding: Failed to load weights" in line for line in new)
+
+
+def test_a_sync_whose_first_tensor_fails_raises_in_time_and_the_next_one_works(
+    records, tmp_path
+) -> None:
+    """The GPU machine's `failed_first` check: one learner rank, one engine, the failure
+    before any weight arrives (test_direct_sync_... fails a later sync, over two engines)."""
+    device_check("failed_first")(tmp_path, records)
 
 
 RATIO_TOLERANCE = 1e-3  # per token: |log pi_learner - log pi_vllm| at the same weights (fp32)

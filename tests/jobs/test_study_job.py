@@ -1,5 +1,6 @@
-"""The study job end to end on a small tiny world: two seeds, two methods and one online,
-real Ray/vLLM/DS. The lr selection is left out here (`--no-select-lr`: it is the 4 trainings
+"""The study job end to end on a small tiny world: two seeds, two methods and one design (rounds),
+real Ray/vLLM/DS; a per-batch online candidate runs the same path (tests/jobs/test_online_job.py
+runs that design). The lr selection is left out here (`--no-select-lr`: it is the 4 trainings
 the rest costs again) and tested with stand-ins in
 tests/mtg_ray/pipelines/jobs/test_select_lr.py."""
 
@@ -33,15 +34,12 @@ def test_study_runs_each_seed_and_writes_the_report(
         "train.method_lr={sft: 1e-3, dr_sft: 1e-4}",
     )
     cfg = compose("tiny", settings)
-    command = "python scripts/run.py study --seeds 2 --online dr_sft --no-select-lr"
+    command = "python scripts/run.py study --seeds 2 --design dr_sft:design=rounds --no-select-lr"
     rounds = {"method": "dr_sft", "design": "rounds", "rounds": 2, "eval_every": 2}
-    line = study_job(
-        cfg, 2, tmp_path / "docs", command, online=["dr_sft"], select=False, designs=[rounds]
-    )
+    line = study_job(cfg, 2, tmp_path / "docs", command, online=[], select=False, designs=[rounds])
     number = "[0-9.]+"
     assert re.fullmatch(
-        rf"study: base={number} sft={number} dr_sft={number} online_dr_sft={number} "
-        rf"rounds_dr_sft={number}",
+        rf"study: base={number} sft={number} dr_sft={number} rounds_dr_sft={number}",
         line,
     ), line
     for seed in (0, 1):  # seeds vary together, each run in its own folder
@@ -49,23 +47,21 @@ def test_study_runs_each_seed_and_writes_the_report(
     report = (tmp_path / "docs" / "results.md").read_text()
     assert f"Command: `{command}`" in report
     assert "| dr_sft - sft |" in report and "| sft - base |" in report
-    assert "| online_dr_sft - dr_sft |" in report  # online vs offline at equal steps
     assert "| rounds_dr_sft - dr_sft |" in report  # a design against its offline method
-    for name in ("online_dr_sft", "rounds_dr_sft"):  # its steps: expert and loss shares
-        assert (tmp_path / "docs" / f"results_{name}.png").read_bytes()[:4] == b"\x89PNG"
-    assert (tmp_path / "runs" / "seed-1" / "online_dr_sft" / "train_done.json").is_file()
+    # its steps: expert and loss shares
+    assert (tmp_path / "docs" / "results_rounds_dr_sft.png").read_bytes()[:4] == b"\x89PNG"
+    assert (tmp_path / "runs" / "seed-1" / "rounds_dr_sft" / "train_done.json").is_file()
     assert "greedy" in report and "level_" in report
     # the steps of what the online runs trained, checked (the small world is a tiny world)
     faithful = report.split("## Faithful steps")[1].split("## Learning rates")[0]
-    for name in ("online_dr_sft", "rounds_dr_sft"):
-        assert re.search(rf"^\| {name} \| ", faithful, re.M), faithful  # 2 steps: "-" may be
+    assert re.search(r"^\| rounds_dr_sft \| ", faithful, re.M), faithful
     assert "| dr_sft |" not in faithful  # offline runs log no per-step shares
     per_level = report.split("## Paired differences per level")[1]
     assert "| difference | level 1 |" in per_level and "| dr_sft - sft | " in per_level
     cost = dict(re.findall(r"^\| (\w+) \| (\d+) \| \d+ \|$", report, re.M))
     assert cost["base"] == cost["sft"] == "0"  # no sampling for the expert data
     # 32 problems x 2 self samples, and guided samples for the failures
-    assert int(cost["dr_sft"]) >= 64 and int(cost["online_dr_sft"]) >= 64
+    assert int(cost["dr_sft"]) >= 64 and int(cost["rounds_dr_sft"]) >= 64
     assert (tmp_path / "docs" / "results.png").read_bytes()[:4] == b"\x89PNG"
     # the lrs as given, said so, and every seed trained at them
     assert "Given (`train.method_lr`), not selected here: sft 0.001, dr_sft 0.0001." in report
@@ -76,7 +72,7 @@ def test_study_runs_each_seed_and_writes_the_report(
     # session: with the output folder gone, the same call reruns nothing and reports the same
     kept = sorted(p.relative_to(tmp_path / "docs" / "runs").as_posix()
                   for p in (tmp_path / "docs" / "runs").rglob("*.json"))  # fmt: skip
-    names = ["base", "dr_sft", "online_dr_sft", "rounds_dr_sft", "sft"]
+    names = ["base", "dr_sft", "rounds_dr_sft", "sft"]
     assert kept == [f"seed-{s}/{n}.json" for s in (0, 1) for n in names]
     # the pre-registered rules the runs allow, the levels' figure, the monitor from step 0
     assert re.search(r"^\| paper: DR\+SFT > SFT \| dr_sft - sft \| all \| .* \| (yes|no) \|$",
@@ -90,8 +86,6 @@ def test_study_runs_each_seed_and_writes_the_report(
     assert sorted(invocation["made"]) == sorted(k.removesuffix(".json") for k in kept)
     assert "over 1 invocations" in report
     shutil.rmtree(tmp_path / "runs")
-    again = study_job(
-        cfg, 2, tmp_path / "docs", command, online=["dr_sft"], select=False, designs=[rounds]
-    )
+    again = study_job(cfg, 2, tmp_path / "docs", command, online=[], select=False, designs=[rounds])
     assert again == line and not (tmp_path / "runs").exists()
     assert (tmp_path / "docs" / "results.md").read_text() == report  # its wall time logged
